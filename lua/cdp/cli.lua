@@ -1,0 +1,235 @@
+-- The command line. main.c hands every argument after --lua-dir here.
+--
+-- Commands are modules named cdp.commands.<name>, each returning
+-- { summary = "one line", usage = "cdp name ...", help = "more", run = fn(args) }.
+-- run returns an exit code (cli.EXIT). Adding a command is adding a module.
+local host = require "cdp.host"
+local script = require "cdp.script"
+
+local cli = {}
+
+cli.EXIT = { ok = 0, failed = 1, usage = 2, approval = 3 }
+
+cli.EXIT_HELP = [[
+Exit codes:
+  0  done
+  1  a run, stage or check failed (the run stays resumable)
+  2  bad usage, or an error in a script (file:line and a traceback are printed)
+  3  a run stopped awaiting approval (cdp approve RUN, then cdp resume RUN)]]
+
+-- Raised for bad usage; main() turns it into a message and exit code 2.
+local UsageError = { __name = "cdp.UsageError" }
+UsageError.__tostring = function(e) return e.msg end
+
+function cli.usage_error(msg, command)
+  error(setmetatable({ msg = msg, command = command }, UsageError), 0)
+end
+
+local function command_names()
+  local names = {}
+  for _, m in ipairs(host.modules()) do
+    local name = m.module:match("^cdp%.commands%.([%w_-]+)$")
+    if name then
+      names[#names + 1] = name
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+local function load_command(name)
+  local ok, command = pcall(require, "cdp.commands." .. name)
+  if ok then
+    return command
+  end
+  if not tostring(command):find("module 'cdp.commands." .. name .. "' not found", 1, true) then
+    error(command, 0) -- a broken command module: let the traceback show it
+  end
+  return nil
+end
+
+function cli.help(out)
+  out = out or io.stdout
+  local lines = {
+    "cdp — continuous deployment for Cargo workspaces",
+    "",
+    "Usage:",
+    "  cdp [--lua-dir DIR]... COMMAND [ARGS]",
+    "  cdp [--lua-dir DIR]... PIPELINE.lua [ARGS]   run a pipeline (or any Lua script)",
+    "  cdp -e CODE [-e CODE]... [FILE.lua [ARGS]]    run Lua code, then FILE if given",
+    "",
+    "Commands:",
+  }
+  for _, name in ipairs(command_names()) do
+    local command = load_command(name)
+    lines[#lines + 1] = ("  %-10s %s"):format(name, command and command.summary or "")
+  end
+  for _, l in ipairs {
+    "  help       cdp help COMMAND shows a command's options",
+    "",
+    "Options:",
+    "  --lua-dir DIR  load Lua modules from DIR before the copy built into cdp",
+    "                 (DIR/cdp/plan.lua or DIR/lua/cdp/plan.lua overrides cdp.plan)",
+    "  -e CODE        run CODE, a Lua chunk; the cdp.* modules are in the `cdp` table",
+    "  --version      cdp, Lua, libgit2 and libcurl versions, and which Lua runtime is used",
+    "  -h, --help     this text",
+    "",
+    "Environment:",
+    "  CDP_LUA_PATH   ':'-separated directories searched like --lua-dir",
+    "  .cdp/lua/      in the current directory, searched after both",
+    "",
+    cli.EXIT_HELP,
+  } do
+    lines[#lines + 1] = l
+  end
+  out:write(table.concat(lines, "\n"), "\n")
+end
+
+function cli.version(out)
+  out = out or io.stdout
+  local overrides, total = {}, 0
+  for _, m in ipairs(host.modules()) do
+    total = total + 1
+    if m.override then
+      overrides[#overrides + 1] = ("    %s <- %s"):format(m.module, m.override)
+    end
+  end
+  local versions = { ("cdp %s"):format(host.version), host.lua_version }
+  for _, name in ipairs { "git", "http" } do
+    local ok, mod = pcall(require, "cdp." .. name)
+    if ok and type(mod) == "table" and mod.version then
+      versions[#versions + 1] = mod.version()
+    end
+  end
+  out:write(table.concat(versions, ", "), "\n")
+  if #overrides == 0 then
+    out:write(("lua runtime: embedded (%d modules built in)\n"):format(total))
+  else
+    out:write(("lua runtime: on disk for %d of %d modules, embedded for the rest\n")
+      :format(#overrides, total))
+    out:write(table.concat(overrides, "\n"), "\n")
+  end
+  local dirs = host.dirs()
+  if #dirs > 0 then
+    out:write("override directories: ", table.concat(dirs, ", "), "\n")
+  end
+end
+
+-- `arg` as lua.c builds it: arg[0] the script, arg[1..] its arguments.
+local function set_arg(argv, first)
+  local a = { [0] = argv[first] }
+  for i = first + 1, #argv do
+    a[#a + 1] = argv[i]
+  end
+  a[-1] = argv[0]
+  _G.arg = a
+  return a
+end
+
+-- Run a script file. If it returns a pipeline, run the pipeline.
+local function run_script(argv, first)
+  local a = set_arg(argv, first)
+  local path = argv[first]
+  local chunk, err = script.load(path)
+  if not chunk then
+    io.stderr:write(err, "\n")
+    return cli.EXIT.usage
+  end
+  local result = chunk(table.unpack(a))
+  if type(result) == "table" and getmetatable(result) and getmetatable(result).__name == "cdp.Pipeline" then
+    local run = load_command("run")
+    if run then
+      return run.run_pipeline(result, path, a)
+    end
+  end
+  if math.type(result) == "integer" then
+    return result
+  end
+  return cli.EXIT.ok
+end
+
+local function dispatch(argv)
+  local first = argv[1]
+  if first == nil then
+    cli.help(io.stderr)
+    return cli.EXIT.usage
+  elseif first == "-h" or first == "--help" then
+    cli.help()
+    return cli.EXIT.ok
+  elseif first == "--version" then
+    cli.version()
+    return cli.EXIT.ok
+  elseif first == "help" then
+    if argv[2] then
+      local command = load_command(argv[2])
+      if not command then
+        cli.usage_error(("unknown command '%s'"):format(argv[2]))
+      end
+      io.stdout:write(command.usage or "", "\n", command.help and ("\n" .. command.help .. "\n") or "")
+    else
+      cli.help()
+    end
+    return cli.EXIT.ok
+  elseif first == "-e" then
+    local i = 1
+    while argv[i] == "-e" do
+      if not argv[i + 1] then
+        cli.usage_error("-e needs a Lua chunk")
+      end
+      local chunk, err = load(argv[i + 1], "=(command line)", "t")
+      if not chunk then
+        io.stderr:write(err, "\n")
+        return cli.EXIT.usage
+      end
+      chunk()
+      i = i + 2
+    end
+    if argv[i] then
+      return run_script(argv, i)
+    end
+    return cli.EXIT.ok
+  end
+
+  local command = not first:find("[/.]") and load_command(first)
+  if command then
+    local args = { [0] = first }
+    for i = 2, #argv do
+      args[#args + 1] = argv[i]
+    end
+    if args[1] == "-h" or args[1] == "--help" then
+      io.stdout:write(command.usage or "", "\n", command.help and ("\n" .. command.help .. "\n") or "")
+      return cli.EXIT.ok
+    end
+    return command.run(args) or cli.EXIT.ok
+  end
+  if first:sub(1, 1) == "-" then
+    cli.usage_error(("unknown option '%s'"):format(first))
+  end
+  local f = io.open(first, "r")
+  if not f then
+    cli.usage_error(("'%s' is neither a command nor a readable script"):format(first))
+  end
+  f:close()
+  return run_script(argv, 1)
+end
+
+function cli.main(argv)
+  local ok, result = xpcall(dispatch, function(e)
+    if getmetatable(e) == UsageError then
+      return e
+    end
+    return debug.traceback(type(e) == "string" and e or tostring(e), 2)
+  end, argv)
+  if ok then
+    return result
+  end
+  if getmetatable(result) == UsageError then
+    io.stderr:write("cdp: ", result.msg, "\n")
+    io.stderr:write("Try 'cdp ", result.command and ("help " .. result.command) or "--help", "'.\n")
+    return cli.EXIT.usage
+  end
+  io.stderr:write(result, "\n")
+  return cli.EXIT.usage
+end
+
+return cli

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install the Debian packages cdp needs to build and test, when any is missing.
+# Idempotent: a machine that has everything runs no apt-get at all.
+# Works as root, or through sudo for anyone else.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git
+  liblua5.4-dev lua5.4 lua-cjson-dev lua-busted
+  libgit2-dev libcurl4-openssl-dev libedit-dev libcmocka-dev
+  clang libclang-rt-14-dev
+  python3 tmux
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ $status == "install ok installed" ]] || missing+=("$p")
+done
+# node and npm: this image may carry NodeSource's node, which bundles npm and conflicts with
+# Debian's npm package, so look for the commands rather than the packages.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -1,0 +1,16 @@
+#ifndef CDP_EMBEDDED_H
+#define CDP_EMBEDDED_H
+#include <stddef.h>
+
+/* One Lua module compiled into the binary as source (see tools/embed.c). */
+struct cdp_embedded {
+	const char *module; /* "cdp.plan" */
+	const char *path;   /* "lua/cdp/plan.lua", relative to the source root */
+	const char *source;
+	size_t size;
+};
+
+/* Terminated by an entry whose module is NULL. */
+extern const struct cdp_embedded cdp_embedded[];
+
+#endif

@@ -1,0 +1,39 @@
+#ifndef CDP_HOST_H
+#define CDP_HOST_H
+#include <lua.h>
+
+/* Exit codes, the same in `cdp --help`, the README and lua/cdp/cli.lua. */
+enum {
+	CDP_EXIT_OK = 0,       /* done */
+	CDP_EXIT_FAILED = 1,   /* a run or check failed */
+	CDP_EXIT_USAGE = 2,    /* bad usage, or an error in a script */
+	CDP_EXIT_APPROVAL = 3, /* a run stopped awaiting approval */
+};
+
+/*
+ * A Lua state with the standard libraries, every cdp C module and cjson in
+ * package.preload, and a searcher that finds modules first in the override
+ * directories (lua_dirs, then CDP_LUA_PATH, then ./.cdp/lua), then in the
+ * copy embedded in the binary. Returns NULL when out of memory.
+ */
+lua_State *cdp_host_open(const char *const *lua_dirs, int n_lua_dirs);
+
+/*
+ * lua_pcall with a traceback message handler. On error the message (with
+ * traceback) is left on the stack as a string.
+ */
+int cdp_pcall(lua_State *L, int nargs, int nresults);
+
+/* Print the error at the top of the stack to stderr and pop it. */
+void cdp_report(lua_State *L);
+
+/* The C modules, registered in package.preload by cdp_host_open. */
+int luaopen_cdp_fs(lua_State *L);
+int luaopen_cdp_proc(lua_State *L);
+int luaopen_cdp_git(lua_State *L);
+int luaopen_cdp_http(lua_State *L);
+int luaopen_cdp_notify(lua_State *L);
+int luaopen_cdp_toml(lua_State *L);
+int luaopen_cdp_repl(lua_State *L);
+
+#endif

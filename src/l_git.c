@@ -1,0 +1,9 @@
+/* cdp.git — placeholder until the module lands. */
+#include "host.h"
+#include <lauxlib.h>
+
+int luaopen_cdp_git(lua_State *L)
+{
+	lua_newtable(L);
+	return 1;
+}

@@ -1,0 +1,61 @@
+/*
+ * cdp — continuous deployment for Cargo workspaces.
+ *
+ * main() only builds the Lua state: it takes the options that decide where
+ * Lua modules come from (--lua-dir), then hands the remaining arguments to
+ * cdp.cli, which owns every command, the help text and the exit codes.
+ */
+#include "host.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+	const char **dirs = calloc((size_t)argc, sizeof *dirs);
+	if (!dirs) {
+		fprintf(stderr, "cdp: out of memory\n");
+		return CDP_EXIT_USAGE;
+	}
+	int n_dirs = 0, i = 1;
+	for (; i < argc; i++) {
+		if (strcmp(argv[i], "--lua-dir") == 0 && i + 1 < argc)
+			dirs[n_dirs++] = argv[++i];
+		else if (strncmp(argv[i], "--lua-dir=", 10) == 0)
+			dirs[n_dirs++] = argv[i] + 10;
+		else
+			break;
+	}
+	lua_State *L = cdp_host_open(dirs, n_dirs);
+	if (!L) {
+		free(dirs);
+		return CDP_EXIT_USAGE;
+	}
+
+	int status = CDP_EXIT_USAGE;
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "cdp.cli");
+	if (cdp_pcall(L, 1, 1) != LUA_OK) {
+		cdp_report(L);
+		goto done;
+	}
+	lua_getfield(L, -1, "main");
+	lua_createtable(L, argc - i, 1);
+	lua_pushstring(L, argv[0]);
+	lua_rawseti(L, -2, 0);
+	for (int k = i; k < argc; k++) {
+		lua_pushstring(L, argv[k]);
+		lua_rawseti(L, -2, k - i + 1);
+	}
+	if (cdp_pcall(L, 1, 1) != LUA_OK) {
+		cdp_report(L);
+		goto done;
+	}
+	status = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : CDP_EXIT_OK;
+done:
+	lua_close(L);
+	free(dirs);
+	return status;
+}

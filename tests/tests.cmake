@@ -1,0 +1,40 @@
+# Every test runs through ctest. Files are discovered, so adding a test is adding a file:
+#   tests/c/test_*.c        cmocka, linked against cdpcore (pure C, no Lua)
+#   tests/lua/*_spec.lua    busted specs, run by the cdp binary itself
+#   tests/e2e/*.sh          whole-program tests; they get CDP=path/to/cdp
+find_library(CMOCKA_LIB cmocka REQUIRED)
+
+file(GLOB CDP_C_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/c/test_*.c)
+foreach(src ${CDP_C_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_link_libraries(${name} PRIVATE cdpcore ${CMOCKA_LIB})
+  target_compile_definitions(${name} PRIVATE CDP_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+  add_test(NAME c/${name} COMMAND ${name})
+endforeach()
+
+set(CDP_TEST_ENV
+  CDP=$<TARGET_FILE:cdp>
+  CDP_SOURCE_DIR=${CMAKE_SOURCE_DIR}
+  CDP_CORPUS=${CMAKE_SOURCE_DIR}/../shared/corpus
+  # Tests never read the developer's own git or cargo configuration.
+  GIT_CONFIG_NOSYSTEM=1
+  GIT_AUTHOR_NAME=cdp-test GIT_AUTHOR_EMAIL=test@cdp.invalid
+  GIT_COMMITTER_NAME=cdp-test GIT_COMMITTER_EMAIL=test@cdp.invalid
+  CDP_LUA_PATH=)
+
+file(GLOB CDP_LUA_SPECS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/lua/*_spec.lua)
+foreach(spec ${CDP_LUA_SPECS})
+  get_filename_component(name ${spec} NAME_WE)
+  add_test(NAME lua/${name}
+    COMMAND cdp ${CMAKE_SOURCE_DIR}/tests/lua/busted.lua -o utfTerminal ${spec}
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(lua/${name} PROPERTIES ENVIRONMENT "${CDP_TEST_ENV}" TIMEOUT 600)
+endforeach()
+
+file(GLOB CDP_E2E_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/e2e/*.sh)
+foreach(script ${CDP_E2E_TESTS})
+  get_filename_component(name ${script} NAME_WE)
+  add_test(NAME e2e/${name} COMMAND bash ${script} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(e2e/${name} PROPERTIES ENVIRONMENT "${CDP_TEST_ENV}" TIMEOUT 900)
+endforeach()

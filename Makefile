@@ -3,6 +3,8 @@
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
+# rustup installs cargo outside the default PATH; tests run the real cargo.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: all deps build test test-fast test-asan demo clean
 

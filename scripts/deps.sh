@@ -21,10 +21,21 @@ done
 # Debian's npm package, so look for the commands rather than the packages.
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+# cargo: rustup's when the machine has it, Debian's otherwise.
+command -v cargo >/dev/null 2>&1 || [[ -x $HOME/.cargo/bin/cargo ]] || missing+=(cargo)
 
-if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi
-echo "deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+if [[ ${#missing[@]} -gt 0 ]]; then
+  if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi
+  echo "deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# The test peers (MailDev, Prism, GitHub's OpenAPI description, git-cliff), exactly as
+# package-lock.json pins them; reinstalled only when the lockfile changed.
+cd "$(dirname "$0")/.."
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  echo "deps: npm ci (test peers)" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+fi

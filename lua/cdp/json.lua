@@ -126,12 +126,20 @@ function encode_value(v, out, indent, depth, seen)
     if v ~= v or v == math.huge or v == -math.huge then
       error("json: cannot encode " .. tostring(v), 0)
     end
-    if math.type(v) == "integer" then
-      out[#out + 1] = ("%d"):format(v)
-    elseif v == math.floor(v) and math.abs(v) < 2 ^ 53 then
-      out[#out + 1] = ("%.1f"):format(v)
+    -- JSON has one number type and cjson decodes every number as a float, so
+    -- integral floats are written as integers: encode(decode(s)) == s.
+    local int = math.tointeger(v)
+    if int and math.abs(v) < 2 ^ 53 then
+      out[#out + 1] = ("%d"):format(int)
     else
-      out[#out + 1] = ("%.17g"):format(v)
+      local s
+      for digits = 15, 17 do -- the shortest text that reads back as the same float
+        s = ("%." .. digits .. "g"):format(v)
+        if tonumber(s) == v then
+          break
+        end
+      end
+      out[#out + 1] = s
     end
   elseif vt == "boolean" then
     out[#out + 1] = tostring(v)

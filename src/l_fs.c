@@ -1,9 +1,1033 @@
-/* cdp.fs — placeholder until the module lands. */
+/*
+ * cdp.fs — files the way a release pipeline needs them: atomic writes,
+ * fsync'd appends for journals, trees removed without following links,
+ * sha256, and advisory locks that name their holder.
+ *
+ * Misuse (wrong argument types, bad options) raises. Failures of the world
+ * return nil, "ENOENT: no such file or directory: /the/path", "ENOENT".
+ * No Lua call that can raise runs while an fd, DIR* or malloc'd block is
+ * held, unless that resource lives in a Scratch box marked to-be-closed.
+ *
+ * Modes are integers taken as-is (Lua has no octal literals: write
+ * tonumber("644", 8) or 420) or octal strings ("0644", "755").
+ */
 #include "host.h"
+#include "core/sha256.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SCRATCH_MT "cdp.fs.Scratch"
+#define LOCK_MT "cdp.fs.Lock"
+#define IO_CHUNK 65536
+
+/* The stable upper-case name scripts branch on. */
+static const char *errno_name(int err)
+{
+	switch (err) {
+#define NAME(e) \
+	case e: \
+		return #e;
+		NAME(EPERM) NAME(ENOENT) NAME(ESRCH) NAME(EINTR) NAME(EIO) NAME(ENXIO)
+		NAME(E2BIG) NAME(ENOEXEC) NAME(EBADF) NAME(ECHILD) NAME(EAGAIN)
+		NAME(ENOMEM) NAME(EACCES) NAME(EFAULT) NAME(EBUSY) NAME(EEXIST)
+		NAME(EXDEV) NAME(ENODEV) NAME(ENOTDIR) NAME(EISDIR) NAME(EINVAL)
+		NAME(ENFILE) NAME(EMFILE) NAME(ENOTTY) NAME(ETXTBSY) NAME(EFBIG)
+		NAME(ENOSPC) NAME(ESPIPE) NAME(EROFS) NAME(EMLINK) NAME(EPIPE)
+		NAME(ERANGE) NAME(ENAMETOOLONG) NAME(ENOLCK) NAME(ENOSYS)
+		NAME(ENOTEMPTY) NAME(ELOOP) NAME(EDQUOT) NAME(ESTALE) NAME(ETIMEDOUT)
+		NAME(EOVERFLOW) NAME(ECANCELED) NAME(EOPNOTSUPP) NAME(EDEADLK)
+#undef NAME
+	default:
+		return "EUNKNOWN";
+	}
+}
+
+/* strerror in lower case, as luv words it: "no such file or directory". */
+static const char *describe(int err, char buf[128])
+{
+	snprintf(buf, 128, "%s", strerror(err));
+	buf[0] = (char)tolower((unsigned char)buf[0]);
+	return buf;
+}
+
+/* [-0, +3, m] nil, "CODE: strerror: thing", "CODE" */
+static int push_fail(lua_State *L, int err, const char *thing)
+{
+	const char *name = errno_name(err);
+	char buf[128];
+	lua_pushnil(L);
+	lua_pushfstring(L, "%s: %s: %s", name, describe(err, buf), thing);
+	lua_pushstring(L, name);
+	return 3;
+}
+
+/* [-0, +3, m] Like push_fail, for operations on two paths. */
+static int push_fail2(lua_State *L, int err, const char *from, const char *to)
+{
+	const char *name = errno_name(err);
+	char buf[128];
+	lua_pushnil(L);
+	lua_pushfstring(L, "%s: %s: %s -> %s", name, describe(err, buf), from, to);
+	lua_pushstring(L, name);
+	return 3;
+}
+
+/* Options ------------------------------------------------------------- */
+
+/* [-0, +0, v] Check that argument IDX is absent, nil or a table. */
+static int check_opts(lua_State *L, int idx)
+{
+	if (lua_isnoneornil(L, idx))
+		return 0;
+	luaL_checktype(L, idx, LUA_TTABLE);
+	return idx;
+}
+
+/* [-0, +0, v] Boolean option KEY of the table at OPTS (0: no table). */
+static int opt_bool(lua_State *L, int opts, const char *key, int def)
+{
+	if (!opts)
+		return def;
+	int t = lua_getfield(L, opts, key);
+	int v = def;
+	if (t == LUA_TBOOLEAN)
+		v = lua_toboolean(L, -1);
+	else if (t != LUA_TNIL)
+		return luaL_error(L, "bad option '%s' (boolean expected, got %s)", key,
+		                  luaL_typename(L, -1));
+	lua_pop(L, 1);
+	return v;
+}
+
+/* [-0, +0, v] Permission bits from an integer or an octal string. */
+static mode_t opt_mode(lua_State *L, int opts, mode_t def)
+{
+	if (!opts)
+		return def;
+	int t = lua_getfield(L, opts, "mode");
+	lua_Integer v = def;
+	if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
+		v = lua_tointeger(L, -1);
+	} else if (t == LUA_TSTRING) {
+		const char *s = lua_tostring(L, -1);
+		char *end;
+		v = (lua_Integer)strtol(s, &end, 8);
+		if (*s == '\0' || *end != '\0')
+			return luaL_error(L, "bad option 'mode' (octal string expected, got '%s')", s);
+	} else if (t != LUA_TNIL) {
+		return luaL_error(L, "bad option 'mode' (integer or octal string expected, got %s)",
+		                  luaL_typename(L, -1));
+	}
+	if (v < 0 || v > 07777)
+		return luaL_error(L, "bad option 'mode' (%d is not a permission mode)", (int)v);
+	lua_pop(L, 1);
+	return (mode_t)v;
+}
+
+/* Scratch: C resources that must not leak if a Lua call raises ------- */
+
+struct scratch {
+	int fd;      /* -1 when none */
+	DIR *dir;    /* NULL when none */
+	char *buf;   /* malloc'd, NULL when none */
+	size_t len, cap;
+};
+
+static void scratch_release(struct scratch *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	if (s->dir)
+		closedir(s->dir);
+	s->dir = NULL;
+	free(s->buf);
+	s->buf = NULL;
+	s->len = s->cap = 0;
+}
+
+static int scratch_gc(lua_State *L)
+{
+	scratch_release(luaL_checkudata(L, 1, SCRATCH_MT));
+	return 0;
+}
+
+/* [-0, +1, m] A new empty Scratch, marked to-be-closed in its slot. */
+static struct scratch *scratch_new(lua_State *L)
+{
+	struct scratch *s = lua_newuserdatauv(L, sizeof *s, 0);
+	s->fd = -1;
+	s->dir = NULL;
+	s->buf = NULL;
+	s->len = s->cap = 0;
+	luaL_setmetatable(L, SCRATCH_MT);
+	lua_toclose(L, -1);
+	return s;
+}
+
+/* Append "/NAME" (or NAME when empty) to the path in S; 0 or ENOMEM. */
+static int scratch_addpath(struct scratch *s, const char *name)
+{
+	size_t n = strlen(name);
+	size_t need = s->len + n + 2;
+	if (need > s->cap) {
+		size_t cap = s->cap ? s->cap : 256;
+		while (cap < need)
+			cap *= 2;
+		char *p = realloc(s->buf, cap);
+		if (!p)
+			return ENOMEM;
+		s->buf = p;
+		s->cap = cap;
+	}
+	if (s->len > 0 && s->buf[s->len - 1] != '/')
+		s->buf[s->len++] = '/';
+	memcpy(s->buf + s->len, name, n + 1);
+	s->len += n;
+	return 0;
+}
+
+/* Plain I/O ------------------------------------------------------------ */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	int err = 0;
+	/* Some filesystems cannot sync a directory; the rename still stands. */
+	if (fsync(fd) != 0 && errno != EINVAL)
+		err = errno;
+	close(fd);
+	return err;
+}
+
+/* Paths, as strings ---------------------------------------------------- */
+
+/* [-0, +1, m] dirname(1) of P: "a/b/" -> "a", "a" -> ".", "/a" -> "/". */
+static const char *push_dirname(lua_State *L, const char *p, size_t n)
+{
+	while (n > 1 && p[n - 1] == '/')
+		n--;
+	if (n == 1 && p[0] == '/')
+		return lua_pushliteral(L, "/");
+	size_t i = n;
+	while (i > 0 && p[i - 1] != '/')
+		i--;
+	if (i == 0)
+		return lua_pushliteral(L, ".");
+	while (i > 1 && p[i - 1] == '/')
+		i--;
+	return lua_pushlstring(L, p, i);
+}
+
+/* [-0, +1, m] basename(1) of P: "a/b/" -> "b", "/" -> "/". */
+static const char *push_basename(lua_State *L, const char *p, size_t n)
+{
+	while (n > 1 && p[n - 1] == '/')
+		n--;
+	if (n == 1 && p[0] == '/')
+		return lua_pushliteral(L, "/");
+	size_t i = n;
+	while (i > 0 && p[i - 1] != '/')
+		i--;
+	return lua_pushlstring(L, p + i, n - i);
+}
+
+static int fs_dirname(lua_State *L)
+{
+	size_t n;
+	const char *p = luaL_checklstring(L, 1, &n);
+	push_dirname(L, p, n);
+	return 1;
+}
+
+static int fs_basename(lua_State *L)
+{
+	size_t n;
+	const char *p = luaL_checklstring(L, 1, &n);
+	push_basename(L, p, n);
+	return 1;
+}
+
+/* fs.join(a, b, ...): one '/' between parts; an absolute part starts over;
+ * empty parts are skipped. */
+static int fs_join(lua_State *L)
+{
+	int n = lua_gettop(L);
+	luaL_checkstring(L, 1);
+	int first = 1;
+	for (int i = 1; i <= n; i++)
+		if (luaL_checkstring(L, i)[0] == '/')
+			first = i;
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	for (int i = first; i <= n; i++) {
+		size_t len;
+		const char *s = lua_tolstring(L, i, &len);
+		if (len == 0)
+			continue;
+		if (luaL_bufflen(&b) > 0 && luaL_buffaddr(&b)[luaL_bufflen(&b) - 1] != '/')
+			luaL_addchar(&b, '/');
+		luaL_addlstring(&b, s, len);
+	}
+	luaL_pushresult(&b);
+	return 1;
+}
+
+/* Atomic replacement --------------------------------------------------- */
+
+/*
+ * A temporary file beside the target, renamed over it once complete.
+ * DIR and TMP live in Lua-owned memory set up before anything is acquired.
+ */
+struct atomic {
+	const char *dir;
+	char *tmp; /* mkstemp template, then the temporary file's name */
+	int fd;
+};
+
+/* [-0, +2, m] Prepare A for replacing PATH (nothing acquired yet). */
+static void atomic_prepare(lua_State *L, struct atomic *a, const char *path)
+{
+	size_t n = strlen(path);
+	a->dir = push_dirname(L, path, n);
+	push_basename(L, path, n);
+	const char *tmpl = lua_pushfstring(L, "%s/.%s.cdp-XXXXXX", a->dir, lua_tostring(L, -1));
+	size_t len = strlen(tmpl);
+	a->tmp = lua_newuserdatauv(L, len + 1, 0);
+	memcpy(a->tmp, tmpl, len + 1);
+	lua_replace(L, -3); /* keep dir and the buffer */
+	lua_pop(L, 1);
+	a->fd = -1;
+}
+
+static int atomic_open(struct atomic *a)
+{
+	a->fd = mkstemp(a->tmp);
+	if (a->fd < 0)
+		return errno;
+	fcntl(a->fd, F_SETFD, FD_CLOEXEC);
+	return 0;
+}
+
+static void atomic_abort(struct atomic *a)
+{
+	if (a->fd >= 0) {
+		close(a->fd);
+		unlink(a->tmp);
+	}
+	a->fd = -1;
+}
+
+/* Set MODE, flush, and rename over PATH; on failure nothing is left behind.
+ * *STEP says which path an error concerns: 0 the target, 1 its directory. */
+static int atomic_commit(struct atomic *a, const char *path, mode_t mode, int *step)
+{
+	*step = 0;
+	int err = 0;
+	if (fchmod(a->fd, mode) != 0 || fsync(a->fd) != 0)
+		err = errno;
+	if (close(a->fd) != 0 && !err)
+		err = errno;
+	a->fd = -1;
+	if (!err && rename(a->tmp, path) != 0)
+		err = errno;
+	if (err) {
+		unlink(a->tmp);
+		return err;
+	}
+	*step = 1;
+	return fsync_dir(a->dir);
+}
+
+/* File contents -------------------------------------------------------- */
+
+static int fs_read(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	struct scratch *s = scratch_new(L);
+	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (s->fd < 0)
+		return push_fail(L, errno, path);
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	for (;;) {
+		char *p = luaL_prepbuffsize(&b, IO_CHUNK);
+		ssize_t got = read(s->fd, p, IO_CHUNK);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			int err = errno;
+			scratch_release(s);
+			return push_fail(L, err, path);
+		}
+		if (got == 0)
+			break;
+		luaL_addsize(&b, (size_t)got);
+	}
+	scratch_release(s);
+	luaL_pushresult(&b);
+	return 1;
+}
+
+/* fs.write(path, data, {mode=0644}): atomic replace. */
+static int fs_write(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	size_t n;
+	const char *data = luaL_checklstring(L, 2, &n);
+	mode_t mode = opt_mode(L, check_opts(L, 3), 0644);
+	struct atomic a;
+	atomic_prepare(L, &a, path);
+
+	int err = atomic_open(&a);
+	if (err)
+		return push_fail(L, err, path);
+	err = write_all(a.fd, data, n);
+	if (err) {
+		atomic_abort(&a);
+		return push_fail(L, err, path);
+	}
+	int step;
+	err = atomic_commit(&a, path, mode, &step);
+	if (err)
+		return push_fail(L, err, step ? a.dir : path);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* fs.append(path, data): for append-only journals; synced before return. */
+static int fs_append(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	size_t n;
+	const char *data = luaL_checklstring(L, 2, &n);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return push_fail(L, errno, path);
+	int err = write_all(fd, data, n);
+	if (!err && fsync(fd) != 0)
+		err = errno;
+	if (close(fd) != 0 && !err)
+		err = errno;
+	if (err)
+		return push_fail(L, err, path);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* fs.copy(from, to): a regular file, mode kept, replaced atomically. */
+static int fs_copy(lua_State *L)
+{
+	const char *from = luaL_checkstring(L, 1);
+	const char *to = luaL_checkstring(L, 2);
+	struct atomic a;
+	atomic_prepare(L, &a, to);
+	char *chunk = lua_newuserdatauv(L, IO_CHUNK, 0);
+
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return push_fail(L, errno, from);
+	struct stat st;
+	int err = fstat(in, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+	if (err) {
+		close(in);
+		return push_fail(L, err, from);
+	}
+	err = atomic_open(&a);
+	if (err) {
+		close(in);
+		return push_fail(L, err, to);
+	}
+	const char *culprit = to;
+	for (;;) {
+		ssize_t got = read(in, chunk, IO_CHUNK);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			err = errno;
+			culprit = from;
+			break;
+		}
+		if (got == 0 || (err = write_all(a.fd, chunk, (size_t)got)) != 0)
+			break;
+	}
+	close(in);
+	if (err) {
+		atomic_abort(&a);
+		return push_fail(L, err, culprit);
+	}
+	int step;
+	err = atomic_commit(&a, to, st.st_mode & 07777, &step);
+	if (err)
+		return push_fail(L, err, step ? a.dir : to);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* Directories ---------------------------------------------------------- */
+
+/* mkdir, where an existing directory counts as done when EXIST_OK. */
+static int make_dir(const char *path, mode_t mode, int exist_ok)
+{
+	if (mkdir(path, mode) == 0)
+		return 0;
+	int err = errno;
+	struct stat st;
+	if (err == EEXIST && exist_ok)
+		return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+	return err;
+}
+
+/* fs.mkdir(path, {parents=false, mode=0755}) */
+static int fs_mkdir(lua_State *L)
+{
+	size_t n;
+	const char *path = luaL_checklstring(L, 1, &n);
+	int opts = check_opts(L, 2);
+	int parents = opt_bool(L, opts, "parents", 0);
+	mode_t mode = opt_mode(L, opts, 0755);
+	if (!parents || n == 0) {
+		int err = make_dir(path, mode, 0);
+		if (err)
+			return push_fail(L, err, path);
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	/* Create each ancestor in turn; an error names the one that failed. */
+	char *p = lua_newuserdatauv(L, n + 1, 0);
+	memcpy(p, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (i < n && p[i] != '/')
+			continue;
+		if (i < n && p[i - 1] == '/')
+			continue; /* "a//b" */
+		char saved = p[i];
+		p[i] = '\0';
+		int err = make_dir(p, mode, 1);
+		if (err)
+			return push_fail(L, err, p);
+		p[i] = saved;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+struct name_ref {
+	const char *name;
+	int index;
+};
+
+static int name_ref_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct name_ref *)a)->name, ((const struct name_ref *)b)->name);
+}
+
+/* fs.list(path) -> names sorted bytewise, without "." and "..". */
+static int fs_list(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	struct scratch *s = scratch_new(L);
+	lua_newtable(L);
+	int names = lua_gettop(L);
+	s->dir = opendir(path);
+	if (!s->dir)
+		return push_fail(L, errno, path);
+	int n = 0;
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(s->dir);
+		if (!de) {
+			int err = errno;
+			scratch_release(s);
+			if (err)
+				return push_fail(L, err, path);
+			break;
+		}
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		lua_pushstring(L, de->d_name);
+		lua_rawseti(L, names, ++n);
+	}
+	/* The names stay anchored in NAMES while their pointers are sorted. */
+	struct name_ref *refs = lua_newuserdatauv(L, (size_t)n * sizeof *refs + 1, 0);
+	for (int i = 0; i < n; i++) {
+		lua_rawgeti(L, names, i + 1);
+		refs[i].name = lua_tostring(L, -1);
+		refs[i].index = i + 1;
+		lua_pop(L, 1);
+	}
+	qsort(refs, (size_t)n, sizeof *refs, name_ref_cmp);
+	lua_createtable(L, n, 0);
+	for (int i = 0; i < n; i++) {
+		lua_rawgeti(L, names, refs[i].index);
+		lua_rawseti(L, -2, i + 1);
+	}
+	return 1;
+}
+
+/* Metadata ------------------------------------------------------------- */
+
+static int push_stat(lua_State *L, const char *path, int follow)
+{
+	struct stat st;
+	if ((follow ? stat(path, &st) : lstat(path, &st)) != 0)
+		return push_fail(L, errno, path);
+	const char *type = S_ISREG(st.st_mode)   ? "file"
+	                   : S_ISDIR(st.st_mode) ? "directory"
+	                   : S_ISLNK(st.st_mode) ? "link"
+	                                         : "other";
+	lua_createtable(L, 0, 6);
+	lua_pushstring(L, type);
+	lua_setfield(L, -2, "type");
+	lua_pushinteger(L, (lua_Integer)st.st_size);
+	lua_setfield(L, -2, "size");
+	lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+	lua_setfield(L, -2, "mode");
+	lua_pushnumber(L, (lua_Number)st.st_mtim.tv_sec + (lua_Number)st.st_mtim.tv_nsec / 1e9);
+	lua_setfield(L, -2, "mtime");
+	lua_pushinteger(L, (lua_Integer)st.st_ino);
+	lua_setfield(L, -2, "ino");
+	lua_pushinteger(L, (lua_Integer)st.st_nlink);
+	lua_setfield(L, -2, "nlink");
+	return 1;
+}
+
+static int fs_stat(lua_State *L)
+{
+	return push_stat(L, luaL_checkstring(L, 1), 1);
+}
+
+static int fs_lstat(lua_State *L)
+{
+	return push_stat(L, luaL_checkstring(L, 1), 0);
+}
+
+/* fs.exists(path): follows links, so a dangling link does not exist. */
+static int fs_exists(lua_State *L)
+{
+	struct stat st;
+	lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0);
+	return 1;
+}
+
+/* Removing ------------------------------------------------------------- */
+
+/* Remove NAME under DIRFD and everything below it, never following a link.
+ * PATH holds NAME's full path; on failure it is left naming the culprit. */
+static int remove_tree(int dirfd, const char *name, struct scratch *path)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dirfd, name, 0) == 0 ? 0 : errno;
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int err = errno;
+		close(fd);
+		return err;
+	}
+	int err = 0;
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (!de) {
+			err = errno;
+			break;
+		}
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		size_t mark = path->len;
+		if ((err = scratch_addpath(path, de->d_name)) != 0)
+			break;
+		if ((err = remove_tree(fd, de->d_name, path)) != 0)
+			break;
+		path->len = mark;
+		path->buf[mark] = '\0';
+	}
+	closedir(d);
+	if (err)
+		return err;
+	return unlinkat(dirfd, name, AT_REMOVEDIR) == 0 ? 0 : errno;
+}
+
+/* fs.remove(path, {recursive=false}) */
+static int fs_remove(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	int recursive = opt_bool(L, check_opts(L, 2), "recursive", 0);
+	if (!recursive) {
+		struct stat st;
+		if (lstat(path, &st) != 0)
+			return push_fail(L, errno, path);
+		if ((S_ISDIR(st.st_mode) ? rmdir(path) : unlink(path)) != 0)
+			return push_fail(L, errno, path);
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	struct scratch *s = scratch_new(L);
+	int err = scratch_addpath(s, path);
+	if (!err)
+		err = remove_tree(AT_FDCWD, path, s);
+	if (err == ENOENT && s->buf && strcmp(s->buf, path) == 0)
+		err = 0; /* nothing to remove is fine */
+	if (err)
+		return push_fail(L, err, s->buf ? s->buf : path);
+	scratch_release(s);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* Names ---------------------------------------------------------------- */
+
+static int fs_rename(lua_State *L)
+{
+	const char *from = luaL_checkstring(L, 1);
+	const char *to = luaL_checkstring(L, 2);
+	if (rename(from, to) != 0)
+		return push_fail2(L, errno, from, to);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* fs.symlink(target, path): PATH becomes a link to TARGET. */
+static int fs_symlink(lua_State *L)
+{
+	const char *target = luaL_checkstring(L, 1);
+	const char *path = luaL_checkstring(L, 2);
+	if (symlink(target, path) != 0)
+		return push_fail(L, errno, path);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int fs_realpath(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	char *buf = lua_newuserdatauv(L, PATH_MAX, 0);
+	if (!realpath(path, buf))
+		return push_fail(L, errno, path);
+	lua_pushstring(L, buf);
+	return 1;
+}
+
+static int fs_cwd(lua_State *L)
+{
+	char *buf = lua_newuserdatauv(L, PATH_MAX, 0);
+	if (!getcwd(buf, PATH_MAX))
+		return push_fail(L, errno, "current directory");
+	lua_pushstring(L, buf);
+	return 1;
+}
+
+/* fs.tmpdir(prefix="cdp-") -> a new private directory under $TMPDIR or /tmp. */
+static int fs_tmpdir(lua_State *L)
+{
+	const char *prefix = luaL_optstring(L, 1, "cdp-");
+	luaL_argcheck(L, strchr(prefix, '/') == NULL, 1, "a prefix has no '/'");
+	const char *base = getenv("TMPDIR");
+	if (!base || !*base)
+		base = "/tmp";
+	const char *tmpl = lua_pushfstring(L, "%s/%sXXXXXX", base, prefix);
+	size_t len = strlen(tmpl);
+	char *buf = lua_newuserdatauv(L, len + 1, 0);
+	memcpy(buf, tmpl, len + 1);
+	if (!mkdtemp(buf))
+		return push_fail(L, errno, tmpl);
+	lua_pushstring(L, buf);
+	return 1;
+}
+
+/* Hashes --------------------------------------------------------------- */
+
+static void push_hex(lua_State *L, const uint8_t digest[SHA256_DIGEST_SIZE])
+{
+	char hex[2 * SHA256_DIGEST_SIZE + 1];
+	sha256_hex(digest, hex);
+	lua_pushstring(L, hex);
+}
+
+static int fs_sha256(lua_State *L)
+{
+	size_t n;
+	const char *data = luaL_checklstring(L, 1, &n);
+	uint8_t digest[SHA256_DIGEST_SIZE];
+	sha256(data, n, digest);
+	push_hex(L, digest);
+	return 1;
+}
+
+static int fs_sha256_file(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	char *chunk = lua_newuserdatauv(L, IO_CHUNK, 0);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return push_fail(L, errno, path);
+	struct sha256 ctx;
+	sha256_init(&ctx);
+	int err = 0;
+	for (;;) {
+		ssize_t got = read(fd, chunk, IO_CHUNK);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			err = errno;
+		if (got <= 0)
+			break;
+		sha256_update(&ctx, chunk, (size_t)got);
+	}
+	close(fd);
+	if (err)
+		return push_fail(L, err, path);
+	uint8_t digest[SHA256_DIGEST_SIZE];
+	sha256_final(&ctx, digest);
+	push_hex(L, digest);
+	return 1;
+}
+
+static int fs_hmac_sha256(lua_State *L)
+{
+	size_t klen, n;
+	const char *key = luaL_checklstring(L, 1, &klen);
+	const char *data = luaL_checklstring(L, 2, &n);
+	uint8_t digest[SHA256_DIGEST_SIZE];
+	hmac_sha256(key, klen, data, n, digest);
+	push_hex(L, digest);
+	return 1;
+}
+
+/* Locks ---------------------------------------------------------------- */
+
+/*
+ * An exclusive flock on a file that holds a line saying who holds it.
+ * The file is never unlinked: unlinking lock files races with openers.
+ * User value 1: the path.
+ */
+struct lock {
+	int fd; /* -1 once released */
+};
+
+static struct lock *lock_check(lua_State *L)
+{
+	struct lock *k = luaL_checkudata(L, 1, LOCK_MT);
+	if (k->fd < 0)
+		luaL_error(L, "attempt to use a released lock");
+	return k;
+}
+
+/* lock:unlock() / lock:close() / __close / __gc: idempotent. */
+static int lock_release(lua_State *L)
+{
+	struct lock *k = luaL_checkudata(L, 1, LOCK_MT);
+	if (k->fd >= 0) {
+		/* Clear the holder text first, so nobody is named after we go. */
+		if (ftruncate(k->fd, 0) != 0) {
+			/* nothing to do: the lock is released either way */
+		}
+		close(k->fd);
+		k->fd = -1;
+	}
+	return 0;
+}
+
+static int lock_path(lua_State *L)
+{
+	lock_check(L);
+	lua_getiuservalue(L, 1, 1);
+	return 1;
+}
+
+static int lock_tostring(lua_State *L)
+{
+	struct lock *k = luaL_checkudata(L, 1, LOCK_MT);
+	lua_getiuservalue(L, 1, 1);
+	lua_pushfstring(L, "cdp.fs.Lock (%s%s)", k->fd < 0 ? "released: " : "",
+	                lua_tostring(L, -1));
+	return 1;
+}
+
+/* Wait up to SECONDS (negative: forever) for an exclusive lock on FD. */
+static int lock_acquire(int fd, double seconds)
+{
+	if (seconds < 0)
+		return flock(fd, LOCK_EX) == 0 ? 0 : errno;
+	struct timespec start;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return errno;
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		double spent = (double)(now.tv_sec - start.tv_sec) +
+		               (double)(now.tv_nsec - start.tv_nsec) / 1e9;
+		if (spent >= seconds)
+			return EWOULDBLOCK;
+		struct timespec pause = {0, 50 * 1000 * 1000};
+		if (nanosleep(&pause, NULL) != 0 && errno == EINTR)
+			return EINTR;
+	}
+}
+
+/*
+ * fs.lock(path, {wait=false, holder="pid N on HOST"}) -> Lock
+ *   | nil, msg, "ELOCKED", holder_text | nil, msg, code
+ * wait: false (try once), true (block), or seconds to keep trying.
+ */
+static int fs_lock(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	int opts = check_opts(L, 2);
+	double wait = 0;
+	const char *holder = NULL;
+	if (opts) {
+		int t = lua_getfield(L, opts, "wait");
+		if (t == LUA_TBOOLEAN)
+			wait = lua_toboolean(L, -1) ? -1 : 0;
+		else if (t == LUA_TNUMBER && lua_tonumber(L, -1) >= 0)
+			wait = lua_tonumber(L, -1);
+		else if (t != LUA_TNIL)
+			return luaL_error(L, "bad option 'wait' (boolean or seconds expected)");
+		t = lua_getfield(L, opts, "holder");
+		if (t == LUA_TSTRING)
+			holder = lua_tostring(L, -1);
+		else if (t != LUA_TNIL)
+			return luaL_error(L, "bad option 'holder' (string expected, got %s)",
+			                  luaL_typename(L, -1));
+	}
+	if (!holder) {
+		char host[256] = "?";
+		gethostname(host, sizeof host - 1);
+		holder = lua_pushfstring(L, "pid %d on %s", (int)getpid(), host);
+	}
+	char *seen = lua_newuserdatauv(L, 4096, 0); /* what another holder wrote */
+
+	struct lock *k = lua_newuserdatauv(L, sizeof *k, 1);
+	k->fd = -1;
+	luaL_setmetatable(L, LOCK_MT);
+	lua_pushvalue(L, 1);
+	lua_setiuservalue(L, -2, 1);
+
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return push_fail(L, errno, path);
+	int err = lock_acquire(fd, wait);
+	if (err == EWOULDBLOCK) {
+		ssize_t got = pread(fd, seen, 4095, 0);
+		close(fd);
+		size_t n = got > 0 ? (size_t)got : 0;
+		while (n > 0 && (seen[n - 1] == '\n' || seen[n - 1] == '\r'))
+			n--;
+		seen[n] = '\0';
+		lua_pushnil(L);
+		lua_pushfstring(L, "ELOCKED: held by %s: %s", n ? seen : "another process", path);
+		lua_pushliteral(L, "ELOCKED");
+		lua_pushstring(L, seen);
+		return 4;
+	}
+	size_t hn = strlen(holder);
+	if (!err && ftruncate(fd, 0) != 0)
+		err = errno;
+	if (!err)
+		err = write_all(fd, holder, hn);
+	if (err) {
+		close(fd);
+		return push_fail(L, err, path);
+	}
+	k->fd = fd;
+	return 1;
+}
 
 int luaopen_cdp_fs(lua_State *L)
 {
-	lua_newtable(L);
+	static const luaL_Reg funcs[] = {
+		{"read", fs_read},
+		{"write", fs_write},
+		{"append", fs_append},
+		{"mkdir", fs_mkdir},
+		{"list", fs_list},
+		{"stat", fs_stat},
+		{"lstat", fs_lstat},
+		{"exists", fs_exists},
+		{"remove", fs_remove},
+		{"rename", fs_rename},
+		{"copy", fs_copy},
+		{"symlink", fs_symlink},
+		{"realpath", fs_realpath},
+		{"cwd", fs_cwd},
+		{"dirname", fs_dirname},
+		{"basename", fs_basename},
+		{"join", fs_join},
+		{"tmpdir", fs_tmpdir},
+		{"sha256", fs_sha256},
+		{"sha256_file", fs_sha256_file},
+		{"hmac_sha256", fs_hmac_sha256},
+		{"lock", fs_lock},
+		{NULL, NULL},
+	};
+	static const luaL_Reg lock_methods[] = {
+		{"unlock", lock_release},
+		{"close", lock_release},
+		{"path", lock_path},
+		{NULL, NULL},
+	};
+	static const luaL_Reg lock_meta[] = {
+		{"__gc", lock_release},
+		{"__close", lock_release},
+		{"__tostring", lock_tostring},
+		{NULL, NULL},
+	};
+	static const luaL_Reg scratch_meta[] = {
+		{"__gc", scratch_gc},
+		{"__close", scratch_gc},
+		{NULL, NULL},
+	};
+
+	luaL_newmetatable(L, LOCK_MT);
+	luaL_setfuncs(L, lock_meta, 0);
+	luaL_newlib(L, lock_methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+
+	luaL_newmetatable(L, SCRATCH_MT);
+	luaL_setfuncs(L, scratch_meta, 0);
+	lua_pop(L, 1);
+
+	luaL_newlib(L, funcs);
 	return 1;
 }

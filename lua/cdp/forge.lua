@@ -1,0 +1,239 @@
+-- The forge: GitHub's REST API (and what GitHub Enterprise, Gitea and Forgejo share of
+-- it) for pull requests and releases.
+--
+-- Every call retries what a forge means as "later" — 5xx, secondary rate limits and
+-- 403/429 with x-ratelimit-remaining: 0 — with backoff, honouring Retry-After and
+-- x-ratelimit-reset. A 4xx is final and reported with the API's own message. The token
+-- goes into the Authorization header only; no message or return value carries it.
+local http = require "cdp.http"
+local json = require "cdp.json"
+local proc = require "cdp.proc"
+
+local forge = {}
+
+-- "https://github.com/o/r.git", "git@github.com:o/r.git", "ssh://git@host/o/r" -> "o/r"
+function forge.parse_remote(url)
+  if type(url) ~= "string" then
+    return nil
+  end
+  local path = url:match("^[%w+.-]+://[^/]+/(.+)$") or url:match("^[^@/]+@[^:]+:(.+)$")
+  if not path then
+    return nil
+  end
+  path = path:gsub("%.git$", ""):gsub("/+$", "")
+  local owner, name = path:match("^([^/]+)/([^/]+)$")
+  if not owner then
+    return nil
+  end
+  return owner .. "/" .. name
+end
+
+local Forge = {}
+Forge.__index = Forge
+Forge.__name = "cdp.forge.GitHub"
+function Forge:__tostring()
+  return ("cdp.forge.GitHub (%s, %s)"):format(self.api, self.repo)
+end
+
+-- forge.github{ api = "https://api.github.com", token = "...", repo = "owner/name",
+--   retries = 5, backoff = 1, max_wait = 120, timeout = 30, sleep = proc.sleep, log = fn }
+function forge.github(opts)
+  assert(type(opts) == "table", "forge.github: options table expected")
+  assert(type(opts.repo) == "string" and opts.repo:match("^[^/]+/[^/]+$"),
+    "forge.github: repo must be 'owner/name'")
+  return setmetatable({
+    api = (opts.api or "https://api.github.com"):gsub("/+$", ""),
+    token = opts.token,
+    repo = opts.repo,
+    retries = opts.retries or 5,
+    backoff = opts.backoff or 1,
+    max_wait = opts.max_wait or 120,
+    timeout = opts.timeout or 30,
+    sleep = opts.sleep or proc.sleep,
+    log = opts.log or function() end,
+  }, Forge)
+end
+
+local function api_message(body)
+  local decoded = json.decode(body or "")
+  if type(decoded) ~= "table" then
+    return (body or ""):sub(1, 200)
+  end
+  local msg = decoded.message or ""
+  if type(decoded.errors) == "table" then
+    local details = {}
+    for _, e in ipairs(decoded.errors) do
+      if type(e) == "table" then
+        details[#details + 1] = e.message or e.code
+      end
+    end
+    if #details > 0 then
+      msg = msg .. ": " .. table.concat(details, "; ")
+    end
+  end
+  return msg
+end
+
+local function code_for(status)
+  if status == 401 or status == 403 then
+    return "EAUTH"
+  elseif status == 404 then
+    return "ENOTFOUND"
+  elseif status == 409 or status == 422 then
+    return "ECONFLICT"
+  end
+  return "EFORGE"
+end
+
+-- How long the forge asks us to wait, or nil when the answer is not a "later".
+local function wait_for(res, attempt, backoff)
+  local h = res.headers
+  local rate_limited = (res.status == 403 or res.status == 429)
+    and (h["x-ratelimit-remaining"] == "0" or h["retry-after"])
+  if not (res.status >= 500 or res.status == 429 or rate_limited) then
+    return nil
+  end
+  local after = h["retry-after"]
+  if after then
+    local seconds = tonumber(after)
+    if not seconds then
+      local at = http.parse_date(after)
+      seconds = at and (at - proc.time())
+    end
+    if seconds then
+      return math.max(seconds, 0)
+    end
+  end
+  local reset = tonumber(h["x-ratelimit-reset"])
+  if rate_limited and reset then
+    return math.max(reset - proc.time(), 0) + 1
+  end
+  return backoff * 2 ^ (attempt - 1)
+end
+
+-- One REST call. Returns the response with its decoded body as .data, or nil, message,
+-- code (and the response, when there was one).
+function Forge:call(method, path, body)
+  local url = self.api .. path
+  local headers = {
+    ["Accept"] = "application/vnd.github+json, application/json",
+    ["X-GitHub-Api-Version"] = "2022-11-28",
+    ["User-Agent"] = "cdp",
+  }
+  if self.token and self.token ~= "" then
+    headers["Authorization"] = "Bearer " .. self.token
+  end
+  local payload
+  if body ~= nil then
+    payload = json.encode(body)
+    headers["Content-Type"] = "application/json"
+  end
+  local what = ("%s %s"):format(method, url)
+  for attempt = 1, self.retries + 1 do
+    local res, err, code = http.request {
+      method = method, url = url, headers = headers, body = payload, timeout = self.timeout,
+    }
+    local wait
+    if not res then
+      if attempt > self.retries then
+        return nil, ("%s: %s"):format(what, err), code
+      end
+      wait = self.backoff * 2 ^ (attempt - 1)
+      self.log(("%s: %s; retrying in %.1fs"):format(what, err, wait))
+    elseif res.status >= 200 and res.status < 300 then
+      res.data = res.body ~= "" and json.decode(res.body) or nil
+      return res
+    else
+      wait = wait_for(res, attempt, self.backoff)
+      if not wait or attempt > self.retries then
+        return nil, ("%s: %d %s"):format(what, res.status, api_message(res.body)), code_for(res.status), res
+      end
+      if wait > self.max_wait then
+        return nil, ("%s: %d %s (the forge asks to wait %ds, more than max_wait %ds)")
+          :format(what, res.status, api_message(res.body), math.ceil(wait), self.max_wait), "ERATELIMIT", res
+      end
+      self.log(("%s: %d %s; retrying in %.1fs"):format(what, res.status, api_message(res.body), wait))
+    end
+    self.sleep(wait)
+  end
+end
+
+local function owner(self)
+  return self.repo:match("^([^/]+)/")
+end
+
+-- The open pull request whose head is HEAD (a branch of this repository), or nil.
+function Forge:find_pull(head)
+  local path = ("/repos/%s/pulls?state=open&head=%s"):format(self.repo,
+    http.urlencode(owner(self) .. ":" .. head))
+  local res, err, code = self:call("GET", path)
+  if not res then
+    return nil, err, code
+  end
+  for _, pr in ipairs(res.data or {}) do
+    if type(pr.head) == "table" and pr.head.ref == head then
+      return pr
+    end
+  end
+  return nil
+end
+
+-- Open a pull request from HEAD to BASE, or update the open one for HEAD.
+-- Returns the pull request and "created" | "updated" | "unchanged".
+function Forge:open_or_update_pull(opts)
+  local existing, err, code = self:find_pull(opts.head)
+  if err then
+    return nil, err, code
+  end
+  if existing then
+    if existing.title == opts.title and existing.body == opts.body then
+      return existing, "unchanged"
+    end
+    local res, uerr, ucode = self:call("PATCH", ("/repos/%s/pulls/%d"):format(self.repo, existing.number),
+      { title = opts.title, body = opts.body })
+    if not res then
+      return nil, uerr, ucode
+    end
+    return res.data, "updated"
+  end
+  local res, cerr, ccode = self:call("POST", ("/repos/%s/pulls"):format(self.repo), {
+    title = opts.title, head = opts.head, base = opts.base, body = opts.body,
+    maintainer_can_modify = true,
+  })
+  if not res then
+    return nil, cerr, ccode
+  end
+  return res.data, "created"
+end
+
+-- The release for TAG, or nil when there is none.
+function Forge:release_for_tag(tag)
+  local res, err, code = self:call("GET", ("/repos/%s/releases/tags/%s"):format(self.repo, http.urlencode(tag)))
+  if res then
+    return res.data
+  elseif code == "ENOTFOUND" then
+    return nil
+  end
+  return nil, err, code
+end
+
+-- Create the release for TAG unless it exists. Returns it and "created" | "exists".
+function Forge:ensure_release(opts)
+  local existing, err, code = self:release_for_tag(opts.tag)
+  if err then
+    return nil, err, code
+  end
+  if existing then
+    return existing, "exists"
+  end
+  local res, cerr, ccode = self:call("POST", ("/repos/%s/releases"):format(self.repo), {
+    tag_name = opts.tag, name = opts.name, body = opts.body,
+    draft = false, prerelease = opts.prerelease and true or false,
+  })
+  if not res then
+    return nil, cerr, ccode
+  end
+  return res.data, "created"
+end
+
+return forge

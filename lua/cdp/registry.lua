@@ -1,0 +1,295 @@
+-- A Cargo registry: its sparse index (what is published, with which checksum) and its
+-- Web API (publish). The Publish stage builds on this; nothing here decides policy.
+--
+-- Publishing is made safe to repeat by looking first: a version already in the index
+-- with the same cksum is skipped, with another cksum is an error naming both.
+local fs = require "cdp.fs"
+local http = require "cdp.http"
+local json = require "cdp.json"
+local proc = require "cdp.proc"
+
+local registry = {}
+
+-- crates.io's published limits: a burst, then one per period (seconds).
+registry.CRATES_IO_LIMITS = {
+  new_crate = { burst = 5, period = 600 },
+  new_version = { burst = 30, period = 60 },
+}
+
+-- Where the sparse index keeps NAME: 1/a, 2/ab, 3/a/abc, ab/cd/abcd...
+function registry.index_path(name)
+  local n = name:lower()
+  if #n == 1 then
+    return "1/" .. n
+  elseif #n == 2 then
+    return "2/" .. n
+  elseif #n == 3 then
+    return "3/" .. n:sub(1, 1) .. "/" .. n
+  end
+  return n:sub(1, 2) .. "/" .. n:sub(3, 4) .. "/" .. n
+end
+
+-- The publish request body: u32 LE length + JSON metadata + u32 LE length + .crate bytes.
+function registry.publish_body(metadata, crate)
+  local meta = json.encode(metadata)
+  return string.pack("<s4<s4", meta, crate)
+end
+
+-- Publish metadata (cargo's registry Web API) from a package of `cargo metadata`.
+function registry.metadata(pkg)
+  local deps = {}
+  for _, d in ipairs(pkg.dependencies or {}) do
+    -- cargo drops path-only dev-dependencies when packaging; the rest are published.
+    if not (d.kind == "dev" and d.path and d.req == "*") then
+      deps[#deps + 1] = {
+        name = d.name,
+        version_req = d.req,
+        features = json.array(d.features or {}),
+        optional = d.optional or false,
+        default_features = d.uses_default_features ~= false,
+        target = d.target or json.null,
+        kind = d.kind or "normal",
+        registry = d.registry or json.null,
+        explicit_name_in_toml = d.rename or json.null,
+      }
+    end
+  end
+  table.sort(deps, function(a, b)
+    if a.name ~= b.name then return a.name < b.name end
+    return a.kind < b.kind
+  end)
+  local function list(v) return json.array(v or {}) end
+  return {
+    name = pkg.name,
+    vers = pkg.version,
+    deps = deps,
+    features = json.object(pkg.features or {}),
+    authors = list(pkg.authors),
+    description = pkg.description or json.null,
+    documentation = pkg.documentation or json.null,
+    homepage = pkg.homepage or json.null,
+    readme = json.null,
+    readme_file = pkg.readme or json.null,
+    keywords = list(pkg.keywords),
+    categories = list(pkg.categories),
+    license = pkg.license or json.null,
+    license_file = pkg.license_file or json.null,
+    repository = pkg.repository or json.null,
+    badges = json.object(),
+    links = pkg.links or json.null,
+    rust_version = pkg.rust_version or json.null,
+  }
+end
+
+-- When each of ITEMS ({kind = "new_crate"|"new_version"}, in publish order) may start,
+-- in seconds from now, under LIMITS; and the ETA of the last. Tokens refill one per
+-- period, as crates.io's limits do.
+function registry.schedule(items, limits)
+  limits = limits or {}
+  local used = {}
+  local starts, eta = {}, 0
+  for i, item in ipairs(items) do
+    local limit = limits[item.kind]
+    local n = used[item.kind] or 0
+    local at = 0
+    if limit and n >= limit.burst then
+      at = (n - limit.burst + 1) * limit.period
+    end
+    used[item.kind] = n + 1
+    at = math.max(at, starts[i - 1] or 0)
+    starts[i] = at
+    eta = at
+  end
+  return starts, eta
+end
+
+local Registry = {}
+Registry.__index = Registry
+Registry.__name = "cdp.registry.Registry"
+function Registry:__tostring()
+  return ("cdp.registry.Registry (%s)"):format(self.index)
+end
+
+-- registry.new{ index = "sparse+https://host/index/", token = "...", timeout = 30,
+--   retries = 4, max_wait = 600, sleep = proc.sleep, log = fn }
+function registry.new(opts)
+  assert(type(opts) == "table" and type(opts.index) == "string", "registry.new: index URL expected")
+  local index = opts.index:gsub("^sparse%+", "")
+  if index:sub(-1) ~= "/" then
+    index = index .. "/"
+  end
+  return setmetatable({
+    index = index,
+    token = opts.token,
+    timeout = opts.timeout or 30,
+    retries = opts.retries or 4,
+    max_wait = opts.max_wait or 600,
+    sleep = opts.sleep or proc.sleep,
+    log = opts.log or function() end,
+  }, Registry)
+end
+
+local function errors_of(body)
+  local decoded = json.decode(body or "")
+  if type(decoded) == "table" and type(decoded.errors) == "table" then
+    local details = {}
+    for _, e in ipairs(decoded.errors) do
+      details[#details + 1] = type(e) == "table" and tostring(e.detail) or tostring(e)
+    end
+    if #details > 0 then
+      return table.concat(details, "; ")
+    end
+  end
+  return nil
+end
+
+-- GET with retries on transport errors and 5xx.
+function Registry:get(url)
+  local res, err, code
+  for attempt = 1, self.retries + 1 do
+    res, err, code = http.request { url = url, timeout = self.timeout, headers = { ["User-Agent"] = "cdp" } }
+    if res and res.status < 500 then
+      return res
+    end
+    if attempt <= self.retries then
+      self.sleep(0.5 * 2 ^ (attempt - 1))
+    end
+  end
+  if res then
+    return nil, ("GET %s: %d"):format(url, res.status), "EREGISTRY"
+  end
+  return nil, ("GET %s: %s"):format(url, err), code
+end
+
+function Registry:config()
+  if self._config then
+    return self._config
+  end
+  local res, err, code = self:get(self.index .. "config.json")
+  if not res then
+    return nil, err, code
+  end
+  local cfg = res.status == 200 and json.decode(res.body)
+  if type(cfg) ~= "table" or type(cfg.dl) ~= "string" then
+    return nil, ("%sconfig.json: not a registry configuration (status %d)"):format(self.index, res.status), "EREGISTRY"
+  end
+  self._config = cfg
+  return cfg
+end
+
+-- Every published version of NAME: { [version] = index entry }. A crate the index
+-- does not know gives an empty table.
+function Registry:versions(name)
+  local res, err, code = self:get(self.index .. registry.index_path(name))
+  if not res then
+    return nil, err, code
+  end
+  if res.status == 404 or res.status == 410 or res.status == 451 then
+    return {}
+  elseif res.status ~= 200 then
+    return nil, ("GET %s%s: %d"):format(self.index, registry.index_path(name), res.status), "EREGISTRY"
+  end
+  local versions = {}
+  for line in res.body:gmatch("[^\n]+") do
+    local entry = json.decode(line)
+    if type(entry) == "table" and entry.vers then
+      versions[entry.vers] = entry
+    end
+  end
+  return versions
+end
+
+-- Look before publishing: "absent", "same" (already there with CKSUM), or nil, message,
+-- "ECKSUM" when the registry holds that version with other bytes.
+function Registry:check(name, version, cksum)
+  local versions, err, code = self:versions(name)
+  if not versions then
+    return nil, err, code
+  end
+  local entry = versions[version]
+  if not entry then
+    return "absent"
+  elseif entry.cksum == cksum then
+    return "same"
+  end
+  return nil, ("%s %s is already in the registry %s with checksum %s, but the package built here has %s; refusing to publish different bytes under the same version")
+    :format(name, version, self.index, entry.cksum, cksum), "ECKSUM"
+end
+
+-- PUT /api/v1/crates/new. Honours 429 Retry-After (seconds or an HTTP date).
+function Registry:publish(metadata, crate)
+  local cfg, cerr, ccode = self:config()
+  if not cfg then
+    return nil, cerr, ccode
+  end
+  local api = (cfg.api or ""):gsub("/+$", "")
+  if api == "" then
+    return nil, ("%s has no Web API (config.json has no api)"):format(self.index), "EREGISTRY"
+  end
+  if not self.token or self.token == "" then
+    return nil, ("no token for the registry %s"):format(api), "EAUTH"
+  end
+  local url = api .. "/api/v1/crates/new"
+  local body = registry.publish_body(metadata, crate)
+  local what = ("publish %s %s to %s"):format(metadata.name, metadata.vers, api)
+  for attempt = 1, self.retries + 1 do
+    local res, err, code = http.request {
+      method = "PUT", url = url, body = body, timeout = math.max(self.timeout, 120),
+      headers = { ["Authorization"] = self.token, ["Content-Type"] = "application/octet-stream",
+        ["Accept"] = "application/json", ["User-Agent"] = "cdp" },
+    }
+    if not res then
+      -- The upload may or may not have landed: the caller checks the index again.
+      return nil, ("%s: %s"):format(what, err), code
+    end
+    local detail = errors_of(res.body)
+    if res.status >= 200 and res.status < 300 and not detail then
+      return true
+    end
+    if res.status == 429 and attempt <= self.retries then
+      local after = res.headers["retry-after"]
+      local wait = tonumber(after)
+      if not wait and after then
+        local at = http.parse_date(after)
+        wait = at and math.max(at - proc.time(), 0)
+      end
+      wait = wait or 60
+      if wait > self.max_wait then
+        return nil, ("%s: rate limited for %ds, more than max_wait %ds"):format(what, math.ceil(wait), self.max_wait), "ERATELIMIT"
+      end
+      self.log(("%s: rate limited (429); waiting %.0fs as Retry-After asks"):format(what, wait))
+      self.sleep(wait)
+    else
+      local code_for = (res.status == 401 or res.status == 403) and "EAUTH"
+        or res.status == 429 and "ERATELIMIT" or "EREGISTRY"
+      return nil, ("%s: %d %s"):format(what, res.status, detail or res.body:sub(1, 200)), code_for
+    end
+  end
+end
+
+-- Wait until the index shows NAME VERSION with CKSUM (dependents need it to resolve).
+function Registry:wait_visible(name, version, cksum, timeout)
+  local deadline = proc.clock() + (timeout or 120)
+  local delay = 0.2
+  while true do
+    local state, err, code = self:check(name, version, cksum)
+    if state == "same" then
+      return true
+    elseif not state then
+      return nil, err, code
+    end
+    if proc.clock() >= deadline then
+      return nil, ("%s %s was accepted but the index %s does not show it after %ds")
+        :format(name, version, self.index, timeout or 120), "ETIMEDOUT"
+    end
+    self.sleep(delay)
+    delay = math.min(delay * 2, 5)
+  end
+end
+
+-- The .crate file's checksum as the index records it.
+function registry.cksum(path)
+  return fs.sha256_file(path)
+end
+
+return registry

@@ -384,8 +384,6 @@ static int holds_secret(const char *s, const struct curl_job *job)
 {
 	if (job->password && *job->password && strstr(s, job->password))
 		return 1;
-	if (job->username && *job->username && strstr(s, job->username))
-		return 1;
 	const char *auth = strstr(job->url, "://");
 	auth = auth ? auth + 3 : job->url;
 	size_t end = strcspn(auth, "/?#");
@@ -541,6 +539,9 @@ int curl_job_perform(CURL *curl, const struct curl_job *job, struct curl_result 
 		}
 	} else {
 		curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+		/* A cached connection may predate this job's TLS demand; mail is rare, so never reuse. */
+		curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(curl, CURLOPT_FORBID_REUSE, 1L);
 		curl_easy_setopt(curl, CURLOPT_MAIL_FROM, job->from);
 		curl_easy_setopt(curl, CURLOPT_MAIL_RCPT, job->rcpt);
 		curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);

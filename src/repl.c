@@ -155,6 +155,8 @@ static int pushline(lua_State *L, struct session *s, int firstline)
 		sigemptyset(&sa.sa_mask);
 		sa.sa_flags = 0; /* no SA_RESTART: Ctrl-C must end libedit's read() */
 		prompt_interrupted = 0;
+		/* Without libedit's signal handlers, a resize is picked up here. */
+		rl_resize_terminal();
 		sigaction(SIGINT, &sa, &old);
 		s->line = readline(prompt);
 		sigaction(SIGINT, &old, NULL);
@@ -402,6 +404,7 @@ static int repl_run(lua_State *L)
 	if (s->tty) {
 		/* libedit's own handlers re-send SIGINT to the process group; ours suffice. */
 		rl_catch_signals = 0;
+		using_history(); /* sets libedit up once; a REPL inside a REPL reuses it */
 		if (history_wanted) {
 			lua_getfield(L, OPTS, "history");
 			const char *path = lua_tostring(L, -1);

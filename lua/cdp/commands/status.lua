@@ -1,0 +1,89 @@
+-- cdp status [RUN] [--json]: the state of a run, derived from its journal.
+local cli = require "cdp.cli"
+local json = require "cdp.json"
+
+local command = {
+  summary = "show the state of a run (default: the newest)",
+  usage = "cdp status [RUN] [--json]",
+  help = [[
+States of a run: running, done, failed, interrupted, awaiting-approval.
+States of a stage: pending, running, passed, cached, failed, skipped,
+interrupted, awaiting-approval. A run whose journal says "running" while no
+cdp process holds the repository's lock was killed: it shows as interrupted,
+and cdp resume RUN continues it.
+
+--json prints {"run", "state", "stages": [{"name", "state", "outputs"}]}.]],
+}
+
+-- The derived state, corrected for a run that was killed: its journal ends
+-- mid-run and nobody holds the lock.
+function command.state(id, root)
+  local run = require "cdp.run"
+  local journal = require "cdp.journal"
+  local st, err = run.load(id, root)
+  if not st then
+    return nil, err
+  end
+  if st.state == "running" then
+    local lock = run.lock(root, "status")
+    if lock then
+      lock:close()
+      st.state = "interrupted"
+      for _, s in ipairs(st.stages) do
+        if s.state == "running" then
+          s.state = "interrupted"
+        end
+      end
+    end
+  end
+  return journal.status(st), st
+end
+
+function command.run(args)
+  local run = require "cdp.run"
+  local o, positional = require("cdp.commands.run").parse(args, { ["--json"] = "flag" }, "status")
+  if #positional > 1 then
+    cli.usage_error("cdp status takes at most one RUN", "status")
+  end
+  local root = run.root()
+  local id, err = run.find(positional[1], root)
+  if not id then
+    io.stderr:write("cdp: ", err, "\n")
+    return cli.EXIT.failed
+  end
+  local status, st = command.state(id, root)
+  if not status then
+    io.stderr:write("cdp: ", tostring(st), "\n")
+    return cli.EXIT.failed
+  end
+  if o.json then
+    io.stdout:write(json.encode(status, { indent = "  " }), "\n")
+    return cli.EXIT.ok
+  end
+  local out = {}
+  out[#out + 1] = ("run %s  pipeline %s  %s"):format(status.run, status.pipeline or "?", status.state)
+  for _, s in ipairs(status.stages) do
+    local line = ("  %-12s %s"):format(s.name, s.state)
+    if s.error then
+      line = line .. "  " .. tostring(s.error.msg)
+    end
+    out[#out + 1] = line
+    for _, a in ipairs(s.approvals or {}) do
+      out[#out + 1] = ("      %s %s by %s at %s%s"):format(a.decision, a.when, a.user or "?", a.time or "?",
+        a.note and (": " .. a.note) or "")
+    end
+  end
+  if st.deliveries_failed > 0 then
+    out[#out + 1] = ("  %d notification(s) not delivered (delivery.failed in the journal)"):format(st.deliveries_failed)
+  end
+  if status.state == "awaiting-approval" and st.pending_approval then
+    out[#out + 1] = ("awaiting approval %s stage %s: cdp approve %s, then cdp resume %s"):format(
+      st.pending_approval.when, st.pending_approval.stage, status.run, status.run)
+  elseif status.state == "failed" or status.state == "interrupted" then
+    out[#out + 1] = ("cdp resume %s continues it"):format(status.run)
+  end
+  io.stdout:write(table.concat(out, "\n"), "\n")
+  return cli.EXIT.ok
+end
+
+return command

@@ -1,0 +1,522 @@
+-- Notifications: events, alert rules, sinks, and the one redaction function
+-- every writer uses (terminal, logs, journal, deliveries).
+--
+-- Events are tables { event = "stage.failed", run =, pipeline =, stage =, ... }.
+-- The runner hands each one to an alerts dispatcher, which writes it to the
+-- terminal sink and, for every rule that matches, posts it to the rule's
+-- sinks through the C delivery queue (asynchronous, bounded, retried). A
+-- delivery that fails is reported back (dispatcher:poll) so the runner can
+-- journal it; it never fails the pipeline.
+--
+-- Alerts in a pipeline script:
+--   alerts = {
+--     sinks = {
+--       hook = { webhook = "http://127.0.0.1:9000/cdp", secret = cdp.secret("HOOK_SECRET") },
+--       chat = { slack = "https://hooks.slack.example/T000" },
+--       mail = { email = "smtp://127.0.0.1:1025", from = "cdp@example.org", to = { "ops@example.org" } },
+--       log  = { jsonl = ".cdp/events.jsonl" },
+--     },
+--     rules = {
+--       { on = "stage.failed", to = { "mail", "hook" } },   -- an event name
+--       { on = "run.*", to = "log" },                      -- a name pattern (* = any)
+--       { on = function(ev) return ev.stage == "publish" end, to = "chat" },  -- a predicate
+--     },
+--     retries = 3, timeout = 5, flush = 10,   -- delivery: attempts after the first, seconds
+--   }
+local json = require "cdp.json"
+local settings = require "cdp.settings"
+
+local notify = {}
+
+notify.EVENTS = {
+  "run.started", "stage.started", "stage.passed", "stage.failed", "stage.skipped", "stage.cached",
+  "approval.needed", "run.finished", "run.failed",
+}
+
+---------------------------------------------------------------------------
+-- Redaction
+
+-- Environment variable names whose values are secrets wherever they appear.
+local SECRET_ENV = { "TOKEN", "PASSWORD", "PASSWD", "SECRET", "API_KEY", "APIKEY" }
+
+function notify.secret_env_name(name)
+  local upper = name:upper()
+  for _, word in ipairs(SECRET_ENV) do
+    if upper:find(word, 1, true) then
+      return true
+    end
+  end
+  return false
+end
+
+-- The process environment as { name = value } (Linux: /proc/self/environ).
+function notify.environ()
+  local ok, proc = pcall(require, "cdp.proc")
+  if ok and proc.environ then
+    return proc.environ()
+  end
+  local env = {}
+  local f = io.open("/proc/self/environ", "rb")
+  if f then
+    local data = f:read("a")
+    f:close()
+    for entry in data:gmatch("([^%z]+)") do
+      local k, v = entry:match("^([^=]+)=(.*)$")
+      if k then
+        env[k] = v
+      end
+    end
+  end
+  return env
+end
+
+-- Values shorter than this are not redacted: replacing every "1" or "ab" in
+-- the output would make it unreadable, and such values are not credentials.
+notify.MIN_SECRET = 4
+
+-- A redactor for the secret VALUES (a list), plus the values of environment
+-- variables named like secrets (ENV: { name = value }, default the process
+-- environment). Returns redact(v): strings have every secret replaced by
+-- ***, tables are copied with their keys and values redacted.
+function notify.redactor(values, env)
+  local set, list = {}, {}
+  local function add(v)
+    if type(v) == "string" and #v >= notify.MIN_SECRET and not set[v] then
+      set[v] = true
+      list[#list + 1] = v
+    end
+  end
+  for _, v in ipairs(values or {}) do
+    add(v)
+  end
+  for name, v in pairs(env or notify.environ()) do
+    if notify.secret_env_name(name) then
+      add(v)
+    end
+  end
+  -- Longest first, so a secret that contains another is replaced whole.
+  table.sort(list, function(a, b)
+    if #a ~= #b then
+      return #a > #b
+    end
+    return a < b
+  end)
+
+  local function redact_string(s)
+    for _, secret in ipairs(list) do
+      local i = s:find(secret, 1, true)
+      while i do
+        s = s:sub(1, i - 1) .. "***" .. s:sub(i + #secret)
+        i = s:find(secret, i + 3, true)
+      end
+    end
+    return s
+  end
+
+  local function redact(v, seen)
+    local t = type(v)
+    if t == "string" then
+      return redact_string(v)
+    elseif t ~= "table" or #list == 0 then
+      return v
+    end
+    seen = seen or {}
+    if seen[v] then
+      return seen[v]
+    end
+    local copy = setmetatable({}, getmetatable(v))
+    seen[v] = copy
+    for k, x in pairs(v) do
+      copy[redact(k, seen)] = redact(x, seen)
+    end
+    return copy
+  end
+
+  return function(v)
+    return redact(v)
+  end, list
+end
+
+---------------------------------------------------------------------------
+-- Alert rules and sinks
+
+local SINK_KINDS = { "webhook", "slack", "email", "jsonl" }
+
+local function sink_kind(spec)
+  local found
+  for _, kind in ipairs(SINK_KINDS) do
+    if spec[kind] ~= nil then
+      if found then
+        return nil, ("a sink is one of %s, not both %s and %s"):format(table.concat(SINK_KINDS, ", "), found, kind)
+      end
+      found = kind
+    end
+  end
+  if not found then
+    return nil, ("a sink needs one of %s"):format(table.concat(SINK_KINDS, ", "))
+  end
+  return found
+end
+
+local function list_of(v)
+  if type(v) == "string" then
+    return { v }
+  end
+  return v
+end
+
+-- Check an `alerts` table from a pipeline script. Returns true or nil, message.
+function notify.check_alerts(alerts)
+  if type(alerts) ~= "table" then
+    return nil, "alerts must be a table { sinks = {...}, rules = {...} }"
+  end
+  local sinks = alerts.sinks or {}
+  if type(sinks) ~= "table" then
+    return nil, "alerts.sinks must map names to sinks"
+  end
+  for name, spec in pairs(sinks) do
+    if type(name) ~= "string" or type(spec) ~= "table" then
+      return nil, ("sink '%s' must be a table like { webhook = URL }"):format(tostring(name))
+    end
+    local kind, err = sink_kind(spec)
+    if not kind then
+      return nil, ("sink '%s': %s"):format(name, err)
+    end
+    if kind == "email" and (type(spec.to) ~= "table" and type(spec.to) ~= "string" or not spec.from) then
+      return nil, ("sink '%s': email needs from and to"):format(name)
+    end
+  end
+  for i, rule in ipairs(alerts.rules or {}) do
+    if type(rule) ~= "table" then
+      return nil, ("rules[%d] must be { on = EVENT|PATTERN|function, to = SINK|{SINK...} }"):format(i)
+    end
+    if type(rule.on) ~= "string" and type(rule.on) ~= "function" then
+      return nil, ("rules[%d].on must be an event name, a pattern like 'stage.*', or a function(event)"):format(i)
+    end
+    local to = list_of(rule.to)
+    if type(to) ~= "table" or #to == 0 then
+      return nil, ("rules[%d].to must name a sink"):format(i)
+    end
+    for _, name in ipairs(to) do
+      if not sinks[name] then
+        return nil, ("rules[%d] sends to sink '%s', which alerts.sinks does not define"):format(i, tostring(name))
+      end
+    end
+  end
+  return true
+end
+
+-- Does a rule's `on` match EVENT?
+function notify.matches(on, event)
+  if type(on) == "function" then
+    local ok, result = pcall(on, event)
+    return ok and result and true or false
+  end
+  if on == "*" then
+    return true
+  end
+  local pattern = "^" .. on:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"):gsub("%*", ".*") .. "$"
+  return event.event:match(pattern) ~= nil
+end
+
+-- One line that says what happened, for chat, e-mail subjects and plain terminals.
+function notify.summary(event)
+  local who = ("%s %s"):format(event.pipeline or "pipeline", event.run or "")
+  local e = event.event
+  if e == "run.started" then
+    return ("%s: run started"):format(who)
+  elseif e == "run.finished" then
+    return ("%s: run finished"):format(who)
+  elseif e == "run.failed" then
+    return ("%s: run failed%s"):format(who, event.reason and (": " .. event.reason) or "")
+  elseif e == "approval.needed" then
+    return ("%s: approval needed %s stage %s (cdp approve %s)"):format(who, event.when or "", event.stage or "?", event.run or "RUN")
+  elseif e:match("^stage%.") then
+    local line = ("%s: stage %s %s"):format(who, event.stage or "?", e:sub(7))
+    if event.error then
+      line = line .. ": " .. tostring(event.error.msg or event.error)
+    elseif event.reason then
+      line = line .. " (" .. event.reason .. ")"
+    end
+    return line
+  end
+  return ("%s: %s"):format(who, e)
+end
+
+local function secret_value(v, getenv)
+  if settings.is_secret_marker(v) then
+    return getenv(v.env) or v.default
+  end
+  return v
+end
+
+-- The message to post for EVENT to a sink of SPEC (a table for q:post), or
+-- nil for sinks written here and now (jsonl). BODY is the event's JSON.
+function notify.message(name, spec, event, body, getenv)
+  getenv = getenv or os.getenv
+  local kind = assert(sink_kind(spec))
+  if kind == "webhook" then
+    local headers = { ["Content-Type"] = "application/json", ["X-Cdp-Event"] = event.event }
+    for k, v in pairs(spec.headers or {}) do
+      headers[k] = secret_value(v, getenv)
+    end
+    local secret = secret_value(spec.secret, getenv)
+    if secret then
+      headers["X-Cdp-Signature"] = "sha256=" .. require("cdp.fs").hmac_sha256(secret, body)
+    end
+    return { kind = "http", method = "POST", url = secret_value(spec.webhook, getenv),
+      headers = headers, body = body }
+  elseif kind == "slack" then
+    return { kind = "http", method = "POST", url = secret_value(spec.slack, getenv),
+      headers = { ["Content-Type"] = "application/json" },
+      body = json.encode { text = notify.summary(event) } }
+  elseif kind == "email" then
+    local pretty = json.encode(json.decode(body), { indent = "  " })
+    return { kind = "smtp", url = secret_value(spec.email, getenv), from = spec.from, to = list_of(spec.to),
+      subject = (spec.subject_prefix or "[cdp] ") .. notify.summary(event),
+      body = notify.summary(event) .. "\n\n" .. pretty .. "\n",
+      headers = spec.headers }
+  end
+  return nil
+end
+
+---------------------------------------------------------------------------
+-- The terminal sink: live progress on a terminal, plain lines otherwise.
+
+local function fmt_elapsed(s)
+  if s < 60 then
+    return ("%.1fs"):format(s)
+  end
+  return ("%dm%02ds"):format(s // 60, math.floor(s % 60))
+end
+notify.elapsed = fmt_elapsed
+
+function notify.terminal(opts)
+  local out, tty, clock = opts.out or io.stdout, opts.tty, opts.clock or os.clock
+  local started = {}
+  local live -- the stage whose status line is showing
+  local self = {}
+  local function clear()
+    if tty and live then
+      out:write("\r\27[K")
+    end
+  end
+  local function line(text)
+    clear()
+    out:write(text, "\n")
+    live = nil
+  end
+  local marks = { passed = "✓", cached = "=", failed = "✗", skipped = "-", interrupted = "!" }
+  function self.event(ev)
+    local e = ev.event
+    local kind = e:match("^stage%.(.*)$")
+    if e == "run.started" then
+      line(("%s run %s (%s)"):format(ev.pipeline, ev.run, ev.resumed and "resumed" or ("phase " .. tostring(ev.phase))))
+    elseif kind == "started" then
+      started[ev.stage] = clock()
+      if tty then
+        clear()
+        out:write(("● %s …"):format(ev.stage))
+        out:flush()
+        live = ev.stage
+      else
+        line(("stage %s started"):format(ev.stage))
+      end
+    elseif kind then
+      local t = started[ev.stage] and fmt_elapsed(clock() - started[ev.stage]) or nil
+      local text
+      if tty then
+        text = ("%s %s %s%s"):format(marks[kind] or "·", ev.stage, kind, t and (" " .. t) or "")
+      else
+        text = ("stage %s %s%s"):format(ev.stage, kind, t and (" (" .. t .. ")") or "")
+      end
+      if ev.reason then
+        text = text .. " — " .. ev.reason
+      end
+      if ev.error then
+        text = text .. "\n  " .. tostring(ev.error.msg):gsub("\n", "\n  ")
+      end
+      line(text)
+    elseif e == "approval.needed" then
+      line(("approval needed %s stage %s: cdp approve %s [--note TEXT], then cdp resume %s")
+        :format(ev.when, ev.stage, ev.run, ev.run))
+    elseif e == "run.finished" then
+      line(("run %s finished"):format(ev.run))
+    elseif e == "run.failed" then
+      line(("run %s failed%s; cdp resume %s continues it"):format(ev.run, ev.reason and (": " .. ev.reason) or "", ev.run))
+    end
+    out:flush()
+  end
+  -- A log line from the running stage: on a terminal it refreshes the status
+  -- line with the elapsed time; otherwise it is printed as it is.
+  function self.log(stage, text)
+    if tty then
+      local t = started[stage] and fmt_elapsed(clock() - started[stage]) or ""
+      clear()
+      local cols = 100
+      local shown = text:gsub("[%c]", " ")
+      if #shown > cols then
+        shown = shown:sub(1, cols - 1) .. "…"
+      end
+      out:write(("● %s %s  %s"):format(stage, t, shown))
+      live = stage
+    else
+      out:write(("  %s| %s\n"):format(stage, text))
+    end
+    out:flush()
+  end
+  function self.print(text)
+    line(text)
+  end
+  return self
+end
+
+---------------------------------------------------------------------------
+-- The dispatcher: rules → sinks, through the C queue.
+
+-- The C delivery queue module. It is registered as cdp.notify too (in
+-- package.preload, which require consults before Lua modules), so this
+-- module reaches it through the preload opener.
+local function c_queue_module()
+  local loaded = package.loaded["cdp.notify"]
+  if type(loaded) == "table" and loaded.queue then
+    return loaded
+  end
+  local opener = package.preload["cdp.notify"]
+  if opener then
+    local m = opener("cdp.notify")
+    if type(m) == "table" and m.queue then
+      return m
+    end
+  end
+  return nil
+end
+
+-- opts: alerts (script table), redact, terminal (sink), getenv, jsonl_write(path, line)
+function notify.dispatcher(opts)
+  local alerts = opts.alerts or {}
+  local redact = opts.redact or function(v) return v end
+  local getenv = opts.getenv or os.getenv
+  local self = { pending = {}, failures = {} }
+  local queue
+  local seq = 0
+
+  local function get_queue()
+    if queue == nil then
+      pcall(require, "cdp.http") -- registers the job builder the queue uses
+      local m = c_queue_module()
+      queue = m and m.queue {
+        capacity = alerts.capacity or 64,
+        retries = alerts.retries or 3,
+        backoff = alerts.backoff or 0.5,
+        timeout = alerts.timeout or 5,
+      } or false
+    end
+    return queue or nil
+  end
+
+  local function failed(id, info)
+    self.failures[#self.failures + 1] = info
+    self.pending[id] = nil
+  end
+
+  -- Send EVENT (already carrying run/pipeline) to the terminal and every
+  -- matching sink. Returns nothing; problems show up in poll().
+  function self.emit(event)
+    event = redact(event)
+    if opts.terminal then
+      opts.terminal.event(event)
+    end
+    local body
+    for _, rule in ipairs(alerts.rules or {}) do
+      if notify.matches(rule.on, event) then
+        for _, name in ipairs(list_of(rule.to)) do
+          local spec = alerts.sinks[name]
+          body = body or json.encode(event)
+          seq = seq + 1
+          local id = ("%s#%d"):format(name, seq)
+          local info = { id = id, sink = name, event = event.event, stage = event.stage }
+          if spec.jsonl then
+            local ok, err, code = opts.jsonl_write(spec.jsonl, body .. "\n")
+            if not ok then
+              info.error, info.code, info.attempts = redact(tostring(err)), code or "EIO", 1
+              failed(id, info)
+            end
+          else
+            local msg = notify.message(name, spec, event, body, getenv)
+            msg.id = id
+            local q = get_queue()
+            if not q then
+              info.error, info.code, info.attempts = "no delivery queue (cdp.notify.queue unavailable)", "ENOSYS", 0
+              failed(id, info)
+            else
+              local ok, err, code = q:post(msg)
+              if ok then
+                self.pending[id] = info
+              else
+                info.error, info.code, info.attempts = redact(tostring(err)), code or "EFULL", 0
+                failed(id, info)
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+
+  -- Failed deliveries since the last call: { {id, sink, event, stage, error, code, attempts, status} }.
+  local function take(results)
+    for _, r in ipairs(results or {}) do
+        local info = self.pending[r.id]
+        if info then
+          self.pending[r.id] = nil
+          if not r.ok then
+            info.error = redact(tostring(r.error or ("HTTP " .. tostring(r.status))))
+            info.code, info.attempts, info.status = r.code, r.attempts, r.status
+            self.failures[#self.failures + 1] = info
+          end
+        end
+    end
+  end
+
+  function self.poll()
+    if queue then
+      take(queue:poll())
+    end
+    local out = self.failures
+    self.failures = {}
+    return out
+  end
+
+  -- Wait up to SECONDS for pending deliveries, then report failures (those
+  -- still pending count as failed with ETIMEDOUT).
+  function self.flush(seconds)
+    if queue then
+      take(queue:flush(seconds or alerts.flush or 10))
+    end
+    local out = self.poll()
+    local ids = {}
+    for id in pairs(self.pending) do
+      ids[#ids + 1] = id
+    end
+    table.sort(ids)
+    for _, id in ipairs(ids) do
+      local info = self.pending[id]
+      info.error, info.code = "not delivered before the flush deadline", "ETIMEDOUT"
+      out[#out + 1] = info
+      self.pending[id] = nil
+    end
+    return out
+  end
+
+  function self.close()
+    if queue then
+      queue:close()
+      queue = false
+    end
+  end
+
+  return self
+end
+
+return notify

@@ -1,0 +1,371 @@
+-- Pipelines as scripts. A pipeline script returns
+--
+--   cdp.pipeline{ name = "release", phase = 2, stages = { "activate", my_stage, ... },
+--                 settings = { ... }, alerts = { ... }, policy = ... }
+--
+-- and this module checks it when the script runs, so a mistake is reported at
+-- the script's file:line before any stage runs: an unknown stage, an artifact
+-- that no earlier stage gives, a stage listed twice, a phase that is not 0-3.
+--
+-- A stage is a table (see DESIGN.md, "Stage contract"):
+--   name          [%w_-]+
+--   needs, gives  lists of artifact kinds
+--   run(ctx, inputs) -> outputs   outputs maps each kind in `gives` to a
+--                                 JSON-serialisable value
+--   health(ctx) -> true | false, reason      or a list { {name=, check=fn}, ... }
+--   verify(ctx, outputs) -> true | false, reason   optional: do recorded
+--                                 outputs still hold in the world? (else re-run)
+--   modifies_fork boolean
+--   approval      "before": with phase 2, ask before this stage (publish always does)
+--   settings      optional list of the setting names the stage reads; its key
+--                 then hashes only those (default: all settings)
+-- or the name of a stdlib stage, which is require("cdp.stages." .. name).
+local settings = require "cdp.settings"
+
+local pipeline = {}
+
+local Pipeline = { __name = "cdp.Pipeline" }
+Pipeline.__index = Pipeline
+Pipeline.__tostring = function(p)
+  return ("cdp.Pipeline(%s, %d stages)"):format(p.name, #p.stages)
+end
+
+pipeline.secret = settings.secret
+
+local PHASES = {
+  [0] = "approval before and after every stage",
+  [1] = "approval of every stage's outputs",
+  [2] = "approval only before publish",
+  [3] = "fully automatic",
+}
+pipeline.PHASES = PHASES
+
+local function fail(where, fmt, ...)
+  error(("%s: " .. fmt):format(where, ...), 0)
+end
+
+local function position(info)
+  if not info then
+    return "?"
+  end
+  local src = info.source or "?"
+  src = src:sub(1, 1) == "@" and src:sub(2) or info.short_src
+  return ("%s:%d"):format(src, info.currentline or info.linedefined or 0)
+end
+
+-- The position of a function's definition, for errors about inline stages.
+local function defined_at(fn, fallback)
+  if type(fn) ~= "function" then
+    return fallback
+  end
+  local info = debug.getinfo(fn, "S")
+  if info.what ~= "Lua" or info.source:sub(1, 1) ~= "@" then
+    return fallback
+  end
+  return ("%s:%d"):format(info.source:sub(2), info.linedefined)
+end
+
+local function string_list(where, stage, field, value)
+  if value == nil then
+    return {}
+  end
+  if type(value) == "string" then
+    return { value }
+  end
+  if type(value) ~= "table" then
+    fail(where, "stage '%s': %s must be a list of artifact kinds", stage, field)
+  end
+  local out = {}
+  for i, v in ipairs(value) do
+    if type(v) ~= "string" or v == "" then
+      fail(where, "stage '%s': %s[%d] must be an artifact kind (a string)", stage, field, i)
+    end
+    out[i] = v
+  end
+  return out
+end
+
+local function load_stdlib_stage(where, name)
+  if type(name) ~= "string" or not name:match("^[%w_-]+$") then
+    fail(where, "unknown stage '%s'", tostring(name))
+  end
+  local module = "cdp.stages." .. name
+  local ok, stage = pcall(require, module)
+  if not ok then
+    if tostring(stage):find("module '" .. module .. "' not found", 1, true) then
+      fail(where, "unknown stage '%s' (no module %s in stdlib/cdp/stages/ or an override directory)",
+        name, module)
+    end
+    error(stage, 0) -- a stage module with an error of its own: show it as it is
+  end
+  if type(stage) ~= "table" then
+    fail(where, "stage module %s must return a stage table, got %s", module, type(stage))
+  end
+  return stage, module
+end
+
+local function normalise_health(where, name, health)
+  if health == nil then
+    return {}
+  end
+  if type(health) == "function" then
+    return { { name = name, check = health } }
+  end
+  if type(health) ~= "table" then
+    fail(where, "stage '%s': health must be a function or a list of {name=, check=}", name)
+  end
+  local out = {}
+  for i, c in ipairs(health) do
+    if type(c) ~= "table" or type(c.check) ~= "function" then
+      fail(where, "stage '%s': health[%d] must be {name = '...', check = function(ctx) ... end}", name, i)
+    end
+    out[i] = { name = c.name or (name .. "#" .. i), check = c.check }
+  end
+  return out
+end
+
+local function normalise_stage(where, item, index)
+  local module
+  local at = where
+  if type(item) == "string" then
+    item, module = load_stdlib_stage(where, item)
+  elseif type(item) ~= "table" then
+    fail(where, "stages[%d] must be a stage table or the name of a stdlib stage, got %s", index, type(item))
+  else
+    at = defined_at(item.run, where)
+  end
+  local name = item.name
+  if type(name) ~= "string" or not name:match("^[%w_-]+$") then
+    fail(at, "stages[%d]: a stage needs a name made of letters, digits, '-' and '_'", index)
+  end
+  if type(item.run) ~= "function" then
+    fail(at, "stage '%s' has no run function", name)
+  end
+  if item.verify ~= nil and type(item.verify) ~= "function" then
+    fail(at, "stage '%s': verify must be a function", name)
+  end
+  if item.approval ~= nil and item.approval ~= "before" then
+    fail(at, "stage '%s': approval must be \"before\" or nil", name)
+  end
+  return {
+    name = name,
+    needs = string_list(at, name, "needs", item.needs),
+    gives = string_list(at, name, "gives", item.gives),
+    run = item.run,
+    verify = item.verify,
+    checks = normalise_health(at, name, item.health),
+    modifies_fork = item.modifies_fork and true or false,
+    approval = item.approval or (name == "publish" and "before" or nil),
+    settings = item.settings and string_list(at, name, "settings", item.settings) or nil,
+    module = module,
+    definition = item,
+    where = at,
+  }
+end
+
+-- Check SPEC and make a pipeline. WHERE ("file:line") is the cdp.pipeline
+-- call, named in every error; FILE is the script.
+function pipeline.new(spec, where, file)
+  where = where or "?"
+  if type(spec) ~= "table" then
+    fail(where, "cdp.pipeline expects a table { name =, stages = {...}, ... }")
+  end
+  for key in pairs(spec) do
+    local known = { name = 1, phase = 1, stages = 1, policy = 1, alerts = 1, settings = 1, description = 1 }
+    if not known[key] then
+      fail(where, "cdp.pipeline: unknown field '%s'", tostring(key))
+    end
+  end
+  local phase = spec.phase == nil and 2 or spec.phase
+  if math.type(phase) ~= "integer" or not PHASES[phase] then
+    fail(where, "bad phase %s: a phase is 0 (approve before and after every stage), "
+      .. "1 (approve every stage's outputs), 2 (approve before publish) or 3 (automatic)", tostring(phase))
+  end
+  if spec.name ~= nil and type(spec.name) ~= "string" then
+    fail(where, "cdp.pipeline: name must be a string")
+  end
+  if type(spec.stages) ~= "table" or #spec.stages == 0 then
+    fail(where, "cdp.pipeline: stages must be a non-empty list")
+  end
+  local stages, by_name, givers = {}, {}, {}
+  for i, item in ipairs(spec.stages) do
+    local stage = normalise_stage(where, item, i)
+    if by_name[stage.name] then
+      fail(stage.where, "duplicate stage '%s' (stages %d and %d)", stage.name, by_name[stage.name].index, i)
+    end
+    for _, kind in ipairs(stage.needs) do
+      if not givers[kind] then
+        local later
+        for j = i + 1, #spec.stages do
+          local other = spec.stages[j]
+          local gives = type(other) == "table" and other.gives
+          for _, g in ipairs(type(gives) == "string" and { gives } or gives or {}) do
+            if g == kind and not later then
+              later = other.name
+            end
+          end
+        end
+        if later then
+          fail(stage.where, "stage '%s' needs '%s', which only the later stage '%s' gives", stage.name, kind, later)
+        end
+        fail(stage.where, "stage '%s' needs '%s', which no earlier stage gives", stage.name, kind)
+      end
+    end
+    stage.index = i
+    stages[i] = stage
+    by_name[stage.name] = stage
+    for _, kind in ipairs(stage.gives) do
+      givers[kind] = stage.name
+    end
+  end
+  if spec.settings ~= nil and type(spec.settings) ~= "table" then
+    fail(where, "cdp.pipeline: settings must be a table of defaults")
+  end
+  for key, value in pairs(spec.settings or {}) do
+    local t = type(value)
+    if type(key) ~= "string" then
+      fail(where, "settings: keys must be names")
+    end
+    if t ~= "string" and t ~= "number" and t ~= "boolean" and not settings.is_secret_marker(value) then
+      fail(where, "setting '%s': a default must be a string, number, boolean or cdp.secret(ENV), got %s", key, t)
+    end
+  end
+  if spec.alerts ~= nil then
+    local ok, err = require("cdp.run").notify().check_alerts(spec.alerts)
+    if not ok then
+      fail(where, "alerts: %s", err)
+    end
+  end
+  local name = spec.name
+  if not name and file then
+    name = file:match("([^/]+)%.lua$") or file
+  end
+  return setmetatable({
+    name = name or "pipeline",
+    phase = phase,
+    stages = stages,
+    by_name = by_name,
+    settings = spec.settings or {},
+    alerts = spec.alerts,
+    policy = spec.policy,
+    where = where,
+    file = file,
+  }, Pipeline)
+end
+
+function pipeline.is(value)
+  return getmetatable(value) == Pipeline
+end
+
+-- The stage that gives KIND to the stage at INDEX (the latest earlier giver).
+function Pipeline:giver(kind, index)
+  for i = index - 1, 1, -1 do
+    for _, g in ipairs(self.stages[i].gives) do
+      if g == kind then
+        return self.stages[i]
+      end
+    end
+  end
+  return nil
+end
+
+-- Stage names in order.
+function Pipeline:names()
+  local out = {}
+  for i, s in ipairs(self.stages) do
+    out[i] = s.name
+  end
+  return out
+end
+
+-- The text of a stage's code, for its key. A stdlib stage is its module's
+-- source; an inline stage is the source lines of each of its functions
+-- (string.dump is not stable across builds), plus its declared fields.
+local file_lines = {}
+local function lines_of(path)
+  if file_lines[path] == nil then
+    local f = io.open(path, "rb")
+    local lines = false
+    if f then
+      lines = {}
+      for line in f:lines() do
+        lines[#lines + 1] = line
+      end
+      f:close()
+    end
+    file_lines[path] = lines
+  end
+  return file_lines[path] or nil
+end
+
+local function function_source(fn)
+  local info = debug.getinfo(fn, "S")
+  if info.what == "Lua" and info.source:sub(1, 1) == "@" then
+    local lines = lines_of(info.source:sub(2))
+    if not lines and (info.source:match("^@lua/") or info.source:match("^@stdlib/")) then
+      local module = info.source:match("^@%w+/(.-)%.lua$"):gsub("/init$", ""):gsub("/", ".")
+      local text = require("cdp.host").source(module)
+      if text then
+        lines = {}
+        for line in (text .. "\n"):gmatch("(.-)\r?\n") do
+          lines[#lines + 1] = line
+        end
+      end
+    end
+    if lines and lines[info.linedefined] then
+      return table.concat(lines, "\n", info.linedefined, math.min(info.lastlinedefined, #lines))
+    end
+  end
+  return string.dump(fn, true)
+end
+
+function pipeline.code(stage)
+  if stage.module then
+    local text = require("cdp.host").source(stage.module)
+    if text then
+      return text
+    end
+  end
+  local def = stage.definition
+  local keys = {}
+  for k in pairs(def) do
+    keys[#keys + 1] = tostring(k)
+  end
+  table.sort(keys)
+  local parts = {}
+  local function add(key, v)
+    local t = type(v)
+    if t == "function" then
+      parts[#parts + 1] = key .. "=" .. function_source(v)
+    elseif t == "table" then
+      local sub = {}
+      for k in pairs(v) do
+        sub[#sub + 1] = k
+      end
+      table.sort(sub, function(a, b) return tostring(a) < tostring(b) end)
+      for _, k in ipairs(sub) do
+        add(key .. "." .. tostring(k), v[k])
+      end
+    else
+      parts[#parts + 1] = key .. "=" .. tostring(v)
+    end
+  end
+  for _, k in ipairs(keys) do
+    add(k, def[k])
+  end
+  return table.concat(parts, "\n")
+end
+
+-- Called by cdp.pipeline{...} in a script: the caller's file:line is where
+-- errors point.
+setmetatable(pipeline, {
+  __call = function(_, spec)
+    local info = debug.getinfo(2, "Sl")
+    local file = info and info.source:sub(1, 1) == "@" and info.source:sub(2) or nil
+    return pipeline.new(spec, position(info), file)
+  end,
+})
+
+pipeline.position = position
+
+return pipeline

@@ -325,12 +325,15 @@ static size_t on_read(char *p, size_t size, size_t n, void *userdata)
 	return len;
 }
 
-/* Keeps the server's last reply line; only what came in, never what we sent. */
+/*
+ * Keeps the server's first error reply (4xx, 5xx), else its last reply line;
+ * only what came in, never what we sent (AUTH carries the password).
+ */
 static int on_debug(CURL *curl, curl_infotype type, char *data, size_t size, void *userdata)
 {
 	(void)curl;
 	struct transfer *t = userdata;
-	if (type != CURLINFO_HEADER_IN)
+	if (type != CURLINFO_HEADER_IN || t->reply[0] == '4' || t->reply[0] == '5')
 		return 0;
 	while (size > 0 && (data[size - 1] == '\n' || data[size - 1] == '\r'))
 		size--;
@@ -564,6 +567,8 @@ int curl_job_perform(CURL *curl, const struct curl_job *job, struct curl_result 
 	CURLcode rc = oom ? CURLE_OUT_OF_MEMORY : curl_easy_perform(curl);
 
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &res->status);
+	if (job->kind == CURL_JOB_SMTP && (t.reply[0] == '4' || t.reply[0] == '5'))
+		res->status = strtol(t.reply, NULL, 10); /* the rejection, not the QUIT after it */
 	curl_easy_getinfo(curl, CURLINFO_TOTAL_TIME, &res->time);
 	char *effective = NULL;
 	curl_easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &effective);

@@ -130,7 +130,12 @@ static void report(lua_State *L)
 	cdp_report(L);
 }
 
-/* Keep LINE in the in-memory history, unless empty or a repeat of the last. */
+/*
+ * Keep LINE in the in-memory history, unless empty or a repeat of the last.
+ * Each physical line is an entry of its own: libedit's readline() cuts a
+ * recalled entry at its first newline, so a whole multi-line chunk would not
+ * come back intact.
+ */
 static void remember(struct session *s, const char *line)
 {
 	if (!s->tty || line[0] == '\0')
@@ -153,10 +158,13 @@ static int pushline(lua_State *L, struct session *s, int firstline)
 		memset(&sa, 0, sizeof sa);
 		sa.sa_handler = on_sigint_prompt;
 		sigemptyset(&sa.sa_mask);
-		sa.sa_flags = 0; /* no SA_RESTART: Ctrl-C must end libedit's read() */
+		/*
+		 * libedit's own handler (it also restores the terminal, follows
+		 * resizes and Ctrl-Z) passes SIGINT on to this one; without
+		 * SA_RESTART its read() then fails and readline() returns NULL.
+		 */
+		sa.sa_flags = 0;
 		prompt_interrupted = 0;
-		/* Without libedit's signal handlers, a resize is picked up here. */
-		rl_resize_terminal();
 		sigaction(SIGINT, &sa, &old);
 		s->line = readline(prompt);
 		sigaction(SIGINT, &old, NULL);
@@ -402,8 +410,6 @@ static int repl_run(lua_State *L)
 
 	s->tty = isatty(STDIN_FILENO);
 	if (s->tty) {
-		/* libedit's own handlers re-send SIGINT to the process group; ours suffice. */
-		rl_catch_signals = 0;
 		using_history(); /* sets libedit up once; a REPL inside a REPL reuses it */
 		if (history_wanted) {
 			lua_getfield(L, OPTS, "history");

@@ -1,9 +1,994 @@
-/* cdp.proc — placeholder until the module lands. */
+/*
+ * cdp.proc — processes run from argument vectors (never a shell), with
+ * captured output, timeouts that take the whole process group down, and
+ * interruption by SIGINT/SIGTERM that leaves the pipeline resumable.
+ *
+ * Misuse raises; failures of the world return nil, "CODE: description:
+ * thing", "CODE". While a child runs, everything it holds (pipes, the
+ * child itself, the capture buffers) lives in a Run box marked
+ * to-be-closed, and on_line is called under lua_pcall: if it raises, the
+ * group is killed and reaped and the buffers freed before the error goes on.
+ */
 #include "host.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define RUN_MT "cdp.proc.Run"
+#define TRAP_MT "cdp.proc.Trap"
+#define TRAP_KEY "cdp.proc.trap"
+#define READ_CHUNK 65536
+#define KILL_GRACE 2.0 /* seconds between SIGTERM and SIGKILL */
+
+static const char *errno_name(int err)
+{
+	switch (err) {
+#define NAME(e) \
+	case e: \
+		return #e;
+		NAME(EPERM) NAME(ENOENT) NAME(ESRCH) NAME(EINTR) NAME(EIO) NAME(ENXIO)
+		NAME(E2BIG) NAME(ENOEXEC) NAME(EBADF) NAME(ECHILD) NAME(EAGAIN)
+		NAME(ENOMEM) NAME(EACCES) NAME(EFAULT) NAME(EBUSY) NAME(EEXIST)
+		NAME(EXDEV) NAME(ENODEV) NAME(ENOTDIR) NAME(EISDIR) NAME(EINVAL)
+		NAME(ENFILE) NAME(EMFILE) NAME(ENOTTY) NAME(ETXTBSY) NAME(EFBIG)
+		NAME(ENOSPC) NAME(ESPIPE) NAME(EROFS) NAME(EMLINK) NAME(EPIPE)
+		NAME(ERANGE) NAME(ENAMETOOLONG) NAME(ENOLCK) NAME(ENOSYS)
+		NAME(ENOTEMPTY) NAME(ELOOP) NAME(EDQUOT) NAME(ESTALE) NAME(ETIMEDOUT)
+		NAME(EOVERFLOW) NAME(ECANCELED) NAME(EOPNOTSUPP) NAME(EDEADLK)
+#undef NAME
+	default:
+		return "EUNKNOWN";
+	}
+}
+
+/* [-0, +3, m] nil, "CODE: description: thing", "CODE" */
+static int push_fail(lua_State *L, int err, const char *thing)
+{
+	const char *name = errno_name(err);
+	char desc[128];
+	snprintf(desc, sizeof desc, "%s", strerror(err));
+	desc[0] = (char)tolower((unsigned char)desc[0]);
+	lua_pushnil(L);
+	lua_pushfstring(L, "%s: %s: %s", name, desc, thing);
+	lua_pushstring(L, name);
+	return 3;
+}
+
+static const struct {
+	int sig;
+	const char *name;
+} signal_names[] = {
+	{SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},     {SIGQUIT, "SIGQUIT"},   {SIGILL, "SIGILL"},
+	{SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},   {SIGBUS, "SIGBUS"},     {SIGFPE, "SIGFPE"},
+	{SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"},   {SIGSEGV, "SIGSEGV"},   {SIGUSR2, "SIGUSR2"},
+	{SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"},   {SIGTERM, "SIGTERM"},   {SIGCHLD, "SIGCHLD"},
+	{SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"},   {SIGTSTP, "SIGTSTP"},   {SIGTTIN, "SIGTTIN"},
+	{SIGTTOU, "SIGTTOU"}, {SIGURG, "SIGURG"},     {SIGXCPU, "SIGXCPU"},   {SIGXFSZ, "SIGXFSZ"},
+	{SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"}, {SIGWINCH, "SIGWINCH"}, {SIGSYS, "SIGSYS"},
+};
+
+static const char *signal_name(int sig)
+{
+	for (size_t i = 0; i < sizeof signal_names / sizeof *signal_names; i++)
+		if (signal_names[i].sig == sig)
+			return signal_names[i].name;
+	return NULL;
+}
+
+static double now_monotonic(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Interruption ---------------------------------------------------------- */
+
+/*
+ * After trap_signals, SIGINT/SIGTERM set INTERRUPTED_BY and PENDING, wake
+ * any proc.run through WAKE_PIPE, and (as lua.c's laction does) set a hook
+ * on the main Lua thread that raises "interrupted by SIGINT" at the next
+ * instruction. Whoever acts on the interrupt first clears PENDING: the hook,
+ * or a proc.run that reports it as EINTR (and removes the hook, so its
+ * caller sees the return value). A second signal while one is still
+ * pending means "really stop": the default action is restored and re-raised.
+ */
+static volatile sig_atomic_t interrupted_by;
+static volatile sig_atomic_t pending;
+static volatile sig_atomic_t signal_count; /* tells a signal during on_line */
+static lua_State *main_L;
+static int wake_pipe[2] = {-1, -1};
+static struct sigaction saved_int, saved_term;
+
+static void interrupt_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	lua_sethook(L, NULL, 0, 0);
+	pending = 0;
+	const char *name = signal_name(interrupted_by);
+	luaL_error(L, "interrupted by %s", name ? name : "a signal");
+}
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	if (pending) {
+		signal(sig, SIG_DFL);
+		raise(sig); /* delivered when this handler returns */
+	}
+	interrupted_by = sig;
+	pending = 1;
+	signal_count++;
+	if (wake_pipe[1] >= 0) {
+		ssize_t w = write(wake_pipe[1], "", 1);
+		(void)w; /* a full pipe already wakes the reader */
+	}
+	if (main_L)
+		lua_sethook(main_L, interrupt_hook,
+		            LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+	errno = saved;
+}
+
+/* Take the pending interrupt, if any: proc.run reports it itself. */
+static int take_interrupt(void)
+{
+	if (!pending)
+		return 0;
+	pending = 0;
+	if (main_L)
+		lua_sethook(main_L, NULL, 0, 0);
+	return interrupted_by;
+}
+
+static void drain_wake_pipe(void)
+{
+	char buf[64];
+	while (wake_pipe[0] >= 0 && read(wake_pipe[0], buf, sizeof buf) > 0)
+		;
+}
+
+/* __gc of the registry sentinel: the state is closing, stop trapping. */
+static int untrap(lua_State *L)
+{
+	(void)L;
+	sigaction(SIGINT, &saved_int, NULL);
+	sigaction(SIGTERM, &saved_term, NULL);
+	main_L = NULL;
+	for (int i = 0; i < 2; i++) {
+		if (wake_pipe[i] >= 0)
+			close(wake_pipe[i]);
+		wake_pipe[i] = -1;
+	}
+	return 0;
+}
+
+static int set_flags(int fd, int fd_flags, int fl_flags)
+{
+	int a = fcntl(fd, F_GETFD), b = fcntl(fd, F_GETFL);
+	if (a < 0 || b < 0 || fcntl(fd, F_SETFD, a | fd_flags) < 0 ||
+	    fcntl(fd, F_SETFL, b | fl_flags) < 0)
+		return errno;
+	return 0;
+}
+
+/* proc.trap_signals(): idempotent. */
+static int proc_trap_signals(lua_State *L)
+{
+	if (lua_getfield(L, LUA_REGISTRYINDEX, TRAP_KEY) != LUA_TNIL) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	lua_pop(L, 1);
+	lua_newuserdatauv(L, 1, 0);
+	luaL_setmetatable(L, TRAP_MT);
+	if (pipe(wake_pipe) != 0)
+		return push_fail(L, errno, "signal pipe");
+	for (int i = 0; i < 2; i++)
+		set_flags(wake_pipe[i], FD_CLOEXEC, O_NONBLOCK);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+	main_L = lua_tothread(L, -1);
+	lua_pop(L, 1);
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGINT);
+	sigaddset(&sa.sa_mask, SIGTERM);
+	/* No SA_RESTART: a blocking call should see EINTR and let us stop. */
+	sa.sa_flags = 0;
+	sigaction(SIGINT, &sa, &saved_int);
+	sigaction(SIGTERM, &sa, &saved_term);
+	lua_setfield(L, LUA_REGISTRYINDEX, TRAP_KEY);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* proc.interrupted() -> "SIGINT" | "SIGTERM" | nil */
+static int proc_interrupted(lua_State *L)
+{
+	const char *name = interrupted_by ? signal_name(interrupted_by) : NULL;
+	if (name)
+		lua_pushstring(L, name);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+static int proc_clear_interrupt(lua_State *L)
+{
+	(void)L;
+	pending = 0;
+	interrupted_by = 0;
+	if (main_L)
+		lua_sethook(main_L, NULL, 0, 0);
+	drain_wake_pipe();
+	return 0;
+}
+
+/* Running a child ------------------------------------------------------- */
+
+struct stream {
+	const char *name; /* "stdout" | "stderr" */
+	int fd;           /* our read end; -1 at EOF or when not captured */
+	char *buf;        /* everything read so far */
+	size_t len, cap;
+	size_t line_start; /* first byte not yet handed to on_line */
+};
+
+struct run {
+	pid_t pid;  /* > 0 until reaped */
+	int exited; /* the child has exited, not yet reaped */
+	struct stream out, err;
+	int in_fd;   /* our end of the child's stdin */
+	int exec_fd; /* reads the exec failure report */
+	int child_fds[4]; /* the child's ends, closed in the parent after fork */
+};
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Idempotent: kill and reap the child's group, close, free. */
+static void run_release(struct run *r)
+{
+	close_fd(&r->out.fd);
+	close_fd(&r->err.fd);
+	close_fd(&r->in_fd);
+	close_fd(&r->exec_fd);
+	for (int i = 0; i < 4; i++)
+		close_fd(&r->child_fds[i]);
+	if (r->pid > 0) {
+		kill(-r->pid, SIGKILL);
+		while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		r->pid = 0;
+	}
+	free(r->out.buf);
+	free(r->err.buf);
+	r->out.buf = r->err.buf = NULL;
+}
+
+static int run_gc(lua_State *L)
+{
+	run_release(luaL_checkudata(L, 1, RUN_MT));
+	return 0;
+}
+
+/* Pipe with both ends close-on-exec; the child's ends are dup2'd. */
+static int make_pipe(int *read_end, int *write_end)
+{
+	int p[2];
+	if (pipe(p) != 0)
+		return errno;
+	*read_end = p[0];
+	*write_end = p[1];
+	int err = set_flags(p[0], FD_CLOEXEC, 0);
+	return err ? err : set_flags(p[1], FD_CLOEXEC, 0);
+}
+
+enum { FAILED_CWD = 1, FAILED_EXEC = 2 };
+
+struct exec_report {
+	int stage;
+	int err;
+};
+
+struct child_setup {
+	char **argv;
+	char **envp; /* NULL: inherit */
+	const char *cwd;
+	int in, out, err, report; /* -1: leave as is */
+};
+
+static void child_fail(int fd, int stage)
+{
+	struct exec_report rep = {stage, errno};
+	ssize_t w = write(fd, &rep, sizeof rep);
+	(void)w;
+	_exit(127);
+}
+
+/* Between fork and exec: async-signal-safe calls only. */
+static void child_exec(const struct child_setup *c)
+{
+	setpgid(0, 0);
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof dfl);
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	const int reset[] = {SIGINT, SIGTERM, SIGPIPE, SIGQUIT, SIGHUP, SIGCHLD};
+	for (size_t i = 0; i < sizeof reset / sizeof *reset; i++)
+		sigaction(reset[i], &dfl, NULL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	const int from[3] = {c->in, c->out, c->err};
+	for (int target = 0; target < 3; target++) {
+		if (from[target] < 0)
+			continue;
+		if (from[target] == target)
+			fcntl(target, F_SETFD, 0); /* keep it across exec */
+		else if (dup2(from[target], target) < 0)
+			child_fail(c->report, FAILED_EXEC);
+	}
+	if (c->cwd && chdir(c->cwd) != 0)
+		child_fail(c->report, FAILED_CWD);
+	if (c->envp)
+		environ = c->envp;
+	execvp(c->argv[0], c->argv);
+	child_fail(c->report, FAILED_EXEC);
+}
+
+/* Write to the child's stdin without letting a closed pipe kill us. */
+static ssize_t write_nosigpipe(int fd, const char *p, size_t n)
+{
+	sigset_t pipe_set, old;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	ssize_t w = write(fd, p, n);
+	int saved = errno;
+	if (w < 0 && saved == EPIPE && !sigismember(&old, SIGPIPE)) {
+		struct timespec zero = {0, 0};
+		sigset_t now_pending;
+		sigpending(&now_pending);
+		if (sigismember(&now_pending, SIGPIPE))
+			sigtimedwait(&pipe_set, NULL, &zero);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+	return w;
+}
+
+/* Read what is there now into S; 0, or errno (EOF closes S->fd). */
+static int stream_read(struct stream *s)
+{
+	if (s->cap - s->len < READ_CHUNK) {
+		size_t cap = s->cap ? s->cap : READ_CHUNK * 2;
+		while (cap - s->len < READ_CHUNK)
+			cap *= 2;
+		char *p = realloc(s->buf, cap);
+		if (!p)
+			return ENOMEM;
+		s->buf = p;
+		s->cap = cap;
+	}
+	ssize_t got = read(s->fd, s->buf + s->len, READ_CHUNK);
+	if (got < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : errno;
+	if (got == 0)
+		close_fd(&s->fd);
+	s->len += (size_t)got;
+	return 0;
+}
+
+struct line_call {
+	const char *stream;
+	const char *p;
+	size_t n;
+};
+
+/* Under lua_pcall: on_line(stream, line). */
+static int call_on_line(lua_State *L)
+{
+	const struct line_call *c = lua_touserdata(L, 2);
+	lua_pushvalue(L, 1);
+	lua_pushstring(L, c->stream);
+	lua_pushlstring(L, c->p, c->n);
+	lua_call(L, 2, 0);
+	return 0;
+}
+
+/* Hand S's complete lines (and with FINAL the unterminated rest) to the
+ * function at ON_LINE. Returns a Lua status; an error is left on the stack. */
+static int deliver_lines(lua_State *L, int on_line, struct stream *s, int final)
+{
+	if (!on_line)
+		return LUA_OK;
+	for (;;) {
+		size_t start = s->line_start;
+		const char *nl = memchr(s->buf + start, '\n', s->len - start);
+		if (!nl && !(final && start < s->len))
+			return LUA_OK;
+		size_t end = nl ? (size_t)(nl - s->buf) : s->len;
+		struct line_call c = {s->name, s->buf + start, end - start};
+		s->line_start = nl ? end + 1 : end;
+		lua_pushcfunction(L, call_on_line);
+		lua_pushvalue(L, on_line);
+		lua_pushlightuserdata(L, &c);
+		int status = lua_pcall(L, 2, 0, 0);
+		if (status != LUA_OK)
+			return status;
+	}
+}
+
+/*
+ * deliver_lines, where an error raised by the interrupt hook inside on_line
+ * counts as an interrupt of the run (reported as EINTR), not as on_line's
+ * failure. Returns 0 with on_line's error on the stack.
+ */
+static int lines_or_interrupt(lua_State *L, int *on_line, struct stream *s, int final,
+                              int *interrupted)
+{
+	int seen = signal_count;
+	if (deliver_lines(L, *on_line, s, final) == LUA_OK)
+		return 1;
+	if (signal_count == seen || !interrupted_by)
+		return 0;
+	lua_pop(L, 1);
+	take_interrupt();
+	if (!*interrupted)
+		*interrupted = interrupted_by;
+	*on_line = 0; /* the caller's code was stopped: no more calls into it */
+	return 1;
+}
+
+/* [-0, +1, e] Read and check the options; push the command line for messages. */
+struct run_opts {
+	int argv, cwd, env, env_clear, in, timeout, on_line, inherit; /* stack slots */
+	double timeout_s;
+};
+
+static void read_opts(lua_State *L, struct run_opts *o)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	static const char *const keys[] = {"argv", "cwd", "env", "env_clear", "stdin",
+	                                   "timeout", "on_line", "inherit"};
+	static const int types[] = {LUA_TTABLE, LUA_TSTRING, LUA_TTABLE, LUA_TBOOLEAN,
+	                            LUA_TSTRING, LUA_TNUMBER, LUA_TFUNCTION, LUA_TBOOLEAN};
+	int *slots[] = {&o->argv, &o->cwd, &o->env, &o->env_clear,
+	                &o->in, &o->timeout, &o->on_line, &o->inherit};
+	for (int i = 0; i < 8; i++) {
+		int t = lua_getfield(L, 1, keys[i]);
+		if (t != LUA_TNIL && t != types[i])
+			luaL_error(L, "bad option '%s' (%s expected, got %s)", keys[i],
+			           lua_typename(L, types[i]), luaL_typename(L, -1));
+		*slots[i] = t == LUA_TNIL ? 0 : lua_gettop(L);
+	}
+	if (!o->argv)
+		luaL_error(L, "bad option 'argv' (table expected, got nil)");
+	lua_Integer n = luaL_len(L, o->argv);
+	if (n < 1)
+		luaL_error(L, "bad option 'argv' (at least a program name expected)");
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_rawgeti(L, o->argv, i) != LUA_TSTRING)
+			luaL_error(L, "bad option 'argv' (string expected at [%d], got %s)", (int)i,
+			           luaL_typename(L, -1));
+		lua_pop(L, 1);
+	}
+	o->timeout_s = 0;
+	if (o->timeout) {
+		o->timeout_s = lua_tonumber(L, o->timeout);
+		if (!(o->timeout_s > 0))
+			luaL_error(L, "bad option 'timeout' (positive number of seconds expected)");
+	}
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (i > 1)
+			luaL_addchar(&b, ' ');
+		lua_rawgeti(L, o->argv, i);
+		luaL_addvalue(&b);
+	}
+	luaL_pushresult(&b);
+}
+
+/* [-0, +1, e] The argv array, in a userdata; its strings are anchored by
+ * the argv table, which stays on the stack. */
+static char **push_argv(lua_State *L, int argv)
+{
+	size_t n = (size_t)luaL_len(L, argv);
+	char **a = lua_newuserdatauv(L, (n + 1) * sizeof *a, 0);
+	for (size_t i = 0; i < n; i++) {
+		lua_rawgeti(L, argv, (lua_Integer)i + 1);
+		a[i] = (char *)lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	a[n] = NULL;
+	return a;
+}
+
+/* [-0, +2, e] The child's environment: "K=V" strings anchored in a table
+ * pushed first, then the NULL-terminated array. NULL when inherited. */
+static char **push_envp(lua_State *L, const struct run_opts *o)
+{
+	int clear = o->env_clear && lua_toboolean(L, o->env_clear);
+	if (!clear && !o->env) {
+		lua_pushnil(L);
+		lua_pushnil(L);
+		return NULL;
+	}
+	lua_newtable(L);
+	int merged = lua_gettop(L);
+	for (char **e = clear ? NULL : environ; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (!eq)
+			continue;
+		lua_pushlstring(L, *e, (size_t)(eq - *e));
+		lua_pushstring(L, eq + 1);
+		lua_rawset(L, merged);
+	}
+	if (o->env) {
+		lua_pushnil(L);
+		while (lua_next(L, o->env)) {
+			if (lua_type(L, -2) != LUA_TSTRING || strchr(lua_tostring(L, -2), '='))
+				luaL_error(L, "bad option 'env' (names are strings without '=')");
+			int t = lua_type(L, -1);
+			if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+				lua_pop(L, 1);
+				lua_pushvalue(L, -1);
+				lua_pushnil(L);
+			} else if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+				lua_tostring(L, -1);
+				lua_pushvalue(L, -2);
+				lua_insert(L, -2);
+			} else {
+				luaL_error(L, "bad option 'env' (value of '%s' must be a string or false)",
+				           lua_tostring(L, -2));
+			}
+			lua_rawset(L, merged);
+		}
+	}
+	size_t n = 0;
+	lua_pushnil(L);
+	while (lua_next(L, merged)) {
+		n++;
+		lua_pop(L, 1);
+	}
+	lua_newtable(L); /* anchors the "K=V" strings */
+	int anchors = lua_gettop(L);
+	char **envp = lua_newuserdatauv(L, (n + 1) * sizeof *envp, 0);
+	size_t i = 0;
+	lua_pushnil(L);
+	while (lua_next(L, merged)) {
+		envp[i] = (char *)lua_pushfstring(L, "%s=%s", lua_tostring(L, -2), lua_tostring(L, -1));
+		lua_rawseti(L, anchors, (lua_Integer)++i);
+		lua_pop(L, 1);
+	}
+	envp[n] = NULL;
+	lua_remove(L, merged);
+	return envp;
+}
+
+/* [-0, +1, m] The result table. */
+static void push_result(lua_State *L, const struct run *r, int status, int known,
+                        double duration, int timed_out)
+{
+	lua_createtable(L, 0, 7);
+	if (known && WIFEXITED(status)) {
+		lua_pushinteger(L, WEXITSTATUS(status));
+		lua_setfield(L, -2, "code");
+	}
+	if (known && WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		lua_pushinteger(L, sig);
+		lua_setfield(L, -2, "signal");
+		const char *name = signal_name(sig);
+		if (name) {
+			lua_pushstring(L, name);
+			lua_setfield(L, -2, "signame");
+		}
+	}
+	lua_pushlstring(L, r->out.buf ? r->out.buf : "", r->out.len);
+	lua_setfield(L, -2, "stdout");
+	lua_pushlstring(L, r->err.buf ? r->err.buf : "", r->err.len);
+	lua_setfield(L, -2, "stderr");
+	lua_pushnumber(L, duration);
+	lua_setfield(L, -2, "duration");
+	lua_pushboolean(L, timed_out);
+	lua_setfield(L, -2, "timed_out");
+}
+
+/*
+ * proc.run{ argv=, cwd=, env=, env_clear=, stdin=, timeout=, on_line=, inherit= }
+ *   -> { code, signal, signame, stdout, stderr, duration, timed_out }
+ *    | nil, msg, code
+ */
+static int proc_run(lua_State *L)
+{
+	struct run_opts o;
+	read_opts(L, &o);
+	int cmd = lua_gettop(L);
+	const char *cmdline = lua_tostring(L, cmd);
+	char **argv = push_argv(L, o.argv);
+	char **envp = push_envp(L, &o);
+	int inherit = o.inherit && lua_toboolean(L, o.inherit);
+	size_t in_len = 0;
+	const char *in_data = o.in ? lua_tolstring(L, o.in, &in_len) : NULL;
+	luaL_checkstack(L, 8, "proc.run");
+
+	int sig = take_interrupt();
+	if (sig) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "EINTR: interrupted by %s: %s", signal_name(sig), cmdline);
+		lua_pushliteral(L, "EINTR");
+		return 3;
+	}
+
+	struct run *r = lua_newuserdatauv(L, sizeof *r, 0);
+	memset(r, 0, sizeof *r);
+	r->out.name = "stdout";
+	r->err.name = "stderr";
+	r->out.fd = r->err.fd = r->in_fd = r->exec_fd = -1;
+	for (int i = 0; i < 4; i++)
+		r->child_fds[i] = -1;
+	luaL_setmetatable(L, RUN_MT);
+	lua_toclose(L, -1);
+
+	/* child_fds: 0 stdin, 1 stdout, 2 stderr, 3 exec report */
+	int err = 0;
+	if (!inherit) {
+		err = make_pipe(&r->out.fd, &r->child_fds[1]);
+		if (!err)
+			err = make_pipe(&r->err.fd, &r->child_fds[2]);
+	}
+	if (!err && in_data)
+		err = make_pipe(&r->child_fds[0], &r->in_fd);
+	else if (!err && !inherit && (r->child_fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		err = errno;
+	if (!err)
+		err = make_pipe(&r->exec_fd, &r->child_fds[3]);
+	const int nonblocking[] = {r->out.fd, r->err.fd, r->in_fd};
+	for (int i = 0; i < 3 && !err; i++)
+		if (nonblocking[i] >= 0)
+			err = set_flags(nonblocking[i], 0, O_NONBLOCK);
+	if (err) {
+		run_release(r);
+		return push_fail(L, err, cmdline);
+	}
+
+	double start = now_monotonic();
+	struct child_setup setup = {argv, envp, o.cwd ? lua_tostring(L, o.cwd) : NULL,
+	                            r->child_fds[0], r->child_fds[1], r->child_fds[2],
+	                            r->child_fds[3]};
+	pid_t pid = fork();
+	if (pid < 0) {
+		err = errno;
+		run_release(r);
+		return push_fail(L, err, cmdline);
+	}
+	if (pid == 0)
+		child_exec(&setup);
+	r->pid = pid;
+	setpgid(pid, pid); /* also done by the child: whoever is first wins the race */
+	for (int i = 0; i < 4; i++)
+		close_fd(&r->child_fds[i]);
+
+	/* The report pipe closes on a successful exec, or carries the errno. */
+	struct exec_report rep;
+	ssize_t got;
+	while ((got = read(r->exec_fd, &rep, sizeof rep)) < 0 && errno == EINTR)
+		;
+	close_fd(&r->exec_fd);
+	if (got == (ssize_t)sizeof rep) {
+		run_release(r);
+		return push_fail(L, rep.err, rep.stage == FAILED_CWD ? setup.cwd : argv[0]);
+	}
+
+	size_t in_off = 0;
+	if (r->in_fd >= 0 && in_len == 0)
+		close_fd(&r->in_fd);
+	double deadline = o.timeout_s > 0 ? start + o.timeout_s : INFINITY;
+	double kill_at = INFINITY;
+	int killing = 0; /* 1: SIGTERM sent, 2: SIGKILL sent */
+	int timed_out = 0, interrupted = 0, quiet_ms = 1;
+	int on_line = o.on_line;
+
+	for (;;) {
+		double now = now_monotonic();
+		if ((sig = take_interrupt()) != 0 && !interrupted)
+			interrupted = sig;
+		if (!killing && now >= deadline)
+			timed_out = 1;
+		if (!killing && (interrupted || timed_out)) {
+			kill(-pid, SIGTERM);
+			killing = 1;
+			kill_at = now + KILL_GRACE;
+		}
+		if (killing == 1 && now >= kill_at) {
+			kill(-pid, SIGKILL);
+			killing = 2;
+		}
+
+		/* WNOWAIT: the pid (and so the group id) stays ours until reaped. */
+		siginfo_t info;
+		info.si_pid = 0;
+		if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+		    info.si_pid == pid)
+			r->exited = 1;
+
+		struct stream *streams[2] = {&r->out, &r->err};
+		if (r->exited) {
+			/* Take what the child wrote before it went; leftovers of
+			 * background processes it started are not waited for. */
+			for (int i = 0; i < 2 && !err; i++) {
+				while (streams[i]->fd >= 0) {
+					size_t before = streams[i]->len;
+					err = stream_read(streams[i]);
+					if (err || streams[i]->len == before)
+						break;
+				}
+			}
+			break;
+		}
+
+		enum { OUT, ERR, IN, WAKE } what[4];
+		struct pollfd pfd[4];
+		int np = 0;
+		for (int i = 0; i < 2; i++)
+			if (streams[i]->fd >= 0) {
+				what[np] = i == 0 ? OUT : ERR;
+				pfd[np++] = (struct pollfd){streams[i]->fd, POLLIN, 0};
+			}
+		int capture_open = np > 0;
+		if (r->in_fd >= 0) {
+			what[np] = IN;
+			pfd[np++] = (struct pollfd){r->in_fd, POLLOUT, 0};
+		}
+		if (wake_pipe[0] >= 0) {
+			what[np] = WAKE;
+			pfd[np++] = (struct pollfd){wake_pipe[0], POLLIN, 0};
+		}
+		/* Exit is noticed by polling waitid: often while output flows,
+		 * in growing steps once the child has closed its output. */
+		int ms = capture_open ? 250 : quiet_ms;
+		if (!capture_open && quiet_ms < 50)
+			quiet_ms *= 2;
+		double until = killing == 1 ? kill_at : killing ? INFINITY : deadline;
+		if (until - now < ms / 1000.0)
+			ms = until <= now ? 0 : (int)ceil((until - now) * 1000);
+		if (poll(pfd, (nfds_t)np, ms) < 0 && errno != EINTR) {
+			err = errno;
+			break;
+		}
+		for (int i = 0; i < np; i++) {
+			if (!pfd[i].revents)
+				continue;
+			if (what[i] == WAKE) {
+				drain_wake_pipe();
+			} else if (what[i] == IN) {
+				size_t left = in_len - in_off;
+				ssize_t w = write_nosigpipe(r->in_fd, in_data + in_off,
+				                            left < READ_CHUNK ? left : READ_CHUNK);
+				if (w > 0)
+					in_off += (size_t)w;
+				/* A child that stops reading just loses the rest. */
+				if (in_off == in_len || (w < 0 && errno != EAGAIN && errno != EINTR))
+					close_fd(&r->in_fd);
+			} else {
+				struct stream *s = what[i] == OUT ? &r->out : &r->err;
+				if ((err = stream_read(s)) != 0)
+					break;
+				if (!lines_or_interrupt(L, &on_line, s, s->fd < 0, &interrupted)) {
+					run_release(r);
+					return lua_error(L);
+				}
+			}
+		}
+		if (err)
+			break;
+	}
+
+	if (killing || err)
+		kill(-pid, SIGKILL); /* the rest of the group goes with the child */
+	int status = 0;
+	pid_t reaped;
+	while ((reaped = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+		;
+	int known = reaped == pid;
+	r->pid = 0;
+	double duration = now_monotonic() - start;
+	close_fd(&r->in_fd);
+	close_fd(&r->out.fd);
+	close_fd(&r->err.fd);
+	if (err) {
+		run_release(r);
+		return push_fail(L, err, cmdline);
+	}
+	if (!lines_or_interrupt(L, &on_line, &r->out, 1, &interrupted) ||
+	    !lines_or_interrupt(L, &on_line, &r->err, 1, &interrupted)) {
+		run_release(r);
+		return lua_error(L);
+	}
+	if (interrupted) {
+		run_release(r);
+		lua_pushnil(L);
+		lua_pushfstring(L, "EINTR: interrupted by %s: %s", signal_name(interrupted), cmdline);
+		lua_pushliteral(L, "EINTR");
+		return 3;
+	}
+	push_result(L, r, status, known, duration, timed_out);
+	return 1;
+}
+
+/* The environment, time, and this process ------------------------------- */
+
+static int proc_getenv(lua_State *L)
+{
+	const char *v = getenv(luaL_checkstring(L, 1));
+	if (v)
+		lua_pushstring(L, v);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+static int proc_environ(lua_State *L)
+{
+	lua_newtable(L);
+	for (char **e = environ; *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (!eq)
+			continue;
+		lua_pushlstring(L, *e, (size_t)(eq - *e));
+		lua_pushstring(L, eq + 1);
+		lua_rawset(L, -3);
+	}
+	return 1;
+}
+
+static int proc_isatty(lua_State *L)
+{
+	lua_Integer fd = luaL_checkinteger(L, 1);
+	luaL_argcheck(L, fd >= 0 && fd <= 2, 1, "0, 1 or 2 expected");
+	lua_pushboolean(L, isatty((int)fd));
+	return 1;
+}
+
+static int proc_clock(lua_State *L)
+{
+	lua_pushnumber(L, now_monotonic());
+	return 1;
+}
+
+static int proc_time(lua_State *L)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	lua_pushnumber(L, (lua_Number)t.tv_sec + (lua_Number)t.tv_nsec / 1e9);
+	return 1;
+}
+
+/* proc.sleep(seconds): cut short by a trapped signal (whose hook then raises). */
+static int proc_sleep(lua_State *L)
+{
+	lua_Number s = luaL_checknumber(L, 1);
+	luaL_argcheck(L, s >= 0 && s < 1e9, 1, "seconds out of range");
+	struct timespec t = {(time_t)s, (long)((s - floor(s)) * 1e9)};
+	while (nanosleep(&t, &t) != 0 && errno == EINTR && !pending)
+		;
+	return 0;
+}
+
+static int proc_pid(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)getpid());
+	return 1;
+}
+
+static int proc_hostname(lua_State *L)
+{
+	char host[256];
+	if (gethostname(host, sizeof host) != 0)
+		return push_fail(L, errno, "hostname");
+	host[sizeof host - 1] = '\0';
+	lua_pushstring(L, host);
+	return 1;
+}
+
+/* proc.user(): the login name of the effective user, or $USER, or nil. */
+static int proc_user(lua_State *L)
+{
+	char buf[16384];
+	struct passwd pw, *found = NULL;
+	if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &found) == 0 && found) {
+		lua_pushstring(L, found->pw_name);
+		return 1;
+	}
+	const char *user = getenv("USER");
+	if (user)
+		lua_pushstring(L, user);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+/* proc.kill(pid, "TERM" | "SIGTERM" | number = "TERM") */
+static int proc_kill(lua_State *L)
+{
+	lua_Integer pid = luaL_checkinteger(L, 1);
+	int sig = SIGTERM;
+	if (lua_type(L, 2) == LUA_TNUMBER) {
+		sig = (int)luaL_checkinteger(L, 2);
+	} else if (!lua_isnoneornil(L, 2)) {
+		const char *name = luaL_checkstring(L, 2);
+		const char *bare = strncmp(name, "SIG", 3) == 0 ? name + 3 : name;
+		sig = -1;
+		for (size_t i = 0; i < sizeof signal_names / sizeof *signal_names; i++)
+			if (strcmp(signal_names[i].name + 3, bare) == 0)
+				sig = signal_names[i].sig;
+		luaL_argcheck(L, sig > 0, 2, "unknown signal name");
+	}
+	if (kill((pid_t)pid, sig) != 0) {
+		char thing[64];
+		snprintf(thing, sizeof thing, "pid %lld", (long long)pid);
+		return push_fail(L, errno, thing);
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
 
 int luaopen_cdp_proc(lua_State *L)
 {
-	lua_newtable(L);
+	static const luaL_Reg funcs[] = {
+		{"run", proc_run},
+		{"getenv", proc_getenv},
+		{"environ", proc_environ},
+		{"isatty", proc_isatty},
+		{"clock", proc_clock},
+		{"time", proc_time},
+		{"sleep", proc_sleep},
+		{"pid", proc_pid},
+		{"hostname", proc_hostname},
+		{"user", proc_user},
+		{"kill", proc_kill},
+		{"trap_signals", proc_trap_signals},
+		{"interrupted", proc_interrupted},
+		{"clear_interrupt", proc_clear_interrupt},
+		{NULL, NULL},
+	};
+	luaL_newmetatable(L, RUN_MT);
+	lua_pushcfunction(L, run_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_pushcfunction(L, run_gc);
+	lua_setfield(L, -2, "__close");
+	lua_pop(L, 1);
+	luaL_newmetatable(L, TRAP_MT);
+	lua_pushcfunction(L, untrap);
+	lua_setfield(L, -2, "__gc");
+	lua_pop(L, 1);
+	luaL_newlib(L, funcs);
 	return 1;
 }

@@ -219,15 +219,19 @@ static int incomplete(lua_State *L, int status)
 	       memcmp(msg + len - (sizeof mark - 1), mark, sizeof mark - 1) == 0;
 }
 
+/* What loadline() returns besides a load status; nothing is pushed then. */
+enum { CHUNK_EOF = -1, CHUNK_DROPPED = -2 };
+
 /*
  * [-0, +1] Read a chunk and load it: the function, or a syntax error message.
- * Returns the load status, LINE_EOF or LINE_INTERRUPTED (nothing pushed).
+ * Returns the load status, CHUNK_EOF at the end of input, or CHUNK_DROPPED
+ * when Ctrl-C threw away what was typed.
  */
 static int loadline(lua_State *L, struct session *s)
 {
 	int got = pushline(L, s, 1);
 	if (got != LINE_OK)
-		return got == LINE_EOF ? -1 : -2;
+		return got == LINE_EOF ? CHUNK_EOF : CHUNK_DROPPED;
 	int line = lua_gettop(L);
 
 	/* An expression? Then show its values. */
@@ -253,7 +257,7 @@ static int loadline(lua_State *L, struct session *s)
 		got = pushline(L, s, 0);
 		if (got == LINE_INTERRUPTED) {
 			lua_settop(L, line - 1);
-			return -2;
+			return CHUNK_DROPPED;
 		}
 		if (got == LINE_EOF) {
 			/* End of input inside a statement: say what was missing. */
@@ -426,9 +430,9 @@ static int repl_run(lua_State *L)
 	for (;;) {
 		lua_settop(L, BASE);
 		int status = loadline(L, s);
-		if (status == -1)
+		if (status == CHUNK_EOF)
 			break;
-		if (status == -2)
+		if (status == CHUNK_DROPPED)
 			continue;
 		if (status == LUA_OK)
 			status = docall(L, s, 0, LUA_MULTRET);

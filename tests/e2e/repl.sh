@@ -182,4 +182,19 @@ printf 'for i = 1, 2 do\n' | "$CDP" repl 2>"$tmp/err" >/dev/null ||
 	{ echo "FAIL: end of input inside a statement is not exit 0" >&2; exit 1; }
 grep -qF "'end' expected" "$tmp/err" || { echo "FAIL: no syntax error at end of input" >&2; exit 1; }
 
+echo "== cdp.repl.run options: env, print"
+out=$(printf '=x\ny = 1\n=y, nil\n' | "$CDP" -e '
+  local env = { x = 5 }
+  require("cdp.repl").run { env = env, history = false,
+    print = function(...) print("n=" .. select("#", ...), ...) end }
+  print("y in env:", env.y, "y global:", y)')
+expected=$'n=1\t5\nn=2\t1\tnil\ny in env:\t1\ty global:\tnil'
+[ "$out" = "$expected" ] || { echo "FAIL: run{env, print} printed '$out'" >&2; exit 1; }
+
+if "$CDP" -e 'require("cdp.repl").run { env = 1 }' </dev/null 2>"$tmp/err"; then
+	echo "FAIL: run{env = 1} did not raise" >&2
+	exit 1
+fi
+grep -qF "bad option 'env'" "$tmp/err" || { echo "FAIL: bad env not named: $(cat "$tmp/err")" >&2; exit 1; }
+
 echo "PASS"

@@ -1,0 +1,165 @@
+-- Activate: decide what is being released (the trigger) and make the Release Fork, a
+-- private clone at that commit inside the run folder, on branch cdp/release/<run-id>.
+-- Nothing here, or in any later stage, touches the user's working tree.
+--
+-- Triggers, first match wins: a CI push event in the environment (GitHub Actions'
+-- GITHUB_*, GitLab's CI_*), else the `ref` setting (`--set ref=v1.2.0`, a branch, tag
+-- or commit; default HEAD), as a manual trigger by the local user.
+local fs = require "cdp.fs"
+local git = require "cdp.git"
+local proc = require "cdp.proc"
+local release = require "cdp.release"
+
+local activate = {
+  name = "activate",
+  needs = {},
+  gives = { "trigger", "fork" },
+  modifies_fork = true,
+  settings = { "ref", "base_branch", "remote" },
+}
+
+local function env(name)
+  local v = proc.getenv(name)
+  if v == "" then
+    return nil
+  end
+  return v
+end
+
+-- The trigger as the environment or the settings describe it (no commit yet).
+function activate.trigger(ctx)
+  if env("GITHUB_ACTIONS") == "true" and env("GITHUB_SHA") then
+    return {
+      event = env("GITHUB_EVENT_NAME") == "schedule" and "schedule"
+        or (env("GITHUB_REF") or ""):match("^refs/tags/") and "tag" or "push",
+      ref = env("GITHUB_REF") or env("GITHUB_SHA"),
+      rev = env("GITHUB_SHA"),
+      actor = env("GITHUB_ACTOR") or "github-actions",
+      source = "GitHub Actions",
+    }
+  end
+  if env("GITLAB_CI") == "true" and env("CI_COMMIT_SHA") then
+    local source = env("CI_PIPELINE_SOURCE")
+    return {
+      event = source == "schedule" and "schedule" or env("CI_COMMIT_TAG") and "tag" or "push",
+      ref = env("CI_COMMIT_TAG") and ("refs/tags/" .. env("CI_COMMIT_TAG"))
+        or env("CI_COMMIT_BRANCH") and ("refs/heads/" .. env("CI_COMMIT_BRANCH"))
+        or env("CI_COMMIT_REF_NAME") or env("CI_COMMIT_SHA"),
+      rev = env("CI_COMMIT_SHA"),
+      actor = env("GITLAB_USER_LOGIN") or "gitlab-ci",
+      source = "GitLab CI",
+    }
+  end
+  local ref = release.setting(ctx, "ref")
+  return { event = ref == "HEAD" and "manual" or (ref:match("^v?%d") and "tag" or "manual"),
+    ref = ref, rev = ref, actor = proc.user(), source = "command line" }
+end
+
+-- The user's repository and the commit the trigger names.
+local function resolve(ctx, trigger)
+  local repo, err = git.discover(ctx.root)
+  if not repo then
+    error(("%s is not in a git repository: %s"):format(ctx.root, err), 0)
+  end
+  local commit, rerr = repo:resolve(trigger.rev)
+  if not commit then
+    error(("cannot release '%s' (from %s): %s"):format(trigger.rev, trigger.source, rerr), 0)
+  end
+  local ref = trigger.ref
+  if ref == "HEAD" then
+    ref = repo:head_ref() or commit
+  end
+  return repo, commit, ref
+end
+
+local function base_branch(ctx, ref)
+  local base = release.setting(ctx, "base_branch")
+  if base ~= "" then
+    return base
+  end
+  return ref:match("^refs/heads/(.+)$") or "main"
+end
+
+local function remote_url(repo, name)
+  for _, r in ipairs(repo:remotes()) do
+    if r.name == name then
+      return r.url
+    end
+  end
+  return nil
+end
+
+function activate.run(ctx)
+  local t = activate.trigger(ctx)
+  local user_repo, commit, ref = resolve(ctx, t)
+  local path = ctx.run_dir .. "/fork"
+  local branch = "cdp/release/" .. ctx.run
+  local remote = release.setting(ctx, "remote")
+  local origin = remote_url(user_repo, remote) or (remote:find("[:/]") and remote) or nil
+  -- The identity the user commits with, wherever their git config sets it.
+  local identity = user_repo:signature()
+  user_repo:close()
+
+  -- A fork left by an attempt that did not finish is made again from scratch.
+  if fs.exists(path) then
+    assert(fs.remove(path, { recursive = true }))
+  end
+  ctx.log(("release fork: cloning %s at %s into %s"):format(ctx.root, commit:sub(1, 12), path))
+  local fork, err = git.clone(ctx.root, path, { checkout = false })
+  if not fork then
+    error(("cannot make the release fork in %s: %s"):format(path, err), 0)
+  end
+  assert(fork:branch_create(branch, commit, { force = true }))
+  assert(fork:checkout(branch, { force = true }))
+  -- The fork pushes where the user's repository pushes; the user's clone stays
+  -- reachable as `local` for audits.
+  assert(fork:remote_set("local", ctx.root))
+  if origin then
+    assert(fork:remote_set("origin", origin))
+  end
+  if identity and not fork:signature() then
+    fork:config_set("user.name", identity.name)
+    fork:config_set("user.email", identity.email)
+  end
+  fork:close()
+  ctx.log(("release fork ready on branch %s (origin %s)"):format(branch, origin or "none"))
+
+  return {
+    trigger = { event = t.event, ref = ref, commit = commit, actor = t.actor, source = t.source },
+    fork = { path = path, commit = commit, branch = branch, base = base_branch(ctx, ref),
+      origin = origin or false, remote = remote },
+  }
+end
+
+-- A recorded Activate still holds when its fork exists at its commit and the
+-- trigger still names that commit (a moved branch means a new release).
+function activate.verify(ctx, outputs)
+  local t = activate.trigger(ctx)
+  local ok, user_repo, commit = pcall(resolve, ctx, t)
+  if not ok then
+    return false, user_repo
+  end
+  user_repo:close()
+  if commit ~= outputs.trigger.commit then
+    return false, ("%s now points at %s, not %s"):format(t.rev, commit:sub(1, 12), outputs.trigger.commit:sub(1, 12))
+  end
+  local fork = git.open(outputs.fork.path)
+  if not fork then
+    return false, "the release fork " .. outputs.fork.path .. " is gone"
+  end
+  fork:close()
+  return true
+end
+
+activate.health = {
+  { name = "repository", check = function(ctx)
+    local repo, err = git.discover(ctx.root)
+    if not repo then
+      return false, ("%s is not in a git repository: %s"):format(ctx.root, err)
+    end
+    repo:close()
+    return true
+  end },
+}
+
+return activate

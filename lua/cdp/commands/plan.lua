@@ -1,0 +1,125 @@
+-- `cdp plan`: show the Release Plan of a workspace.
+local cli = require "cdp.cli"
+
+local command = {
+  summary = "show the Release Plan: which crates bump, to what, and why",
+  usage = "cdp plan [DIR] [--json] [--explain CRATE] [--since REV] [--from REV] "
+    .. "[--pipeline FILE] [--prerelease LABEL]",
+  help = [[
+Plans the next release of the Cargo workspace in DIR (default: the current
+directory) from its git history: each crate's commits since its last release
+tag, read as Conventional Commits, decide its bump under the policy.
+
+Options:
+  --json              print the plan as JSON (sorted keys, stable across runs)
+  --explain CRATE     list the commits and dependency edges behind CRATE's bump
+  --since REV         count commits after REV for every crate, not after its tag
+  --from REV          plan the release of REV instead of HEAD
+  --pipeline FILE     take the policy (and settings.tag_template) from a pipeline script
+  --prerelease LABEL  plan pre-releases X.Y.Z-LABEL.N
+
+Exit codes: 0 planned, 1 the plan failed (broken manifest, bad tag, unknown
+crate in the policy), 2 bad usage.]],
+}
+
+local function parse_args(args)
+  local o = {}
+  local i = 1
+  local function value(flag)
+    local v = args[i + 1]
+    if v == nil or v:sub(1, 2) == "--" then
+      cli.usage_error(("%s needs a value"):format(flag), "plan")
+    end
+    i = i + 1
+    return v
+  end
+  while i <= #args do
+    local a = args[i]
+    local flag, inline = a:match("^(%-%-[%w-]+)=(.*)$")
+    if flag then
+      a = flag
+      table.insert(args, i + 1, inline)
+    end
+    if a == "--json" then
+      o.json = true
+    elseif a == "--explain" then
+      o.explain = value(a)
+    elseif a == "--since" then
+      o.since = value(a)
+    elseif a == "--from" then
+      o.from = value(a)
+    elseif a == "--pipeline" then
+      o.pipeline = value(a)
+    elseif a == "--prerelease" then
+      o.prerelease = value(a)
+    elseif a:sub(1, 1) == "-" then
+      cli.usage_error(("unknown option '%s'"):format(a), "plan")
+    elseif o.dir then
+      cli.usage_error(("unexpected argument '%s' (DIR is already '%s')"):format(a, o.dir), "plan")
+    else
+      o.dir = a
+    end
+    i = i + 1
+  end
+  if o.json and o.explain then
+    cli.usage_error("--json and --explain cannot be used together", "plan")
+  end
+  return o
+end
+
+-- The policy and tag template of a pipeline script. The script's value is
+-- read as a plain table: .policy, and .settings.tag_template (or .tag_template).
+local function load_pipeline(path)
+  local script = require "cdp.script"
+  local chunk, err = script.load(path)
+  if not chunk then
+    return nil, err
+  end
+  local ok, value = xpcall(chunk, debug.traceback)
+  if not ok then
+    return nil, ("%s failed: %s"):format(path, tostring(value))
+  end
+  if type(value) ~= "table" then
+    return nil, ("%s must return a pipeline table (with a policy), got %s"):format(path, type(value))
+  end
+  local settings = type(value.settings) == "table" and value.settings or {}
+  local template = settings.tag_template
+  if type(template) == "table" then -- a setting declared with a default
+    template = template.default
+  end
+  return { policy = value.policy, tag_template = template or value.tag_template }
+end
+
+function command.run(args)
+  local o = parse_args(args)
+  local plan = require "cdp.plan"
+  local opts = { dir = o.dir or ".", since = o.since, from = o.from, prerelease = o.prerelease }
+  if o.pipeline then
+    local p, err = load_pipeline(o.pipeline)
+    if not p then
+      io.stderr:write("cdp plan: ", err, "\n")
+      return cli.EXIT.usage
+    end
+    opts.policy, opts.tag_template = p.policy, p.tag_template
+  end
+  local result, err = plan.make(opts)
+  if not result then
+    io.stderr:write("cdp plan: ", tostring(err), "\n")
+    return cli.EXIT.failed
+  end
+  if o.explain then
+    local text, xerr = result:explain(o.explain)
+    if not text then
+      io.stderr:write("cdp plan: ", xerr, "\n")
+      return cli.EXIT.failed
+    end
+    io.stdout:write(text)
+  elseif o.json then
+    io.stdout:write(result:to_json(), "\n")
+  else
+    io.stdout:write(result:table())
+  end
+  return cli.EXIT.ok
+end
+
+return command

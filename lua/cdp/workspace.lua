@@ -1,0 +1,346 @@
+-- The workspace model: members, their dependencies on each other, and the
+-- order to publish them in, read from `cargo metadata --no-deps --offline`.
+--
+--   ws = workspace.load(dir, { repo_root = "/abs/repo" })
+--   ws.members      sorted by name: { name, version, manifest_path, dir, publish,
+--                     inherited_version, deps = { {name, kind, req, path, registry,
+--                     rename, target, optional, member, inherited} } }
+--   ws.by_name[name], ws.order (publish order), ws.single (a workspace of one)
+--   ws:dependents(name) -> { {from, kind, req, rename, dep} } sorted
+--
+-- `dir` is relative to the repository root ("" for a crate at the root), the
+-- form cdp.git's change sets take. `publish` is true, false, or the list of
+-- registries it may go to. Failures return nil, message, code: cargo's own
+-- message (it names the manifest and line) for a broken Cargo.toml, ECYCLE for
+-- a dependency cycle that publishing cannot order.
+local json = require "cdp.json"
+
+local workspace = {}
+
+local Workspace = { __name = "cdp.Workspace" }
+Workspace.__index = Workspace
+Workspace.__tostring = function(ws)
+  return ("cdp.Workspace(%s, %d crates)"):format(ws.root, #ws.members)
+end
+
+local function strip_slash(p)
+  if #p > 1 then
+    p = p:gsub("/+$", "")
+  end
+  return p
+end
+
+-- PATH relative to ROOT ("" when equal), or nil when PATH is outside ROOT.
+local function relative(path, root)
+  path, root = strip_slash(path), strip_slash(root)
+  if path == root then
+    return ""
+  end
+  if root == "/" then
+    return path:sub(2)
+  end
+  if path:sub(1, #root + 1) == root .. "/" then
+    return path:sub(#root + 2)
+  end
+  return nil
+end
+workspace.relative = relative
+
+local function dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+-- What a manifest's text says that cargo metadata resolves away: whether the
+-- package version is inherited from [workspace.package], and which
+-- dependencies take their requirement from [workspace.dependencies].
+-- A line-based reading of the keys involved; cdp.toml is the full parser.
+function workspace.manifest_facts(text)
+  local facts = { inherited_version = false, inherited_deps = {} }
+  local section
+  for raw in (text .. "\n"):gmatch("([^\n]*)\n") do
+    local line = raw:gsub("%s+#.*$", ""):match("^%s*(.-)%s*$")
+    local header = line:match("^%[%s*([^%[%]]-)%s*%]$")
+    if header then
+      section = header:gsub("%s", ""):gsub('"', "")
+    elseif section == "package" then
+      if line:match("^version%s*%.%s*workspace%s*=%s*true$")
+        or line:match("^version%s*=%s*{.*workspace%s*=%s*true") then
+        facts.inherited_version = true
+      end
+    elseif section == "package.version" then
+      if line:match("^workspace%s*=%s*true$") then
+        facts.inherited_version = true
+      end
+    elseif section then
+      local kind = section:match("^(%a*%-?dependencies)$") or section:match("^target%..-%.(%a*%-?dependencies)$")
+      if kind then
+        local key = line:match('^"?([%w_-]+)"?%s*%.%s*workspace%s*=%s*true$')
+          or line:match('^"?([%w_-]+)"?%s*=%s*{.*workspace%s*=%s*true')
+        if key then
+          facts.inherited_deps[key] = true
+        end
+      else
+        local key = section:match("^%a*%-?dependencies%.([%w_-]+)$")
+          or section:match("^target%..-%.%a*%-?dependencies%.([%w_-]+)$")
+        if key and line:match("^workspace%s*=%s*true$") then
+          facts.inherited_deps[key] = true
+        end
+      end
+    end
+  end
+  return facts
+end
+
+local function publish_of(value)
+  if value == nil or value == json.null then
+    return true
+  end
+  if type(value) == "table" and #value == 0 then
+    return false
+  end
+  local regs = {}
+  for i, r in ipairs(value) do
+    regs[i] = r
+  end
+  table.sort(regs)
+  return regs
+end
+
+local function opt(v)
+  if v == json.null then
+    return nil
+  end
+  return v
+end
+
+-- Build the model from decoded `cargo metadata` output. OPTS.repo_root: the
+-- directory member dirs are made relative to (default: the workspace root);
+-- OPTS.read(path) -> text|nil reads manifests (default: cdp.fs.read).
+function workspace.from_metadata(meta, opts)
+  opts = opts or {}
+  local read = opts.read or function(path) return require("cdp.fs").read(path) end
+  local root = strip_slash(meta.workspace_root)
+  local repo_root = strip_slash(opts.repo_root or root)
+  local member_ids = {}
+  for _, id in ipairs(meta.workspace_members or {}) do
+    member_ids[id] = true
+  end
+  local members, by_name, by_dir = {}, {}, {}
+  for _, pkg in ipairs(meta.packages or {}) do
+    if member_ids[pkg.id] or not meta.workspace_members then
+      local pkg_dir = dirname(pkg.manifest_path)
+      local dir = relative(pkg_dir, repo_root)
+      if not dir then
+        return nil, ("crate %s at %s is outside the repository %s"):format(pkg.name, pkg_dir, repo_root), "EOUTSIDE"
+      end
+      local text = read(pkg.manifest_path) or ""
+      local facts = workspace.manifest_facts(text)
+      local m = {
+        name = pkg.name,
+        version = pkg.version,
+        manifest_path = pkg.manifest_path,
+        abs_dir = pkg_dir,
+        dir = dir,
+        publish = publish_of(pkg.publish),
+        inherited_version = facts.inherited_version,
+        deps = {},
+      }
+      for _, d in ipairs(pkg.dependencies or {}) do
+        m.deps[#m.deps + 1] = {
+          name = d.name,
+          kind = opt(d.kind) or "normal",
+          req = d.req,
+          path = opt(d.path),
+          registry = opt(d.registry),
+          rename = opt(d.rename),
+          target = opt(d.target),
+          optional = d.optional == true,
+          inherited = facts.inherited_deps[opt(d.rename) or d.name] == true,
+        }
+      end
+      if by_name[m.name] then
+        return nil, ("two workspace members are named %s (%s and %s)"):format(m.name,
+          by_name[m.name].manifest_path, m.manifest_path), "EDUPLICATE"
+      end
+      by_name[m.name] = m
+      by_dir[pkg_dir] = m
+      members[#members + 1] = m
+    end
+  end
+  table.sort(members, function(a, b) return a.name < b.name end)
+  -- A dependency is on a member when it is a path dependency into that
+  -- member's directory (a registry crate of the same name is something else).
+  for _, m in ipairs(members) do
+    for _, d in ipairs(m.deps) do
+      local target = d.path and by_dir[strip_slash(d.path)]
+      d.member = target ~= nil and target.name == d.name
+    end
+    table.sort(m.deps, function(a, b)
+      if a.name ~= b.name then return a.name < b.name end
+      if a.kind ~= b.kind then return a.kind < b.kind end
+      return (a.target or "") < (b.target or "")
+    end)
+  end
+  local ws = setmetatable({
+    root = root,
+    repo_root = repo_root,
+    members = members,
+    by_name = by_name,
+    single = #members == 1,
+  }, Workspace)
+  local order, err, code = workspace.publish_order(members)
+  if not order then
+    return nil, err, code
+  end
+  ws.order = order
+  return ws
+end
+
+-- Run cargo metadata in DIR and build the model (see from_metadata for OPTS).
+function workspace.load(dir, opts)
+  opts = opts or {}
+  local proc = require "cdp.proc"
+  local res, err, code = proc.run {
+    argv = { opts.cargo or "cargo", "metadata", "--format-version", "1", "--no-deps", "--offline" },
+    cwd = dir,
+    timeout = opts.timeout or 300,
+  }
+  if not res then
+    return nil, ("cannot run cargo metadata in %s: %s"):format(dir, err), code or "ECARGO"
+  end
+  if res.code ~= 0 or res.timed_out then
+    local msg = (res.stderr or ""):gsub("%s+$", "")
+    if res.timed_out then
+      msg = "timed out. " .. msg
+    end
+    return nil, ("cargo metadata failed in %s:\n%s"):format(dir, msg), "ECARGO"
+  end
+  local meta, jerr = json.decode(res.stdout)
+  if not meta then
+    return nil, ("cargo metadata in %s printed bad JSON: %s"):format(dir, jerr), "ECARGO"
+  end
+  return workspace.from_metadata(meta, opts)
+end
+
+-- Edges that order publishing: a crate is published after the members it
+-- needs to build (normal and build dependencies). Dev-dependencies are not
+-- edges: cargo strips them from published manifests, so their cycles are fine.
+local function ordering_edges(members)
+  local by_name, needs = {}, {}
+  for _, m in ipairs(members) do
+    by_name[m.name] = m
+  end
+  for _, m in ipairs(members) do
+    local set = {}
+    for _, d in ipairs(m.deps) do
+      if d.member ~= false and by_name[d.name] and d.kind ~= "dev" and d.name ~= m.name then
+        set[d.name] = true
+      end
+    end
+    local list = {}
+    for name in pairs(set) do
+      list[#list + 1] = name
+    end
+    table.sort(list)
+    needs[m.name] = list
+  end
+  return needs
+end
+
+-- One cycle among NAMES (each needing others via NEEDS), as "a -> b -> a".
+local function find_cycle(names, needs)
+  local state, stack = {}, {}
+  local found
+  local function visit(n)
+    state[n] = "active"
+    stack[#stack + 1] = n
+    for _, d in ipairs(needs[n]) do
+      if found then return end
+      if state[d] == "active" then
+        local cycle = {}
+        for i = #stack, 1, -1 do
+          table.insert(cycle, 1, stack[i])
+          if stack[i] == d then break end
+        end
+        cycle[#cycle + 1] = d
+        found = cycle
+        return
+      elseif state[d] == nil and needs[d] then
+        visit(d)
+      end
+    end
+    stack[#stack] = nil
+    state[n] = "done"
+  end
+  for _, n in ipairs(names) do
+    if not state[n] and not found then
+      visit(n)
+    end
+  end
+  return found
+end
+
+-- Publish order: every crate after the members it depends on (normal and
+-- build dependencies); ties broken by name so the order is stable.
+-- Returns the list of names, or nil, a message naming the crates of a cycle, "ECYCLE".
+function workspace.publish_order(members)
+  local needs = ordering_edges(members)
+  local pending, users = {}, {}
+  for _, m in ipairs(members) do
+    pending[m.name] = #needs[m.name]
+    for _, d in ipairs(needs[m.name]) do
+      users[d] = users[d] or {}
+      table.insert(users[d], m.name)
+    end
+  end
+  local ready = {}
+  for _, m in ipairs(members) do
+    if pending[m.name] == 0 then
+      ready[#ready + 1] = m.name
+    end
+  end
+  local order = {}
+  while #ready > 0 do
+    table.sort(ready, function(a, b) return a > b end)
+    local n = table.remove(ready)
+    order[#order + 1] = n
+    for _, u in ipairs(users[n] or {}) do
+      pending[u] = pending[u] - 1
+      if pending[u] == 0 then
+        ready[#ready + 1] = u
+      end
+    end
+  end
+  if #order < #members then
+    local left = {}
+    for _, m in ipairs(members) do
+      if pending[m.name] > 0 then
+        left[#left + 1] = m.name
+      end
+    end
+    local cycle = find_cycle(left, needs) or left
+    return nil, ("dependency cycle among workspace crates (normal/build dependencies): %s")
+      :format(table.concat(cycle, " -> ")), "ECYCLE"
+  end
+  return order
+end
+
+-- Members that depend on NAME (any kind), with the requirement they state.
+function Workspace:dependents(name)
+  local out = {}
+  for _, m in ipairs(self.members) do
+    for _, d in ipairs(m.deps) do
+      if d.member and d.name == name then
+        out[#out + 1] = { from = m.name, kind = d.kind, req = d.req, rename = d.rename, dep = d }
+      end
+    end
+  end
+  table.sort(out, function(a, b)
+    if a.from ~= b.from then return a.from < b.from end
+    if a.kind ~= b.kind then return a.kind < b.kind end
+    return (a.dep.target or "") < (b.dep.target or "")
+  end)
+  return out
+end
+
+return workspace

@@ -582,6 +582,7 @@ static int git_init(lua_State *L)
 /* What the credential and push callbacks saw; they never call into Lua. */
 struct remote_op {
 	const char *username, *token;
+	int network; /* a URL that is not a local path or file:// */
 	int cred_calls;
 	int auth_failed;
 	int rejected;
@@ -627,15 +628,30 @@ static void remote_callbacks(git_remote_callbacks *cb, struct remote_op *op)
 /* [-0, +3, m] The failure of a remote operation, with the token scrubbed. */
 static int push_remote_error(lua_State *L, struct remote_op *op, int err, const char *what)
 {
-	if (op->auth_failed || err == GIT_EAUTH)
+	const git_error *e = git_error_last();
+	if (op->auth_failed || err == GIT_EAUTH) {
 		push_failure(L, "EAUTH", "%s: authentication failed", what);
-	else
+	} else if (op->network && e && e->klass == GIT_ERROR_OS) {
+		/* connect(2) and friends fail as OS errors; to a caller it is the network. */
 		cdp_git_push_error(L, err, what);
+		lua_pushliteral(L, "ENETWORK");
+		lua_replace(L, -2);
+	} else {
+		cdp_git_push_error(L, err, what);
+	}
 	if (op->token && *op->token) {
 		luaL_gsub(L, lua_tostring(L, -2), op->token, "***");
 		lua_replace(L, -3);
 	}
 	return 3;
+}
+
+static int is_network_url(const char *s)
+{
+	if (strstr(s, "://"))
+		return strncmp(s, "file://", 7) != 0;
+	const char *colon = strchr(s, ':'), *slash = strchr(s, '/');
+	return colon && (slash == NULL || colon < slash); /* scp-like host:path */
 }
 
 static int looks_like_url(const char *s)
@@ -674,7 +690,8 @@ static int git_clone_fn(lua_State *L)
 	if (!opt_bool(L, t, "checkout", 1))
 		co.checkout_opts.checkout_strategy = GIT_CHECKOUT_NONE;
 	/* Local sources share objects by hard links, file:// included. */
-	int local = strncmp(source, "file://", 7) == 0 || strstr(source, "://") == NULL;
+	op.network = is_network_url(source);
+	int local = !op.network;
 	co.local = local ? GIT_CLONE_LOCAL : GIT_CLONE_LOCAL_AUTO;
 	remote_callbacks(&co.fetch_opts.callbacks, &op);
 
@@ -880,20 +897,21 @@ static int repo_walk(lua_State *L)
 	if (first_parent)
 		git_revwalk_simplify_first_parent(walk);
 
-	if (t && lua_getfield(L, t, "from") != LUA_TNIL) {
-		if (walk_add(L, s, repo, walk, -1, 0, "from"))
-			return 3;
-	} else {
+	if (t)
+		lua_getfield(L, t, "from");
+	else
+		lua_pushnil(L);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
 		lua_pushliteral(L, "HEAD");
-		if (walk_add(L, s, repo, walk, -1, 0, "from"))
-			return 3;
 	}
+	if (walk_add(L, s, repo, walk, -1, 0, "from"))
+		return 3;
 	lua_pop(L, 1);
-	if (t && lua_getfield(L, t, "hide") != LUA_TNIL) {
-		if (walk_add(L, s, repo, walk, -1, 1, "hide"))
-			return 3;
-	}
-	lua_pop(L, 1);
+	if (t && lua_getfield(L, t, "hide") != LUA_TNIL && walk_add(L, s, repo, walk, -1, 1, "hide"))
+		return 3;
+	if (t)
+		lua_pop(L, 1);
 
 	lua_newtable(L);
 	git_oid oid;
@@ -1469,6 +1487,7 @@ static int repo_is_clean(lua_State *L)
 /* repo:add(paths | {all=true}) -> true | nil, msg, code: like `git add -A [paths]` */
 static int repo_add(lua_State *L)
 {
+	lua_settop(L, 2); /* the optional arguments stay at their indices */
 	git_repository *repo = cdp_git_check_repo(L, 1);
 	luaL_checkany(L, 2);
 	git_strarray paths = {NULL, 0};
@@ -1781,6 +1800,7 @@ static int check_push_refspecs(lua_State *L, struct scratch *s, git_repository *
 /* repo:push(remote_or_url, refspecs, {token, username="x-access-token"}) -> true | nil, msg, code */
 static int repo_push(lua_State *L)
 {
+	lua_settop(L, 4); /* the optional arguments stay at their indices */
 	git_repository *repo = cdp_git_check_repo(L, 1);
 	const char *target = luaL_checkstring(L, 2);
 	git_strarray specs;
@@ -1799,6 +1819,7 @@ static int repo_push(lua_State *L)
 		return push_remote_error(L, &op, err, lua_tostring(L, -1));
 	}
 	const char *url = push_redacted(L, git_remote_url(remote) ? git_remote_url(remote) : target);
+	op.network = is_network_url(url);
 	lua_pushfstring(L, "push to %s", url);
 	const char *what = lua_tostring(L, -1);
 
@@ -1825,6 +1846,7 @@ static int repo_push(lua_State *L)
 /* repo:fetch(remote_or_url, refspecs, {token, username}) -> true | nil, msg, code */
 static int repo_fetch(lua_State *L)
 {
+	lua_settop(L, 4); /* the optional arguments stay at their indices */
 	git_repository *repo = cdp_git_check_repo(L, 1);
 	const char *target = luaL_checkstring(L, 2);
 	git_strarray specs = {NULL, 0};
@@ -1844,6 +1866,7 @@ static int repo_fetch(lua_State *L)
 		return push_remote_error(L, &op, err, lua_tostring(L, -1));
 	}
 	const char *url = push_redacted(L, git_remote_url(remote) ? git_remote_url(remote) : target);
+	op.network = is_network_url(url);
 	lua_pushfstring(L, "fetch from %s", url);
 	const char *what = lua_tostring(L, -1);
 	git_fetch_options fo;

@@ -107,4 +107,18 @@ function release.same_snapshot(a, b)
   return true
 end
 
+-- Whether the fork at PATH still holds COMMIT (for stages' verify).
+function release.fork_has(path, commit)
+  local repo = git.open(path)
+  if not repo then
+    return false, ("the release fork %s is gone"):format(path)
+  end
+  local found = repo:resolve(commit)
+  repo:close()
+  if found ~= commit then
+    return false, ("the release fork %s no longer has commit %s"):format(path, commit)
+  end
+  return true
+end
+
 return release

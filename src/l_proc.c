@@ -115,6 +115,7 @@ static volatile sig_atomic_t signal_count; /* tells a signal during on_line */
 static lua_State *main_L;
 static int wake_pipe[2] = {-1, -1};
 static struct sigaction saved_int, saved_term;
+static int trapped; /* handlers installed, to be restored by untrap */
 
 static void interrupt_hook(lua_State *L, lua_Debug *ar)
 {
@@ -167,6 +168,9 @@ static void drain_wake_pipe(void)
 static int untrap(lua_State *L)
 {
 	(void)L;
+	if (!trapped)
+		return 0;
+	trapped = 0;
 	sigaction(SIGINT, &saved_int, NULL);
 	sigaction(SIGTERM, &saved_term, NULL);
 	main_L = NULL;
@@ -195,10 +199,13 @@ static int proc_trap_signals(lua_State *L)
 		return 1;
 	}
 	lua_pop(L, 1);
+	/* The sentinel's __gc undoes what follows when the state closes. */
 	lua_newuserdatauv(L, 1, 0);
 	luaL_setmetatable(L, TRAP_MT);
-	if (pipe(wake_pipe) != 0)
+	if (pipe(wake_pipe) != 0) {
+		wake_pipe[0] = wake_pipe[1] = -1;
 		return push_fail(L, errno, "signal pipe");
+	}
 	for (int i = 0; i < 2; i++)
 		set_flags(wake_pipe[i], FD_CLOEXEC, O_NONBLOCK);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
@@ -215,6 +222,7 @@ static int proc_trap_signals(lua_State *L)
 	sa.sa_flags = 0;
 	sigaction(SIGINT, &sa, &saved_int);
 	sigaction(SIGTERM, &sa, &saved_term);
+	trapped = 1;
 	lua_setfield(L, LUA_REGISTRYINDEX, TRAP_KEY);
 	lua_pushboolean(L, 1);
 	return 1;

@@ -43,6 +43,13 @@ static int state_gc(lua_State *L)
 	return 0;
 }
 
+static int state_tostring(lua_State *L)
+{
+	struct http_state *s = luaL_checkudata(L, 1, STATE_TNAME);
+	lua_pushfstring(L, "cdp.http.State (%s)", s->curl ? "connected" : "idle");
+	return 1;
+}
+
 /* Jobs: a boxed struct curl_job_box, freed by __gc or __close, so misuse may raise mid-build. */
 
 static int box_gc(lua_State *L)
@@ -504,6 +511,11 @@ int luaopen_cdp_http(lua_State *L)
 		{"__tostring", box_tostring},
 		{NULL, NULL},
 	};
+	static const luaL_Reg state_meta[] = {
+		{"__gc", state_gc},
+		{"__tostring", state_tostring},
+		{NULL, NULL},
+	};
 	static const luaL_Reg funcs[] = {
 		{"request", http_request},
 		{"smtp", http_smtp},
@@ -516,10 +528,8 @@ int luaopen_cdp_http(lua_State *L)
 	if (luaL_newmetatable(L, CURL_JOB_BOX))
 		luaL_setfuncs(L, box_meta, 0);
 	lua_pop(L, 1);
-	if (luaL_newmetatable(L, STATE_TNAME)) {
-		lua_pushcfunction(L, state_gc);
-		lua_setfield(L, -2, "__gc");
-	}
+	if (luaL_newmetatable(L, STATE_TNAME))
+		luaL_setfuncs(L, state_meta, 0);
 	lua_pop(L, 1);
 
 	lua_pushcfunction(L, job_build);

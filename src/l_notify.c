@@ -30,6 +30,7 @@
 #define JOB_BUILDER "cdp.http.job" /* registry, set by cdp.http */
 #define RETRY_AFTER_MAX 600.0      /* seconds; a server cannot park a job longer */
 #define CLOSE_DEADLINE 5.0
+#define DELAY_MAX 86400.0 /* seconds; longest backoff or deadline we wait */
 
 struct job {
 	struct job *next;
@@ -284,8 +285,10 @@ static void *worker(void *payload)
 			finish(q, j, 1, NULL, NULL);
 		} else if (outcome == 0 && j->attempts <= q->retries) {
 			double delay = q->backoff;
-			for (int i = 1; i < j->attempts; i++)
+			for (int i = 1; i < j->attempts && delay < DELAY_MAX; i++)
 				delay *= 2;
+			if (delay > DELAY_MAX)
+				delay = DELAY_MAX;
 			j->not_before = now() + (wait > delay ? wait : delay);
 			if (q->tail)
 				q->tail->next = j;
@@ -440,7 +443,7 @@ static double opt_deadline(lua_State *L, int arg, double def)
 {
 	double d = luaL_optnumber(L, arg, def);
 	luaL_argcheck(L, d >= 0, arg, "deadline must not be negative");
-	return d;
+	return d > DELAY_MAX ? DELAY_MAX : d; /* math.huge would not fit a timespec */
 }
 
 /* q:post(spec) -> true | nil, "EFULL: ...", "EFULL" */

@@ -16,7 +16,7 @@
 --   stage.failed  {stage, key, error = {code, msg, traceback, check?}, log_tail}
 --   stage.interrupted {stage, signal}
 --   approval.needed {stage, when}  approval.granted / approval.rejected {stage, when, user, time, note}
---   delivery.failed {id, sink, event, stage?, error, code, attempts, status?}
+--   delivery.failed {id, sink, about (the event), stage?, error, code, attempts, status?}
 --   run.finished {}  run.failed {reason}  run.interrupted {signal}  run.paused {reason}
 local json = require "cdp.json"
 
@@ -134,7 +134,6 @@ function journal.derive(entries)
       end
     elseif ev == "run.resumed" then
       st.state = "running"
-      st.pending_approval = nil
     elseif ev == "run.finished" then
       st.state = "done"
     elseif ev == "run.failed" then

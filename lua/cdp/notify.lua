@@ -435,7 +435,7 @@ function notify.dispatcher(opts)
           body = body or json.encode(event)
           seq = seq + 1
           local id = ("%s#%d"):format(name, seq)
-          local info = { id = id, sink = name, event = event.event, stage = event.stage }
+          local info = { id = id, sink = name, about = event.event, stage = event.stage }
           if spec.jsonl then
             local ok, err, code = opts.jsonl_write(spec.jsonl, body .. "\n")
             if not ok then
@@ -464,7 +464,7 @@ function notify.dispatcher(opts)
     end
   end
 
-  -- Failed deliveries since the last call: { {id, sink, event, stage, error, code, attempts, status} }.
+  -- Failed deliveries since the last call: { {id, sink, about (the event), stage, error, code, attempts, status} }.
   local function take(results)
     for _, r in ipairs(results or {}) do
         local info = self.pending[r.id]

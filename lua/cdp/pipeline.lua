@@ -358,10 +358,48 @@ end
 
 -- Called by cdp.pipeline{...} in a script: the caller's file:line is where
 -- errors point.
+--
+-- `return cdp.pipeline{...}` is a tail call, which leaves no frame of the
+-- script to ask for its line. Then the script is arg[0] (cdp sets it for the
+-- script it runs) and the line is found in its text: the line that names an
+-- unknown stage, or the line of the cdp.pipeline call.
+local function script_line(file, needle)
+  local lines = lines_of(file)
+  if not lines then
+    return nil
+  end
+  for i, line in ipairs(lines) do
+    if line:find(needle, 1, true) then
+      return i
+    end
+  end
+  return nil
+end
+
 setmetatable(pipeline, {
   __call = function(_, spec)
     local info = debug.getinfo(2, "Sl")
-    local file = info and info.source:sub(1, 1) == "@" and info.source:sub(2) or nil
+    if debug.getinfo(1, "t").istailcall or not info or info.what == "C" then
+      local file = type(_G.arg) == "table" and type(_G.arg[0]) == "string" and _G.arg[0] or nil
+      if not file then
+        return pipeline.new(spec, "?", nil)
+      end
+      local where = ("%s:%d"):format(file, script_line(file, "pipeline") or 0)
+      -- point at the line that names a stage we do not know, if that is the problem
+      local ok, result = pcall(pipeline.new, spec, where, file)
+      if ok then
+        return result
+      end
+      local name = tostring(result):match("unknown stage '([^']*)'")
+      local phase = tostring(result):match(": bad phase ")
+      local line = name and (script_line(file, '"' .. name .. '"') or script_line(file, "'" .. name .. "'"))
+        or phase and script_line(file, "phase")
+      if line and tostring(result):sub(1, #where) == where then
+        error(("%s:%d%s"):format(file, line, tostring(result):sub(#where + 1)), 0)
+      end
+      error(result, 0)
+    end
+    local file = info.source:sub(1, 1) == "@" and info.source:sub(2) or nil
     return pipeline.new(spec, position(info), file)
   end,
 })

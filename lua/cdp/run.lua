@@ -71,9 +71,19 @@ function run.runs_dir(root)
 end
 
 -- Sortable: UTC time of the start, then a short random part.
-function run.new_id()
-  local t = math.floor(proc().time())
-  return ("%s-%04x"):format(os.date("!%Y%m%dT%H%M%SZ", t), math.random(0, 0xffff))
+-- Milliseconds keep runs started in the same second in order; AFTER (the
+-- newest existing id) is waited out should the clock say otherwise.
+function run.new_id(after)
+  while true do
+    local t = proc().time()
+    local s = math.floor(t)
+    local id = ("%s.%03dZ-%04x"):format(os.date("!%Y%m%dT%H%M%S", s), math.floor((t - s) * 1000),
+      math.random(0, 0xffff))
+    if not after or id > after then
+      return id
+    end
+    proc().sleep(0.001)
+  end
 end
 
 -- Every run id, oldest first.
@@ -252,9 +262,21 @@ local function resolve_settings(p, sets)
   return effective
 end
 
-local function make_redactor(effective)
-  local redact = run.notify().redactor(settings.secret_values(effective))
-  return redact
+-- One redactor for everything the run writes: secret settings, secrets in
+-- alert sinks (webhook secrets, Slack URLs, which are credentials), and
+-- environment variables named like secrets.
+local function make_redactor(effective, p)
+  local values = settings.secret_values(effective)
+  for _, spec in pairs(p.alerts and p.alerts.sinks or {}) do
+    for field, v in pairs(spec) do
+      if settings.is_secret_marker(v) then
+        values[#values + 1] = os.getenv(v.env) or v.default
+      elseif field == "slack" and type(v) == "string" then
+        values[#values + 1] = v
+      end
+    end
+  end
+  return run.notify().redactor(values)
 end
 
 ---------------------------------------------------------------------------
@@ -429,6 +451,22 @@ local function drive(R)
   local function body()
     for i, stage in ipairs(p.stages) do
       local inputs = {}
+      local is_selected, why = selected(i)
+      local missing
+      for _, kind in ipairs(stage.needs) do
+        if artifacts[kind] == nil then
+          missing = kind
+        end
+        inputs[kind] = artifacts[kind]
+      end
+      if missing and not is_selected then
+        -- skipped, and so is whatever it would have needed: nothing to record but that
+        if not (in_run[stage.name] and in_run[stage.name].state == "skipped") then
+          record("stage.skipped", { stage = stage.name, reason = why })
+          emit("stage.skipped", { stage = stage.name, reason = why })
+        end
+        goto continue
+      end
       for _, kind in ipairs(stage.needs) do
         if artifacts[kind] == nil then
           local giver = p:giver(kind, i)
@@ -444,7 +482,6 @@ local function drive(R)
       local key = run.stage_key(stage, public, inputs)
       local prior = in_run[stage.name]
       local done_here = prior and (prior.state == "passed" or prior.state == "cached") and prior.key == key
-      local is_selected, why = selected(i)
       local outputs
 
       if not is_selected then
@@ -488,7 +525,10 @@ local function drive(R)
           end
         end
 
-        local cached = not forced and cache[key]
+        local cached
+        if not forced then
+          cached = cache[key]
+        end
         if cached ~= nil and stage.verify then
           local ok, holds, reason = pcall(stage.verify, ctx, cached)
           if not (ok and holds) then
@@ -522,7 +562,9 @@ local function drive(R)
           emit("stage.started", { stage = stage.name })
           current = stage.name
           local ok, result = xpcall(stage.run, function(e)
-            return stage_error(stage.name, e, debug.traceback(nil, 2))
+            -- the stage's own frames; the engine's below them say nothing new
+            local tb = debug.traceback(nil, 2):gsub("\n\t%[C%]: in function 'xpcall'.*$", "")
+            return stage_error(stage.name, e, tb)
           end, ctx, inputs)
           if ok then
             if result == nil and #stage.gives == 0 then
@@ -569,6 +611,7 @@ local function drive(R)
             local signal = P.interrupted()
             if signal then
               record("stage.interrupted", { stage = stage.name, signal = signal })
+              emit("stage.interrupted", { stage = stage.name, reason = "by " .. signal })
               return finish("interrupted", { signal = signal, stage = stage.name })
             end
             local err = { code = result.code, msg = R.redact(result.msg), traceback = R.redact(result.traceback) }
@@ -596,6 +639,7 @@ local function drive(R)
         artifacts[kind] = v
       end
       deliveries()
+      ::continue::
     end
     return finish("done")
   end
@@ -683,16 +727,17 @@ end
 function run.start(p, opts)
   local root = opts.root or run.root()
   local effective = resolve_settings(p, opts.sets)
-  local redact = make_redactor(effective)
+  local redact = make_redactor(effective, p)
   local lock, err = run.lock(root, "run " .. p.name)
   if not lock then
     io.stderr:write("cdp: ", err, "\n")
     return EXIT.failed
   end
-  local id = run.new_id()
+  local ids = run.list(root)
+  local id = run.new_id(ids[#ids])
   local dir = run.runs_dir(root) .. "/" .. id
   while fs.exists(dir) do
-    id = run.new_id()
+    id = run.new_id(id)
     dir = run.runs_dir(root) .. "/" .. id
   end
   assert(fs.mkdir(dir .. "/logs", { parents = true }))
@@ -753,7 +798,7 @@ function run.resume(id, opts)
   local options = { from = o.from, to = o.to, only = o.only, force = force, phase = o.phase or state.phase,
     sets = o.sets, script = state.script, interactive = opts.interactive }
   local effective = resolve_settings(p, options.sets)
-  local redact = make_redactor(effective)
+  local redact = make_redactor(effective, p)
   local lock, lerr = run.lock(root, "resume " .. id)
   if not lock then
     io.stderr:write("cdp: ", lerr, "\n")
@@ -823,7 +868,7 @@ end
 function run.check(p, opts)
   local root = opts.root or run.root()
   local effective = resolve_settings(p, opts.sets)
-  local redact = make_redactor(effective)
+  local redact = make_redactor(effective, p)
   local values = settings.values(effective)
   local all_ok, lines = true, {}
   for _, stage in ipairs(p.stages) do

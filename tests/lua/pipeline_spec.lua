@@ -1,0 +1,517 @@
+-- The pipeline engine as users meet it: real cdp processes running the test
+-- pipelines in tests/fixtures/engine_*.lua, killed for real, on a real pty.
+local support = require "tests.lua.support"
+local cjson = require "cjson"
+
+local cdp = support.cdp()
+local q = support.quote
+local root = os.getenv("CDP_SOURCE_DIR") or "."
+local BASIC = root .. "/tests/fixtures/engine_basic.lua"
+if BASIC:sub(1, 1) ~= "/" then
+  BASIC = support.sh("pwd"):gsub("%s+$", "") .. "/" .. BASIC
+end
+local CDP = cdp:sub(1, 1) == "/" and cdp or (support.sh("pwd"):gsub("%s+$", "") .. "/" .. cdp)
+
+-- Run cdp in DIR with ENV ({NAME = value}); returns output (stdout+stderr), exit code.
+local function run(dir, args, env)
+  local parts = {}
+  for k, v in pairs(env or {}) do
+    parts[#parts + 1] = k .. "=" .. q(v)
+  end
+  table.sort(parts)
+  return support.sh("cd " .. q(dir) .. " && env " .. table.concat(parts, " ") .. " " .. q(CDP) .. " " .. args
+    .. " </dev/null", { may_fail = true })
+end
+
+local function status(dir, id)
+  local out, code = run(dir, "status " .. (id or "") .. " --json")
+  assert(code == 0, out)
+  return cjson.decode(out)
+end
+
+-- The parts of a status that must match between two runs: stage names,
+-- states and outputs (not the run id).
+local function shape(st)
+  local out = { state = st.state, stages = {} }
+  for i, s in ipairs(st.stages) do
+    out.stages[i] = { name = s.name, state = s.state, outputs = s.outputs }
+  end
+  return out
+end
+
+local function lines(path)
+  local t = {}
+  for l in (support.read(path) or ""):gmatch("[^\n]+") do
+    t[#t + 1] = l
+  end
+  return t
+end
+
+local function wait_for(path, seconds)
+  for _ = 1, (seconds or 20) * 50 do
+    if support.read(path) then
+      return true
+    end
+    os.execute("sleep 0.02")
+  end
+  error("timed out waiting for " .. path)
+end
+
+-- Start cdp in the background; returns its pid and the file its output goes to.
+local function spawn(dir, args, env)
+  local parts = {}
+  for k, v in pairs(env or {}) do
+    parts[#parts + 1] = k .. "=" .. q(v)
+  end
+  local out = dir .. "/bg.out"
+  local pid = support.sh("cd " .. q(dir) .. " && { env " .. table.concat(parts, " ") .. " " .. q(CDP) .. " " .. args
+    .. " </dev/null >" .. q(out) .. " 2>&1 & echo $!; }"):gsub("%s+$", "")
+  return pid, out
+end
+
+local function alive(pid)
+  local _, code = support.sh("kill -0 " .. pid, { may_fail = true })
+  return code == 0
+end
+
+local function wait_exit(pid)
+  for _ = 1, 1000 do
+    if not alive(pid) then
+      return
+    end
+    os.execute("sleep 0.02")
+  end
+  error("process " .. pid .. " did not exit")
+end
+
+local function write_script(text)
+  local dir = support.tmpdir()
+  local path = dir .. "/pipeline.lua"
+  support.write(path, text)
+  return dir, path
+end
+
+describe("cdp.pipeline validation", function()
+  it("names an unknown stage with the script's file:line and exits 2", function()
+    local dir, path = write_script([[
+local fetch = { name = "fetch", gives = { "x" }, run = function() return { x = 1 } end }
+return cdp.pipeline {
+  name = "p",
+  stages = { fetch, "no-such-stage" },
+}
+]])
+    local out, code = run(dir, q(path))
+    assert.are.equal(2, code)
+    assert.matches(path .. ":4: unknown stage 'no-such-stage'", out, 1, true)
+  end)
+
+  it("names a need no earlier stage gives, at the stage's definition", function()
+    local dir, path = write_script([[
+return cdp.pipeline {
+  stages = {
+    { name = "a", gives = { "x" }, run = function() return { x = 1 } end },
+    { name = "b", needs = { "y" },
+      run = function() end },
+  },
+}
+]])
+    local out, code = run(dir, "run " .. q(path))
+    assert.are.equal(2, code)
+    assert.matches(path .. ":5: stage 'b' needs 'y', which no earlier stage gives", out, 1, true)
+  end)
+
+  it("says when the artifact comes from a later stage", function()
+    local dir, path = write_script([[
+return cdp.pipeline {
+  stages = {
+    { name = "a", needs = { "x" }, run = function() end },
+    { name = "b", gives = { "x" }, run = function() return { x = 1 } end },
+  },
+}
+]])
+    local out, code = run(dir, q(path))
+    assert.are.equal(2, code)
+    assert.matches(path .. ":3: stage 'a' needs 'x', which only the later stage 'b' gives", out, 1, true)
+  end)
+
+  it("refuses a duplicated stage and a bad phase", function()
+    local dir, path = write_script([[
+return cdp.pipeline {
+  stages = {
+    { name = "a", run = function() end },
+    { name = "a", run = function() end },
+  },
+}
+]])
+    local out, code = run(dir, q(path))
+    assert.are.equal(2, code)
+    assert.matches(path .. ":4: duplicate stage 'a' (stages 1 and 2)", out, 1, true)
+
+    local dir2, path2 = write_script([[
+
+return cdp.pipeline { phase = 7, stages = { { name = "a", run = function() end } } }
+]])
+    out, code = run(dir2, q(path2))
+    assert.are.equal(2, code)
+    assert.matches(path2 .. ":2: bad phase 7", out, 1, true)
+    assert.is_nil(support.read(dir2 .. "/.cdp/lock"), "nothing may be written for a broken script")
+  end)
+
+  it("refuses alerts that send to an undefined sink", function()
+    local dir, path = write_script([[
+return cdp.pipeline {
+  stages = { { name = "a", run = function() end } },
+  alerts = { sinks = {}, rules = { { on = "run.*", to = "pager" } } },
+}
+]])
+    local out, code = run(dir, q(path))
+    assert.are.equal(2, code)
+    assert.matches(path .. ":1: alerts: rules[1] sends to sink 'pager'", out, 1, true)
+  end)
+end)
+
+describe("cdp run", function()
+  it("runs stages in order, records outputs, and a second run runs nothing", function()
+    local dir = support.tmpdir()
+    local out, code = run(dir, q(BASIC), { ENGINE_TRACE = dir .. "/trace" })
+    assert.are.equal(0, code, out)
+    assert.are.same({ "fetch", "build", "test", "publish" }, lines(dir .. "/trace"))
+    local first = status(dir)
+    assert.are.equal("done", first.state)
+    assert.are.equal("passed", first.stages[4].state)
+    assert.are.same({ binary = { name = "hello.bin", size = 42 } }, first.stages[2].outputs)
+
+    os.remove(dir .. "/trace")
+    out, code = run(dir, "run " .. q(BASIC), { ENGINE_TRACE = dir .. "/trace" })
+    assert.are.equal(0, code, out)
+    assert.is_nil(support.read(dir .. "/trace"), "the second run ran a stage")
+    local second = status(dir)
+    assert.are_not.equal(first.run, second.run)
+    for i, s in ipairs(second.stages) do
+      assert.are.equal("cached", s.state)
+      assert.are.same(first.stages[i].outputs, s.outputs)
+    end
+    -- the first run's derived state is untouched by the second
+    assert.are.same(first, status(dir, first.run))
+  end)
+
+  it("runs a stage again when its settings change, and with --force", function()
+    local dir = support.tmpdir()
+    assert.are.equal(0, select(2, run(dir, q(BASIC))))
+    local out, code = run(dir, q(BASIC) .. " --set level=2", { ENGINE_TRACE = dir .. "/trace" })
+    assert.are.equal(0, code, out)
+    -- every stage reads every setting: all run again, and the outputs follow
+    assert.are.same({ "fetch", "build", "test", "publish" }, lines(dir .. "/trace"))
+    assert.are.equal(84, status(dir).stages[2].outputs.binary.size)
+    os.remove(dir .. "/trace")
+    out, code = run(dir, q(BASIC) .. " --force test", { ENGINE_TRACE = dir .. "/trace" })
+    assert.are.equal(0, code, out)
+    assert.are.same({ "test" }, lines(dir .. "/trace"))
+  end)
+
+  it("honours --to, --from and --only", function()
+    local dir = support.tmpdir()
+    local env = { ENGINE_TRACE = dir .. "/trace" }
+    local out, code = run(dir, q(BASIC) .. " --to build", env)
+    assert.are.equal(0, code, out)
+    assert.are.same({ "fetch", "build" }, lines(dir .. "/trace"))
+    local st = status(dir)
+    assert.are.same({ "passed", "passed", "skipped", "skipped" },
+      { st.stages[1].state, st.stages[2].state, st.stages[3].state, st.stages[4].state })
+
+    os.remove(dir .. "/trace")
+    out, code = run(dir, q(BASIC) .. " --from test", env)
+    assert.are.equal(0, code, out)
+    assert.are.same({ "test", "publish" }, lines(dir .. "/trace"))
+    st = status(dir)
+    assert.are.equal("skipped", st.stages[2].state)
+    assert.are.same({ binary = { name = "hello.bin", size = 42 } }, st.stages[2].outputs)
+
+    os.remove(dir .. "/trace")
+    out, code = run(dir, q(BASIC) .. " --only build --force build", env)
+    assert.are.equal(0, code, out)
+    assert.are.same({ "build" }, lines(dir .. "/trace"))
+
+    out, code = run(dir, q(BASIC) .. " --only nope")
+    assert.are.equal(2, code)
+    assert.matches("--only: no stage 'nope' in pipeline basic (stages: fetch, build, test, publish)", out, 1, true)
+  end)
+
+  it("fails a stage whose inputs were skipped and never recorded", function()
+    local dir = support.tmpdir()
+    local out, code = run(dir, q(BASIC) .. " --from test")
+    assert.are.equal(1, code, out)
+    assert.matches("stage test needs 'binary' from stage build, which was skipped", out, 1, true)
+  end)
+
+  it("--dry-run says what would run and writes nothing", function()
+    local dir = support.tmpdir()
+    local out, code = run(dir, q(BASIC) .. " --dry-run --phase 2", { ENGINE_TRACE = dir .. "/trace" })
+    assert.are.equal(0, code, out)
+    assert.matches("1. fetch        run\n", out, 1, true)
+    assert.matches("4. publish      approve, then run", out, 1, true)
+    assert.is_nil(support.read(dir .. "/trace"))
+    assert.are.equal("", support.sh("ls -A " .. q(dir)))
+    assert.are.equal(0, select(2, run(dir, q(BASIC))))
+    out = run(dir, q(BASIC) .. " --dry-run --to test")
+    assert.matches("1. fetch        cached", out, 1, true)
+    assert.matches("3. test         cached", out, 1, true)
+    assert.matches("4. publish      skip (after --to test)", out, 1, true)
+  end)
+
+  it("fails on a health check, naming the check and why", function()
+    local dir = support.tmpdir()
+    local out, code = run(dir, q(BASIC), { ENGINE_UNHEALTHY = "build", ENGINE_TRACE = dir .. "/trace" })
+    assert.are.equal(1, code, out)
+    assert.matches("health check 'compiler present' failed: the disk is full (ENGINE_UNHEALTHY)", out, 1, true)
+    assert.are.same({ "fetch" }, lines(dir .. "/trace"))
+    local st = status(dir)
+    assert.are.equal("failed", st.stages[2].state)
+    assert.are.equal("EHEALTH", st.stages[2].error.code)
+
+    out, code = run(dir, "check " .. q(BASIC), { ENGINE_UNHEALTHY = "publish" })
+    assert.are.equal(1, code)
+    assert.matches("✗ publish: publish: the disk is full", out, 1, true)
+    assert.matches("✓ build: compiler present", out, 1, true)
+    assert.are.equal(0, select(2, run(dir, "check " .. q(BASIC))))
+  end)
+
+  it("resumes a stage that failed the first time, and records its error and log tail", function()
+    local dir = support.tmpdir()
+    local env = { ENGINE_FAIL_ONCE = dir .. "/flag", ENGINE_TRACE = dir .. "/trace" }
+    local out, code = run(dir, q(BASIC), env)
+    assert.are.equal(1, code, out)
+    local st = status(dir)
+    assert.are.equal("failed", st.state)
+    assert.are.equal("failed", st.stages[2].state)
+    assert.matches("engine_basic.lua:%d+: the build broke %(first attempt%)", st.stages[2].error.msg)
+    local journal = support.read(dir .. "/.cdp/runs/" .. st.run .. "/journal.ndjson")
+    local failed
+    for l in journal:gmatch("[^\n]+") do
+      local e = cjson.decode(l)
+      if e.event == "stage.failed" then
+        failed = e
+      end
+    end
+    assert.are.same({ "first attempt: failing on purpose" }, failed.log_tail)
+    assert.matches("engine_basic.lua:%d+: in function", failed.error.traceback)
+
+    out, code = run(dir, "resume " .. st.run, env)
+    assert.are.equal(0, code, out)
+    assert.are.same({ "fetch", "build", "build", "test", "publish" }, lines(dir .. "/trace"))
+    local after = status(dir, st.run)
+    assert.are.equal("done", after.state)
+    local clean = support.tmpdir()
+    assert.are.equal(0, select(2, run(clean, q(BASIC))))
+    assert.are.same(shape(status(clean)), shape(after))
+  end)
+
+  it("refuses a second run while the first holds the lock, naming the holder", function()
+    local dir = support.tmpdir()
+    local pid = spawn(dir, q(BASIC), { ENGINE_WAIT = "build:" .. dir .. "/go" })
+    wait_for(dir .. "/go.started")
+    local out, code = run(dir, q(BASIC))
+    assert.are.equal(1, code, out)
+    assert.matches("another cdp holds " .. dir .. "/.cdp/lock: cdp run basic, pid " .. pid, out, 1, true)
+    support.write(dir .. "/go", "")
+    wait_exit(pid)
+    assert.are.equal("done", status(dir).state)
+  end)
+end)
+
+describe("cdp run under SIGKILL and SIGINT", function()
+  local reference
+  setup(function()
+    local dir = support.tmpdir()
+    assert.are.equal(0, select(2, run(dir, q(BASIC))))
+    reference = shape(status(dir))
+    for _, s in ipairs(reference.stages) do
+      assert.are.equal("passed", s.state)
+    end
+  end)
+
+  -- Kill cdp with SIGKILL at the point VAR (ENGINE_WAIT or ENGINE_WAIT_HEALTH)
+  -- names, optionally tear the journal's last line, then resume.
+  local function kill_and_resume(var, stage, tear)
+    local dir = support.tmpdir()
+    local trace = dir .. "/trace"
+    local pid = spawn(dir, q(BASIC), { [var] = stage .. ":" .. dir .. "/go", ENGINE_TRACE = trace })
+    wait_for(dir .. "/go.started")
+    support.sh("kill -KILL " .. pid)
+    wait_exit(pid)
+    local killed = status(dir)
+    assert.are.equal("interrupted", killed.state)
+    local journal = dir .. "/.cdp/runs/" .. killed.run .. "/journal.ndjson"
+    if tear then
+      -- what a kill in the middle of an append leaves behind
+      support.sh("printf '%s' '{\"event\":\"stage.passed\",\"outputs\":{\"bin' >> " .. q(journal))
+    end
+    support.write(dir .. "/go", "")
+    local out, code = run(dir, "resume " .. killed.run, { ENGINE_TRACE = trace })
+    assert.are.equal(0, code, out)
+    assert.are.same(reference, shape(status(dir, killed.run)))
+    return killed, lines(trace), journal
+  end
+
+  it("before a stage (in its health check)", function()
+    local killed, ran = kill_and_resume("ENGINE_WAIT_HEALTH", "build")
+    assert.are.equal("passed", killed.stages[1].state)
+    assert.are.equal("pending", killed.stages[2].state)
+    assert.are.same({ "fetch", "build", "test", "publish" }, ran)
+  end)
+
+  it("during a stage, which then runs again", function()
+    local killed, ran = kill_and_resume("ENGINE_WAIT", "build")
+    assert.are.equal("interrupted", killed.stages[2].state)
+    assert.are.same({ "fetch", "build", "build", "test", "publish" }, ran)
+  end)
+
+  it("after a stage, with the journal's last line torn", function()
+    local killed, ran, journal = kill_and_resume("ENGINE_WAIT", "publish", true)
+    assert.are.equal("passed", killed.stages[3].state)
+    assert.are.same({ "fetch", "build", "test", "publish", "publish" }, ran)
+    -- the torn fragment stays on a line of its own; every other line is whole JSON
+    local bad = 0
+    for l in support.read(journal):gmatch("[^\n]+") do
+      if not pcall(cjson.decode, l) then
+        bad = bad + 1
+      end
+    end
+    assert.are.equal(1, bad)
+  end)
+
+  it("SIGINT marks the stage interrupted, exits 1, and the run resumes", function()
+    local dir = support.tmpdir()
+    local pid, out = spawn(dir, q(BASIC), { ENGINE_WAIT = "test:" .. dir .. "/go" })
+    wait_for(dir .. "/go.started")
+    support.sh("kill -INT " .. pid)
+    wait_exit(pid)
+    assert.matches("stage test interrupted", support.read(out), 1, true)
+    local st = status(dir)
+    assert.are.equal("interrupted", st.state)
+    assert.are.equal("interrupted", st.stages[3].state)
+    support.write(dir .. "/go", "")
+    local text, code = run(dir, "resume " .. st.run)
+    assert.are.equal(0, code, text)
+    assert.are.same(reference, shape(status(dir)))
+  end)
+end)
+
+describe("approvals", function()
+  it("phase 2 without a terminal stops before publish with exit 3; approve and resume finish", function()
+    local dir = support.tmpdir()
+    local env = { ENGINE_TRACE = dir .. "/trace" }
+    local out, code = run(dir, q(BASIC) .. " --phase 2", env)
+    assert.are.equal(3, code, out)
+    assert.matches("approval needed before stage publish", out, 1, true)
+    assert.are.same({ "fetch", "build", "test" }, lines(dir .. "/trace"))
+    local st = status(dir)
+    assert.are.equal("awaiting-approval", st.state)
+    assert.are.equal("awaiting-approval", st.stages[4].state)
+
+    out, code = run(dir, "resume " .. st.run, env)
+    assert.are.equal(3, code, out)
+
+    out, code = run(dir, "approve " .. st.run .. " --stage build")
+    assert.are.equal(1, code)
+    assert.matches("awaits approval before stage publish, not build", out, 1, true)
+    out, code = run(dir, "approve " .. st.run .. " --stage publish --note 'release 1.2'")
+    assert.are.equal(0, code, out)
+    out, code = run(dir, "resume " .. st.run, env)
+    assert.are.equal(0, code, out)
+    assert.are.same({ "fetch", "build", "test", "publish" }, lines(dir .. "/trace"))
+    st = status(dir)
+    assert.are.equal("done", st.state)
+    local a = st.stages[4].approvals[1]
+    assert.are.equal("approved", a.decision)
+    assert.are.equal("before", a.when)
+    assert.are.equal("release 1.2", a.note)
+    assert.are.equal(support.sh("id -un"):gsub("%s+$", ""), a.user)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", a.time)
+  end)
+
+  it("phase 1 on a terminal shows the outputs and honours reject", function()
+    local dir = support.tmpdir()
+    -- drive cdp through a real pseudo-terminal
+    local driver = dir .. "/drive_tty.py"
+    support.write(driver, [[
+import os, pty, sys, time, select
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b""
+def until(text, timeout=30):
+    global out
+    end = time.time() + timeout
+    while text.encode() not in out:
+        if time.time() > end:
+            sys.stdout.write(out.decode("utf-8", "replace")); sys.exit("timed out waiting for " + text)
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                break
+def answer(text):
+    os.write(fd, (text + "\n").encode())
+until("Approve after stage fetch?")
+answer("s")
+until("Approve after stage fetch?", 30)
+before = out.count(b"Approve after stage fetch?")
+answer("a")
+until("Approve after stage build?")
+answer("r")
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode("utf-8", "replace"))
+print("\nEXIT %d" % os.WEXITSTATUS(status))
+]])
+    local out = support.sh("cd " .. q(dir) .. " && python3 " .. q(driver) .. " " .. q(CDP) .. " " .. q(BASIC)
+      .. " --phase 1")
+    assert.matches("EXIT 1", out, 1, true)
+    assert.matches('"greeting": "hello"', out, 1, true)
+    assert.matches('"name": "hello.bin"', out, 1, true)
+    assert.matches("[a]pprove, [r]eject, [s]how more", out, 1, true)
+    local st = status(dir)
+    assert.are.equal("failed", st.state)
+    assert.are.equal("passed", st.stages[1].state)
+    assert.are.equal("failed", st.stages[2].state)
+    assert.are.equal("EREJECTED", st.stages[2].error.code)
+    assert.are.equal("pending", st.stages[3].state)
+    assert.are.equal("rejected", st.stages[2].approvals[1].decision)
+  end)
+end)
+
+describe("secrets", function()
+  it("a token in the environment appears in no file under .cdp/ and not in the output", function()
+    local dir = support.tmpdir()
+    local token = "ghp_T0kenThatMustNeverLeak42"
+    local other = "s3cr3t-deploy-password-99"
+    local env = { ENGINE_GITHUB_TOKEN = token, MY_DEPLOY_PASSWORD = other, ENGINE_LEAK = token .. " and " .. other,
+      ENGINE_FAIL_ONCE = dir .. "/flag" }
+    local out1 = run(dir, q(BASIC), env)
+    local out2 = run(dir, "resume last", env)
+    local out3 = run(dir, "status --json")
+    local out4 = run(dir, "config " .. q(BASIC), env)
+    assert.matches("github_token = ***  (env ENGINE_GITHUB_TOKEN, secret)", out4, 1, true)
+    assert.matches("the token is *** and ***", out1, 1, true)
+    for _, text in ipairs { out1, out2, out3, out4 } do
+      assert.is_nil(text:find(token, 1, true))
+      assert.is_nil(text:find(other, 1, true))
+    end
+    local files = support.sh("find " .. q(dir .. "/.cdp") .. " -type f")
+    assert.matches("journal.ndjson", files, 1, true)
+    assert.matches("logs/build.log", files, 1, true)
+    local _, code = support.sh("grep -r -F -e " .. q(token) .. " -e " .. q(other) .. " " .. q(dir .. "/.cdp"),
+      { may_fail = true })
+    assert.are.equal(1, code, "a secret was written under .cdp/")
+    assert.matches("the token is *** and ***", support.read(support.sh("ls " .. q(dir) .. "/.cdp/runs/*/logs/build.log"):gsub("%s+$", "")), 1, true)
+  end)
+end)

@@ -747,28 +747,24 @@ static int node_changes(struct walk *w, uint32_t n)
 
 /* ---- Lua --------------------------------------------------------------- */
 
-static int push_notfound(lua_State *L, const char *what)
-{
-	const git_error *e = git_error_last();
-	lua_pushnil(L);
-	lua_pushfstring(L, "ENOTFOUND: %s: %s", what, e && e->message ? e->message : "not found");
-	lua_pushliteral(L, "ENOTFOUND");
-	return 3;
-}
-
-/* Resolve REV to a commit id; w->obj and w->peeled are scratch. */
+/* Resolve REV to a commit id; w->obj and w->peeled are scratch. Unknown,
+ * malformed and non-commit revisions are all GIT_ENOTFOUND. */
 static int resolve(struct walk *w, const char *rev, git_oid *out)
 {
 	int err = git_revparse_single(&w->obj, w->repo, rev);
-	if (err == 0)
+	if (err == 0) {
 		err = git_object_peel(&w->peeled, w->obj, GIT_OBJECT_COMMIT);
+		if (err < 0)
+			git_error_set(GIT_ERROR_OBJECT, "'%s' is a %s, not a commit", rev,
+			              git_object_type2string(git_object_type(w->obj)));
+	}
 	if (err == 0)
 		git_oid_cpy(out, git_object_id(w->peeled));
 	git_object_free(w->peeled);
 	git_object_free(w->obj);
 	w->peeled = NULL;
 	w->obj = NULL;
-	return err;
+	return err < 0 ? GIT_ENOTFOUND : 0;
 }
 
 /* [-0, +1, m] The list entry for commit N with attributed crates w->acc. */
@@ -944,7 +940,7 @@ int cdp_git_changes(lua_State *L)
 
 	git_oid from_id;
 	if (resolve(w, from, &from_id) < 0)
-		return push_notfound(L, lua_pushfstring(L, "from '%s'", from));
+		return cdp_git_push_error(L, GIT_ENOTFOUND, lua_pushfstring(L, "from '%s'", from));
 
 	/* Bits: one per distinct release commit, then one per never-released crate. */
 	w->release = zalloc(L, w->ncrates, sizeof *w->release);
@@ -957,8 +953,9 @@ int cdp_git_changes(lua_State *L)
 		}
 		git_oid id;
 		if (resolve(w, lua_tostring(L, -1), &id) < 0)
-			return push_notfound(L, lua_pushfstring(L, "since '%s' of crate '%s'",
-			                                        lua_tostring(L, -1), w->paths[i]));
+			return cdp_git_push_error(L, GIT_ENOTFOUND,
+			                          lua_pushfstring(L, "crate '%s': since '%s'", w->paths[i],
+			                                          lua_tostring(L, -1)));
 		lua_pop(L, 1);
 		size_t b = 0;
 		while (b < nrel && !git_oid_equal(&w->release[b], &id))

@@ -216,7 +216,7 @@ local function next_version(crate, level, forced, label, initial)
     end
     shown = level
   elseif base:is_prerelease() then
-    v = semver.bump(base, level)
+    v = level == "none" and base:release() or semver.bump(base, level)
     shown = level == "none" and "graduate" or level
   else
     if level == "none" then

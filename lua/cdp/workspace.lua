@@ -4,7 +4,8 @@
 --   ws = workspace.load(dir, { repo_root = "/abs/repo" })
 --   ws.members      sorted by name: { name, version, manifest_path, dir, publish,
 --                     inherited_version, deps = { {name, kind, req, path, registry,
---                     rename, target, optional, member, inherited} } }
+--                     rename, target, optional, member, inherited} },
+--                     package (the cargo metadata package, as cargo printed it) }
 --   ws.by_name[name], ws.order (publish order), ws.single (a workspace of one)
 --   ws:dependents(name) -> { {from, kind, req, rename, dep} } sorted
 --
@@ -144,6 +145,9 @@ function workspace.from_metadata(meta, opts)
         publish = publish_of(pkg.publish),
         inherited_version = facts.inherited_version,
         deps = {},
+        -- cargo's own record (description, license, features, ...), which
+        -- Validate checks and Publish sends to the registry.
+        package = pkg,
       }
       for _, d in ipairs(pkg.dependencies or {}) do
         m.deps[#m.deps + 1] = {

@@ -1,6 +1,7 @@
 -- What the release stages share: their settings and defaults, the Release Fork, the
 -- crates a plan releases, and tag names. One place for each, so stages agree.
 local git = require "cdp.git"
+local plan = require "cdp.plan"
 local semver = require "cdp.semver"
 
 local release = {}
@@ -42,12 +43,18 @@ function release.open_fork(fork)
   return repo
 end
 
--- The tag name for CRATE at VERSION under TEMPLATE ("" = the default for WS).
-function release.tag_name(template, crate, version, single)
+-- The tag template in force: the setting, or the plan's default for a workspace of
+-- several crates ({crate}-v{version}) or of one (v{version}).
+function release.template(template, single)
   if template == nil or template == "" then
-    template = single and "v{version}" or "{crate}-v{version}"
+    return single and plan.SINGLE_TEMPLATE or plan.DEFAULT_TEMPLATE
   end
-  return (template:gsub("{crate}", crate):gsub("{version}", version))
+  return template
+end
+
+-- The tag name for CRATE at VERSION under TEMPLATE ("" = the default).
+function release.tag_name(template, crate, version, single)
+  return plan.tag_name(release.template(template, single), crate, version)
 end
 
 -- Entries of a plan that release something (bump ~= "none"), in plan order.
@@ -119,6 +126,86 @@ function release.fork_has(path, commit)
     return false, ("the release fork %s no longer has commit %s"):format(path, commit)
   end
   return true
+end
+
+-- ---------------------------------------------------------------------------
+-- Shared by Tag, Merge and Publish (the stages that talk to the user's peers).
+
+-- The tag of plan entry CRATE under the `tag_template` setting; "v{version}" by
+-- default when the plan has exactly one crate, "{crate}-v{version}" otherwise.
+function release.crate_tag(ctx, plan, crate)
+  return release.tag_name(release.setting(ctx, "tag_template"), crate.name, crate.next,
+    #(plan.crates or {}) == 1)
+end
+
+-- Credentials for git pushes and fetches over HTTPS: git_token, or nil (file://, ssh).
+function release.git_credentials(ctx)
+  local token = ctx.settings and ctx.settings.git_token
+  if type(token) ~= "string" or token == "" then
+    return nil
+  end
+  return { token = token, username = release.setting(ctx, "git_username") }
+end
+
+-- The URL the fork pushes to (its origin), or a raise that says why there is none.
+function release.push_url(fork, what)
+  if type(fork.origin) ~= "string" or fork.origin == "" then
+    error(("%s: the repository has no remote '%s' to push to; add one (git remote add %s URL) or set the `remote` setting to a URL")
+      :format(what, fork.remote or "origin", fork.remote or "origin"), 0)
+  end
+  return fork.origin
+end
+
+-- The release notes of CRATE (a plan entry) at its next version: its section of
+-- <fork>/<dir>/CHANGELOG.md in the fork's work tree (as Package left it), or nil.
+function release.crate_notes(fork_path, crate)
+  local changelog = require "cdp.changelog"
+  local fs = require "cdp.fs"
+  local dir = (crate.dir == nil or crate.dir == "" or crate.dir == ".") and fork_path
+    or (fork_path .. "/" .. crate.dir)
+  local text = fs.read(dir .. "/CHANGELOG.md")
+  if not text then
+    return nil
+  end
+  return changelog.extract(text, crate.next)
+end
+
+-- The forge client for the repository the fork came from: forge_api, forge_token, and
+-- forge_repo (or owner/name read from the origin URL). Raises when neither names one.
+function release.forge(ctx, fork)
+  local forge = require "cdp.forge"
+  local repo = release.setting(ctx, "forge_repo")
+  if repo == nil or repo == "" then
+    repo = forge.parse_remote(fork and fork.origin)
+  end
+  if type(repo) ~= "string" or not repo:match("^[^/]+/[^/]+$") then
+    error(("cannot tell which forge repository to use from the remote %s; set forge_repo = \"owner/name\"")
+      :format(tostring(fork and fork.origin or "(none)")), 0)
+  end
+  return forge.github { api = release.setting(ctx, "forge_api"), token = ctx.settings and ctx.settings.forge_token,
+    repo = repo, log = ctx.log }
+end
+
+-- Decoded `cargo metadata --no-deps --offline` of the workspace in DIR, raw (the
+-- registry's publish metadata is built from its packages), or nil, message, "ECARGO".
+function release.cargo_metadata(dir)
+  local json = require "cdp.json"
+  local proc = require "cdp.proc"
+  local res, err = proc.run {
+    argv = { "cargo", "metadata", "--format-version", "1", "--no-deps", "--offline" },
+    cwd = dir, timeout = 300,
+  }
+  if not res then
+    return nil, ("cannot run cargo metadata in %s: %s"):format(dir, err), "ECARGO"
+  end
+  if res.code ~= 0 or res.timed_out then
+    return nil, ("cargo metadata failed in %s:\n%s"):format(dir, (res.stderr or ""):gsub("%s+$", "")), "ECARGO"
+  end
+  local meta, jerr = json.decode(res.stdout)
+  if type(meta) ~= "table" then
+    return nil, ("cargo metadata in %s printed bad JSON: %s"):format(dir, jerr), "ECARGO"
+  end
+  return meta
 end
 
 return release

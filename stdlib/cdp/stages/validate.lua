@@ -56,8 +56,12 @@ validate.CHECKS = {
   end },
 
   { name = "versions", check = function(ctx, facts)
-    local last, err = plan.last_releases(facts.repo, facts.ws, {
-      from = facts.commit, tag_template = release.setting(ctx, "tag_template") })
+    local names = {}
+    for i, m in ipairs(facts.ws.members) do
+      names[i] = m.name
+    end
+    local template = release.template(release.setting(ctx, "tag_template"), facts.ws.single)
+    local last, err = plan.releases(facts.repo, names, template, facts.commit)
     if not last then
       return false, err
     end
@@ -68,7 +72,7 @@ validate.CHECKS = {
         local have, want = semver.parse(m.version), semver.parse(tag.version)
         if have and want and semver.compare(have, want) < 0 then
           wrong[#wrong + 1] = ("%s is at %s in %s, older than its last release tag %s")
-            :format(m.name, m.version, m.manifest_path, tag.name)
+            :format(m.name, m.version, m.manifest_path, tag.tag)
         end
       end
     end

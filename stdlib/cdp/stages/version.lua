@@ -1,0 +1,146 @@
+-- Version: turn the change set since the last releases into the Release Plan, and
+-- write it into the fork as one commit: each planned crate's version, and every
+-- requirement on a bumped crate that no longer admits its new version. Manifests are
+-- edited with cdp.manifest, which changes only the bytes of the values it touches;
+-- Cargo.lock is refreshed offline.
+local fs = require "cdp.fs"
+local git = require "cdp.git"
+local json = require "cdp.json"
+local manifest = require "cdp.manifest"
+local plan = require "cdp.plan"
+local proc = require "cdp.proc"
+local release = require "cdp.release"
+local workspace = require "cdp.workspace"
+
+local version = {
+  name = "version",
+  needs = { "fork" },
+  gives = { "plan", "versioned" },
+  modifies_fork = true,
+  settings = { "tag_template", "prerelease" },
+}
+
+-- The Release Plan for the fork's commit, as a plain table (what the journal keeps).
+function version.make_plan(ctx, fork)
+  local template = release.setting(ctx, "tag_template")
+  local p, err = plan.make {
+    dir = fork.path, from = fork.commit, policy = ctx.policy,
+    tag_template = template ~= "" and template or nil,
+    prerelease = release.setting(ctx, "prerelease") ~= "" and release.setting(ctx, "prerelease") or nil,
+  }
+  if not p then
+    error(err, 0)
+  end
+  return p, json.decode(p:to_json())
+end
+
+-- Edits per manifest file: { [path] = { version =, workspace =, deps = { [crate] = req } } }.
+-- Requirements inherited from [workspace.dependencies] are rewritten there.
+local function edits_for(ws, table_plan, root_manifest)
+  local edits = {}
+  local function edit(path)
+    edits[path] = edits[path] or { deps = {} }
+    return edits[path]
+  end
+  for _, c in ipairs(release.planned(table_plan)) do
+    local m = ws.by_name[c.name]
+    if m.inherited_version then
+      local e = edit(root_manifest)
+      if e.version and e.version ~= c.next then
+        error(("%s and another crate inherit [workspace.package] version but the plan gives them "
+          .. "different versions (%s, %s); put them in one lockstep group"):format(m.name, e.version, c.next), 0)
+      end
+      e.version, e.workspace = c.next, true
+    else
+      edit(m.manifest_path).version = c.next
+    end
+  end
+  for _, c in ipairs(table_plan.crates) do
+    local m = ws.by_name[c.name]
+    for _, r in ipairs(c.requirements or {}) do
+      if r.to and r.to ~= r.from then
+        edit(m.manifest_path).deps[r.dependency] = r.to
+        for _, d in ipairs(m.deps) do
+          if d.name == r.dependency and d.inherited then
+            edit(root_manifest).deps[r.dependency] = r.to
+          end
+        end
+      end
+    end
+  end
+  return edits
+end
+
+function version.run(ctx, inputs)
+  local fork = inputs.fork
+  local repo = release.open_fork(fork)
+  -- Start from the fork's commit whatever an interrupted attempt left behind.
+  assert(repo:checkout(fork.commit, { force = true }))
+  assert(repo:branch_create(fork.branch, fork.commit, { force = true }))
+  assert(repo:checkout(fork.branch, { force = true }))
+
+  local _, table_plan = version.make_plan(ctx, fork)
+  local planned = release.planned(table_plan)
+  for _, c in ipairs(planned) do
+    ctx.log(("%s %s -> %s (%s)"):format(c.name, c.current, c.next, c.bump))
+  end
+  if #planned == 0 then
+    ctx.log("nothing to release: no crate changed since its last release")
+    repo:close()
+    return { plan = table_plan, versioned = { commit = fork.commit, path = fork.path, files = {} } }
+  end
+
+  local root = fs.realpath(fork.path)
+  local ws, werr = workspace.load(fork.path, { repo_root = root })
+  if not ws then
+    error(werr, 0)
+  end
+  local edits = edits_for(ws, table_plan, root .. "/Cargo.toml")
+  local paths = {}
+  for path in pairs(edits) do
+    paths[#paths + 1] = path
+  end
+  table.sort(paths)
+  local changed = {}
+  for _, path in ipairs(paths) do
+    local text = assert(fs.read(path))
+    local e = edits[path]
+    local new_text, changes_or_err = manifest.edit(text, path, {
+      version = e.version, workspace = e.workspace, deps = e.deps })
+    if not new_text then
+      error(changes_or_err, 0)
+    end
+    if new_text ~= text then
+      assert(fs.write(path, new_text))
+      local rel = workspace.relative(path, root)
+      changed[#changed + 1] = rel
+      for _, c in ipairs(changes_or_err) do
+        ctx.log(("%s: %s %s -> %s"):format(rel, table.concat(c.path, "."), c.from, c.to))
+      end
+    end
+  end
+
+  if fs.exists(fork.path .. "/Cargo.lock") then
+    local argv = { "cargo", "update", "--workspace", "--offline" }
+    local res, err = proc.run { argv = argv, cwd = fork.path, timeout = 300 }
+    if not res or res.code ~= 0 then
+      error(("cannot refresh Cargo.lock with `%s`: %s"):format(table.concat(argv, " "),
+        res and (res.stderr ~= "" and res.stderr or res.stdout) or err), 0)
+    end
+    changed[#changed + 1] = "Cargo.lock"
+  end
+
+  assert(repo:add(changed))
+  local commit = assert(repo:commit_index { message = release.summary(planned) .. "\n" })
+  assert(repo:reference_set(("refs/cdp/%s/version"):format(ctx.run), commit, "cdp: version", { force = true }))
+  ctx.log(("version commit %s on %s"):format(commit:sub(1, 12), fork.branch))
+  repo:close()
+  return { plan = table_plan, versioned = { commit = commit, path = fork.path, files = changed } }
+end
+
+-- Recorded outputs hold while the fork still has the version commit.
+function version.verify(_, outputs)
+  return release.fork_has(outputs.versioned.path, outputs.versioned.commit)
+end
+
+return version

@@ -117,7 +117,9 @@ function activate.run(ctx)
   if origin then
     assert(fork:remote_set("origin", origin))
   end
-  if identity and not fork:signature() then
+  -- The fork commits as the user's repository does (its own config wins over the
+  -- global one, which is all a fresh clone would see).
+  if identity then
     fork:config_set("user.name", identity.name)
     fork:config_set("user.email", identity.email)
   end

@@ -1520,11 +1520,8 @@ static int repo_commit_index(lua_State *L)
 	git_repository *repo = cdp_git_check_repo(L, 1);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	const char *message = opt_string(L, 2, "message", NULL);
-	if (message == NULL)
-		message = opt_string(L, 2, "1", NULL);
-	if (lua_rawgeti(L, 2, 1) == LUA_TSTRING)
+	if (message == NULL && lua_rawgeti(L, 2, 1) == LUA_TSTRING) /* commit_index{"msg"} */
 		message = lua_tostring(L, -1);
-	lua_pop(L, 1);
 	if (message == NULL)
 		luaL_argerror(L, 2, "a commit message is required");
 	const char *update_ref = "HEAD";

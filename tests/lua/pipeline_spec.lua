@@ -1,7 +1,14 @@
 -- The pipeline engine as users meet it: real cdp processes running the test
--- pipelines in tests/fixtures/engine_*.lua, killed for real, on a real pty.
+-- pipelines in tests/fixtures/engine_*.lua, killed for real, on a real pty;
+-- and its notifications: redaction, alert rules, a webhook whose signature
+-- tests/fixtures/webhook_receiver.py checks, e-mail that MailDev receives,
+-- endpoints that are down.
 local support = require "tests.lua.support"
 local cjson = require "cjson"
+local json = require "cdp.json"
+local fs = require "cdp.fs"
+local notify = require("cdp.run").notify()
+local settings = require "cdp.settings"
 
 local cdp = support.cdp()
 local q = support.quote
@@ -513,5 +520,278 @@ describe("secrets", function()
       { may_fail = true })
     assert.are.equal(1, code, "a secret was written under .cdp/")
     assert.matches("the token is *** and ***", support.read(support.sh("ls " .. q(dir) .. "/.cdp/runs/*/logs/build.log"):gsub("%s+$", "")), 1, true)
+  end)
+end)
+
+local ALERTS = root .. "/tests/fixtures/engine_alerts.lua"
+if ALERTS:sub(1, 1) ~= "/" then
+  ALERTS = support.sh("pwd"):gsub("%s+$", "") .. "/" .. ALERTS
+end
+local function absolute(p)
+  return p:sub(1, 1) == "/" and p or (support.sh("pwd"):gsub("%s+$", "") .. "/" .. p)
+end
+
+local function uptime()
+  return tonumber(support.read("/proc/uptime"):match("^(%S+)"))
+end
+
+-- Start a fixture that prints its ports, with its stdin a pipe from us so it
+-- exits when we close it. Returns the pipe and { NAME = port }.
+local function start(cmd)
+  local out = support.tmpdir() .. "/out"
+  local proc = assert(io.popen(cmd .. " >" .. q(out) .. " 2>&1", "w"))
+  local t0 = uptime()
+  while true do
+    local text = support.read(out) or ""
+    local ports = {}
+    for name, port in text:gmatch("(%u+) (%d+)\n") do
+      ports[name] = tonumber(port)
+    end
+    if ports.PORT or (ports.SMTP and ports.WEB) then
+      return proc, ports
+    end
+    if text:match("maildev.sh: ") or text:match("Error") or uptime() - t0 > 60 then
+      proc:close()
+      error("fixture did not start: " .. cmd .. "\n" .. text)
+    end
+    os.execute("sleep 0.05")
+  end
+end
+
+local function closed_port()
+  return tonumber((support.sh([[python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])']]):gsub("%s+$", "")))
+end
+
+local function journal_of(dir)
+  local path = support.sh("ls " .. q(dir) .. "/.cdp/runs/*/journal.ndjson"):gsub("%s+$", "")
+  local out = {}
+  for l in support.read(path):gmatch("[^\n]+") do
+    out[#out + 1] = cjson.decode(l)
+  end
+  return out
+end
+
+describe("redaction", function()
+  it("replaces every secret value in strings and nested tables, keys included", function()
+    local redact = notify.redactor({ "hunter22", "abc" }, { GITHUB_TOKEN = "ghp_xyz123", HOME = "/root" })
+    assert.are.equal("pw=*** tok=*** home=/root abc", redact("pw=hunter22 tok=ghp_xyz123 home=/root abc"))
+    assert.are.same({ a = { "***x***" }, ["k***"] = true }, redact({ a = { "hunter22xhunter22" }, ["khunter22"] = true }))
+    assert.are.equal(5, redact(5))
+  end)
+
+  it("replaces a longer secret whole when a shorter one is inside it", function()
+    local redact = notify.redactor({ "secret", "my-secret-value" }, {})
+    assert.are.equal("*** and ***", redact("my-secret-value and secret"))
+  end)
+
+  it("takes env vars named like secrets, and only those", function()
+    assert.is_true(notify.secret_env_name("NPM_TOKEN"))
+    assert.is_true(notify.secret_env_name("db_password"))
+    assert.is_true(notify.secret_env_name("CLIENT_SECRET"))
+    assert.is_false(notify.secret_env_name("PATH"))
+    local redact = notify.redactor({}, { SMTP_PASSWORD = "pa55word", EDITOR = "vim-editor" })
+    assert.are.equal("*** vim-editor", redact("pa55word vim-editor"))
+  end)
+end)
+
+describe("settings", function()
+  local env = { CDP_LEVEL = "3", CDP_DRY = "yes", CDP_API_TOKEN = "from-env-tok", HOOK = "hook-secret-1" }
+  local function getenv(k) return env[k] end
+
+  it("script defaults, then CDP_<KEY>, then --set; each value says where it came from", function()
+    local eff = assert(settings.resolve({ level = 1, dry = false, name = "x", region = "eu" }, getenv,
+      { { key = "region", value = "us" }, { key = "extra", value = "1" } }))
+    assert.are.same({ value = 3, source = "env CDP_LEVEL", secret = false }, eff.level)
+    assert.are.same({ value = true, source = "env CDP_DRY", secret = false }, eff.dry)
+    assert.are.same({ value = "x", source = "script", secret = false }, eff.name)
+    assert.are.same({ value = "us", source = "--set", secret = false }, eff.region)
+    assert.are.same({ value = "1", source = "--set", secret = false }, eff.extra)
+  end)
+
+  it("refuses a value of the wrong type", function()
+    local eff, err = settings.resolve({ level = 1 }, getenv, { { key = "level", value = "high" } })
+    assert.is_nil(eff)
+    assert.are.equal("setting 'level' from --set: expected a number, got 'high'", err)
+  end)
+
+  it("secrets: declared from the environment, or named like one; hashed and shown by name only", function()
+    local eff = assert(settings.resolve({ hook = settings.secret("HOOK"), api_token = "default-tok" }, getenv, {}))
+    assert.are.same({ value = "hook-secret-1", source = "env HOOK", secret = true, env = "HOOK" }, eff.hook)
+    assert.are.same({ value = "from-env-tok", source = "env CDP_API_TOKEN", secret = true }, eff.api_token)
+    assert.are.same({ "from-env-tok", "hook-secret-1" }, settings.secret_values(eff))
+    assert.are.same({ hook = "(secret)", api_token = "(secret)" }, settings.public(eff))
+    local rows = settings.describe(eff)
+    assert.are.equal("***", rows[1].value)
+    assert.are.equal("***", rows[2].value)
+  end)
+end)
+
+describe("alert rules and messages", function()
+  it("checks alerts and names what is wrong", function()
+    assert.is_true(notify.check_alerts { sinks = { h = { webhook = "http://x" } }, rules = { { on = "run.*", to = "h" } } })
+    local ok, err = notify.check_alerts { sinks = { h = { webhook = "u", slack = "v" } } }
+    assert.is_nil(ok)
+    assert.matches("sink 'h': a sink is one of", err, 1, true)
+    ok, err = notify.check_alerts { sinks = { m = { email = "smtp://x" } } }
+    assert.are.equal("sink 'm': email needs from and to", err)
+  end)
+
+  it("matches by name, pattern and predicate; a predicate that raises does not match", function()
+    local ev = { event = "stage.failed", stage = "publish" }
+    assert.is_true(notify.matches("stage.failed", ev))
+    assert.is_true(notify.matches("stage.*", ev))
+    assert.is_true(notify.matches("*", ev))
+    assert.is_false(notify.matches("stage.passed", ev))
+    assert.is_false(notify.matches("stage", ev))
+    assert.is_true(notify.matches(function(e) return e.stage == "publish" end, ev))
+    assert.is_false(notify.matches(function() error("oops") end, ev))
+  end)
+
+  it("signs webhook bodies with HMAC-SHA256 of the exact body", function()
+    local body = json.encode { event = "run.failed", run = "r" }
+    local msg = notify.message("h", { webhook = "http://127.0.0.1:1/x", secret = "k3y" }, { event = "run.failed" }, body)
+    assert.are.equal(body, msg.body)
+    assert.are.equal("sha256=" .. fs.hmac_sha256("k3y", body), msg.headers["X-Cdp-Signature"])
+    -- the same HMAC as an independent implementation computes
+    local py = support.sh("python3 -c 'import hmac,hashlib,sys; print(hmac.new(b\"k3y\", sys.argv[1].encode(), hashlib.sha256).hexdigest())' "
+      .. q(body)):gsub("%s+$", "")
+    assert.are.equal("sha256=" .. py, msg.headers["X-Cdp-Signature"])
+    local slack = notify.message("s", { slack = "http://x" }, { event = "run.failed", pipeline = "p", run = "r" }, body)
+    assert.are.equal('{"text":"p r: run failed"}', slack.body)
+  end)
+end)
+
+describe("deliveries from a run", function()
+  local maildev, mail_ports, receiver, hook_port, record
+
+  setup(function()
+    maildev, mail_ports = start("bash " .. q(absolute(root .. "/tests/fixtures/maildev.sh")))
+    record = support.tmpdir() .. "/hooks.ndjson"
+    receiver, hook_port = start("python3 " .. q(absolute(root .. "/tests/fixtures/webhook_receiver.py")) .. " "
+      .. q(record) .. " --secret hook-s3cret-value")
+    hook_port = hook_port.PORT
+  end)
+  teardown(function()
+    if maildev then
+      maildev:close()
+    end
+    if receiver then
+      receiver:close()
+    end
+  end)
+
+  it("a failing stage sends a signed webhook and an e-mail, and no secret goes out", function()
+    local dir = support.tmpdir()
+    local token = "tok-ENGINE-api-0123456789"
+    local out, code = run(dir, q(ALERTS), {
+      ENGINE_FAIL = "1",
+      ENGINE_API_TOKEN = token,
+      ENGINE_HOOK_SECRET = "hook-s3cret-value",
+      ENGINE_HOOK_URL = "http://127.0.0.1:" .. hook_port .. "/cdp",
+      ENGINE_SMTP_URL = "smtp://127.0.0.1:" .. mail_ports.SMTP,
+    })
+    assert.are.equal(1, code, out)
+    assert.matches("stage deploy failed", out, 1, true)
+
+    local hooks = {}
+    for l in (support.read(record) or ""):gmatch("[^\n]+") do
+      hooks[#hooks + 1] = cjson.decode(l)
+    end
+    local events = {}
+    for _, h in ipairs(hooks) do
+      assert.is_true(h.signature_ok, "signature did not verify: " .. h.body)
+      assert.are.equal("/cdp", h.path)
+      assert.are.equal("application/json", h.headers["content-type"])
+      events[#events + 1] = h.event
+    end
+    assert.are.same({ "run.started", "stage.failed", "run.failed" }, events)
+    local failed = cjson.decode((hooks[2].body))
+    assert.are.equal("deploy", failed.stage)
+    assert.are.equal("EDEPLOY", failed.error.code)
+    assert.matches("deploy refused by the cluster (token ***)", failed.error.msg, 1, true)
+
+    local mails = cjson.decode((support.sh("curl -sf http://127.0.0.1:" .. mail_ports.WEB .. "/api/email")))
+    local mail
+    for _, m in ipairs(mails) do
+      if m.subject:find("stage deploy failed", 1, true) then
+        mail = m
+      end
+    end
+    assert.is_not_nil(mail, "MailDev got no mail about the failed stage")
+    assert.matches("^%[cdp%] alerting ", mail.subject)
+    assert.are.equal("ops@example.invalid", mail.to[1].address)
+    assert.matches('"code": "EDEPLOY"', mail.text, 1, true)
+
+    -- the token went nowhere: not the output, the journal, logs, events, webhooks or mail
+    assert.is_nil(out:find(token, 1, true))
+    assert.is_nil(support.read(record):find(token, 1, true))
+    assert.is_nil(support.read(record):find("hook-s3cret-value", 1, true))
+    assert.is_nil(json.encode(mails):find(token, 1, true))
+    local _, grep = support.sh("grep -r -F " .. q(token) .. " " .. q(dir .. "/.cdp"), { may_fail = true })
+    assert.are.equal(1, grep)
+    assert.matches('"stage":"deploy"', support.read(dir .. "/.cdp/events.jsonl"), 1, true)
+    for _, e in ipairs(journal_of(dir)) do
+      assert.are_not.equal("delivery.failed", e.event, "unexpected failed delivery: " .. json.encode(e))
+    end
+  end)
+
+  it("with the endpoints down the pipeline still succeeds and the journal records the failed deliveries", function()
+    local dir = support.tmpdir()
+    local dead = closed_port()
+    local out, code = run(dir, q(ALERTS), {
+      ENGINE_HOOK_SECRET = "hook-s3cret-value",
+      ENGINE_HOOK_URL = "http://127.0.0.1:" .. dead .. "/cdp",
+      ENGINE_SMTP_URL = "smtp://127.0.0.1:" .. dead,
+    })
+    assert.are.equal(0, code, out)
+    assert.matches("notification(s) could not be delivered", out, 1, true)
+    local failures = {}
+    local finished
+    for _, e in ipairs(journal_of(dir)) do
+      if e.event == "delivery.failed" then
+        failures[#failures + 1] = e
+      elseif e.event == "run.finished" then
+        finished = true
+      end
+    end
+    assert.is_true(finished)
+    -- run.started and run.finished went to the webhook; both failed, after retrying
+    assert.are.equal(2, #failures)
+    table.sort(failures, function(a, b) return a.about < b.about end)
+    assert.are.same({ "run.finished", "run.started" }, { failures[1].about, failures[2].about })
+    for _, f in ipairs(failures) do
+      assert.are.equal("hook", f.sink)
+      assert.are.equal("ECONNREFUSED", f.code)
+      assert.are.equal(2, f.attempts)
+    end
+    local st = cjson.decode((run(dir, "status --json")))
+    assert.are.equal("done", st.state)
+  end)
+
+  it("a webhook answering 500 is retried, recorded, and does not fail the run", function()
+    local rec = support.tmpdir() .. "/500.ndjson"
+    local server, ports = start("python3 " .. q(absolute(root .. "/tests/fixtures/webhook_receiver.py")) .. " "
+      .. q(rec) .. " --secret x --status 500")
+    local dir = support.tmpdir()
+    local out, code = run(dir, q(ALERTS), {
+      ENGINE_HOOK_SECRET = "hook-s3cret-value",
+      ENGINE_HOOK_URL = "http://127.0.0.1:" .. ports.PORT .. "/cdp",
+      ENGINE_SMTP_URL = "smtp://127.0.0.1:" .. closed_port(),
+    })
+    server:close()
+    assert.are.equal(0, code, out)
+    local n = 0
+    for _ in support.read(rec):gmatch("[^\n]+") do
+      n = n + 1
+    end
+    assert.are.equal(4, n, "two events, each tried twice")
+    local failures = 0
+    for _, e in ipairs(journal_of(dir)) do
+      if e.event == "delivery.failed" then
+        failures = failures + 1
+        assert.are.equal(500, e.status)
+      end
+    end
+    assert.are.equal(2, failures)
   end)
 end)

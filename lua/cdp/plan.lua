@@ -395,7 +395,7 @@ function Draft:resolve(levels, opts)
           local sd = state[e.from]
           local new = semver.rewrite_req(e.req, sx.next)
           table.insert(sd.requirements, { dependency = x, kind = e.kind, from = e.req, to = new,
-            rename = e.rename })
+            rename = e.rename, inherited = e.inherited or nil })
           add_reason(sx.reasons, { kind = "dependent", crate = e.from, dep_kind = e.kind,
             old_req = e.req, new_req = new,
             text = ("%s's %s requirement \"%s\" rewritten to \"%s\""):format(e.from, e.kind, e.req, new) })

@@ -92,6 +92,31 @@ function workspace.manifest_facts(text)
   return facts
 end
 
+-- What the manifest text says, through cdp.manifest (the TOML reader) when
+-- it can read it, else through manifest_facts: { inherited_version,
+-- inherited_deps = {key = true}, deps = {["kind\0key\0target"] = {req, workspace}} }.
+local function manifest_info(text, path)
+  local ok, manifest = pcall(require, "cdp.manifest")
+  local info = ok and manifest.read(text, path)
+  if not info then
+    local facts = workspace.manifest_facts(text)
+    facts.deps = {}
+    return facts
+  end
+  local facts = { inherited_version = false, inherited_deps = {}, deps = {} }
+  local v = info.package and info.package.version
+  facts.inherited_version = type(v) == "table" and v.workspace == true
+  for _, d in ipairs(info.deps) do
+    if d.kind ~= "workspace" then
+      facts.deps[d.kind .. "\0" .. d.key .. "\0" .. (d.target or "")] = { req = d.req, workspace = d.workspace }
+      if d.workspace then
+        facts.inherited_deps[d.key] = true
+      end
+    end
+  end
+  return facts
+end
+
 local function publish_of(value)
   if value == nil or value == json.null then
     return true
@@ -135,7 +160,7 @@ function workspace.from_metadata(meta, opts)
         return nil, ("crate %s at %s is outside the repository %s"):format(pkg.name, pkg_dir, repo_root), "EOUTSIDE"
       end
       local text = read(pkg.manifest_path) or ""
-      local facts = workspace.manifest_facts(text)
+      local facts = manifest_info(text, pkg.manifest_path)
       local m = {
         name = pkg.name,
         version = pkg.version,
@@ -150,16 +175,21 @@ function workspace.from_metadata(meta, opts)
         package = pkg,
       }
       for _, d in ipairs(pkg.dependencies or {}) do
+        local kind, key, target = opt(d.kind) or "normal", opt(d.rename) or d.name, opt(d.target)
+        local written = facts.deps[kind .. "\0" .. key .. "\0" .. (target or "")]
+          or facts.deps[kind .. "\0" .. key .. "\0"]
         m.deps[#m.deps + 1] = {
           name = d.name,
-          kind = opt(d.kind) or "normal",
+          kind = kind,
           req = d.req,
+          -- the requirement as the manifest writes it ("0.1", where cargo says "^0.1")
+          req_text = written and written.req or nil,
           path = opt(d.path),
           registry = opt(d.registry),
           rename = opt(d.rename),
           target = opt(d.target),
           optional = d.optional == true,
-          inherited = facts.inherited_deps[opt(d.rename) or d.name] == true,
+          inherited = (written and written.workspace) or facts.inherited_deps[key] == true,
         }
       end
       if by_name[m.name] then
@@ -329,13 +359,15 @@ function workspace.publish_order(members)
   return order
 end
 
--- Members that depend on NAME (any kind), with the requirement they state.
+-- Members that depend on NAME (any kind), with the requirement they state
+-- (as written; `inherited` when it is written in [workspace.dependencies]).
 function Workspace:dependents(name)
   local out = {}
   for _, m in ipairs(self.members) do
     for _, d in ipairs(m.deps) do
       if d.member and d.name == name then
-        out[#out + 1] = { from = m.name, kind = d.kind, req = d.req, rename = d.rename, dep = d }
+        out[#out + 1] = { from = m.name, kind = d.kind, req = d.req_text or d.req, rename = d.rename,
+          inherited = d.inherited, dep = d }
       end
     end
   end

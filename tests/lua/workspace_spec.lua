@@ -1,0 +1,130 @@
+-- The workspace model, from real `cargo metadata` over fixture workspaces.
+local support = require "tests.lua.support"
+local fixture = require "tests.fixtures.plan_workspace"
+local workspace = require "cdp.workspace"
+
+local function names(list)
+  local out = {}
+  for i, x in ipairs(list) do
+    out[i] = x.name or x.from
+  end
+  return out
+end
+
+describe("cdp.workspace", function()
+  it("reads members, versions, dirs relative to the repository, publish and dependencies", function()
+    local w = fixture.new { root_extra = '[workspace.package]\nversion = "3.1.0"\n\n[workspace.dependencies]\nb = { path = "crates/b", version = "1.2" }\n' }
+    w:crate("b", "1.2.0", { publish = '["internal"]' })
+    w:crate("a", "workspace", {
+      deps = { b = "{ workspace = true }" },
+      dev_deps = { cee = '{ path = "../c", version = "0.1", package = "c" }' },
+      extra = '\n[target.\'cfg(unix)\'.build-dependencies]\nc = { path = "../c", version = "0.1.0" }\n',
+    })
+    w:crate("c", "0.1.0", { publish = "false" })
+    w:commit("chore: start")
+    local ws = assert(workspace.load(w.dir, { repo_root = w.dir }))
+    assert.are.same({ "a", "b", "c" }, names(ws.members))
+    assert.is_false(ws.single)
+    local a, b, c = ws.by_name.a, ws.by_name.b, ws.by_name.c
+    assert.are.equal("3.1.0", a.version)
+    assert.is_true(a.inherited_version)
+    assert.is_false(b.inherited_version)
+    assert.are.equal("crates/a", a.dir)
+    assert.are.equal(w.dir .. "/crates/a/Cargo.toml", a.manifest_path)
+    assert.is_true(a.publish)
+    assert.are.same({ "internal" }, b.publish)
+    assert.is_false(c.publish)
+    local deps = {}
+    for _, d in ipairs(a.deps) do
+      deps[#deps + 1] = { d.name, d.kind, d.req, d.req_text or false, d.rename or false, d.target or false,
+        d.member, d.inherited }
+    end
+    assert.are.same({
+      { "b", "normal", "^1.2", false, false, false, true, true },
+      { "c", "build", "^0.1.0", "0.1.0", false, "cfg(unix)", true, false },
+      { "c", "dev", "^0.1", "0.1", "cee", false, true, false },
+    }, deps)
+    assert.are.same({ "a" }, names(ws:dependents("b")))
+    assert.are.same({ { "a", "build" }, { "a", "dev" } }, (function()
+      local out = {}
+      for i, e in ipairs(ws:dependents("c")) do out[i] = { e.from, e.kind } end
+      return out
+    end)())
+    assert.are.same({ "b", "c", "a" }, ws.order)
+  end)
+
+  it("is a workspace of one for a single crate at the repository root", function()
+    local w = fixture.new { single = true }
+    w:crate("solo", "0.1.0", { dir = "" })
+    w:commit("chore: start")
+    local ws = assert(workspace.load(w.dir, { repo_root = w.dir }))
+    assert.is_true(ws.single)
+    assert.are.equal("", ws.members[1].dir)
+    assert.are.same({ "solo" }, ws.order)
+  end)
+
+  it("passes cargo's message for a broken manifest on, naming file and line", function()
+    local w = fixture.new()
+    w:crate("a", "1.0.0", { extra = "[features\n" })
+    local ws, err, code = workspace.load(w.dir)
+    assert.is_nil(ws)
+    assert.are.equal("ECARGO", code)
+    assert.truthy(err:find("cargo metadata failed in " .. w.dir, 1, true), err)
+    assert.truthy(err:find("crates/a/Cargo.toml:1[0-9]"), err)
+  end)
+
+  it("orders publishing by normal and build deps and names the crates of a cycle", function()
+    local function m(name, deps)
+      local list = {}
+      for i, d in ipairs(deps) do
+        list[i] = { name = d[1], kind = d[2], member = true }
+      end
+      return { name = name, deps = list }
+    end
+    assert.are.same({ "a", "b", "c", "d" }, workspace.publish_order {
+      m("d", { { "c", "normal" } }), m("c", { { "a", "normal" }, { "b", "build" } }), m("b", {}), m("a", { { "d", "dev" } }),
+    })
+    local order, err, code = workspace.publish_order {
+      m("a", { { "b", "normal" } }), m("b", { { "c", "normal" } }), m("c", { { "a", "build" } }), m("z", {}),
+    }
+    assert.is_nil(order)
+    assert.are.equal("ECYCLE", code)
+    assert.are.equal("dependency cycle among workspace crates (normal/build dependencies): a -> b -> c -> a", err)
+  end)
+
+  it("reads inherited versions and dependencies from manifest text", function()
+    local f = workspace.manifest_facts [[
+[package]
+name = "x"
+version.workspace = true
+
+[dependencies]
+serde = { workspace = true, features = ["derive"] }
+log.workspace = true
+plain = "1"
+
+[target.'cfg(unix)'.dev-dependencies.nix]
+workspace = true
+]]
+    assert.is_true(f.inherited_version)
+    assert.are.same({ serde = true, log = true, nix = true }, f.inherited_deps)
+    assert.is_true(workspace.manifest_facts('[package]\nversion = { workspace = true }\n').inherited_version)
+    assert.is_false(workspace.manifest_facts('[package]\nversion = "1.0.0"\n[workspace]\nversion.workspace = true\n').inherited_version)
+  end)
+
+  it("makes paths relative to the repository root", function()
+    assert.are.equal("", workspace.relative("/r/x", "/r/x/"))
+    assert.are.equal("crates/a", workspace.relative("/r/x/crates/a", "/r/x"))
+    assert.is_nil(workspace.relative("/r/xy/a", "/r/x"))
+  end)
+
+  it("refuses a member outside the repository root", function()
+    local w = fixture.new()
+    w:crate("a", "1.0.0")
+    local ws, err, code = workspace.load(w.dir, { repo_root = w.dir .. "/crates/b" })
+    assert.is_nil(ws)
+    assert.are.equal("EOUTSIDE", code)
+    assert.truthy(err:find("crate a", 1, true), err)
+    assert.is_nil(support.read(w.dir .. "/crates/b/Cargo.toml"))
+  end)
+end)

@@ -437,6 +437,31 @@ describe("approvals", function()
     assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", a.time)
   end)
 
+  it("phase 0 asks before and after every stage", function()
+    local dir = support.tmpdir()
+    local env = { ENGINE_TRACE = dir .. "/trace" }
+    local out, code = run(dir, q(BASIC) .. " --phase 0", env)
+    local asked = {}
+    while code == 3 do
+      local st = status(dir)
+      local waiting
+      for _, s in ipairs(st.stages) do
+        if s.state == "awaiting-approval" then
+          waiting = s.name
+        end
+      end
+      local when = out:match("approval needed (%a+) stage " .. waiting) or out:match("still awaiting approval (%a+) stage")
+      asked[#asked + 1] = when .. " " .. waiting
+      assert.are.equal(0, select(2, run(dir, "approve last")))
+      out, code = run(dir, "resume last", env)
+      assert(#asked < 20, "approvals never end")
+    end
+    assert.are.equal(0, code, out)
+    assert.are.same({ "before fetch", "after fetch", "before build", "after build", "before test", "after test",
+      "before publish", "after publish" }, asked)
+    assert.are.same({ "fetch", "build", "test", "publish" }, lines(dir .. "/trace"))
+  end)
+
   it("phase 1 on a terminal shows the outputs and honours reject", function()
     local dir = support.tmpdir()
     -- drive cdp through a real pseudo-terminal
@@ -486,6 +511,9 @@ print("\nEXIT %d" % os.WEXITSTATUS(status))
     assert.matches('"greeting": "hello"', out, 1, true)
     assert.matches('"name": "hello.bin"', out, 1, true)
     assert.matches("[a]pprove, [r]eject, [s]how more", out, 1, true)
+    -- live progress on a terminal: marks and elapsed times, not plain lines
+    assert.matches("✓ fetch passed %d+%.%ds", out)
+    assert.is_nil(out:find("stage fetch started", 1, true))
     local st = status(dir)
     assert.are.equal("failed", st.state)
     assert.are.equal("passed", st.stages[1].state)
@@ -493,6 +521,83 @@ print("\nEXIT %d" % os.WEXITSTATUS(status))
     assert.are.equal("EREJECTED", st.stages[2].error.code)
     assert.are.equal("pending", st.stages[3].state)
     assert.are.equal("rejected", st.stages[2].approvals[1].decision)
+  end)
+end)
+
+describe("recorded outputs", function()
+  it("are checked against the world by verify, and the stage runs again when they no longer hold", function()
+    local dir, path = write_script([[
+return cdp.pipeline {
+  phase = 3,
+  stages = {
+    {
+      name = "tag",
+      gives = { "tag" },
+      verify = function(ctx, outputs)
+        if io.open(ctx.root .. "/moved", "r") then
+          return false, "tag v1 now points elsewhere"
+        end
+        return outputs.tag.oid == "abc"
+      end,
+      run = function(ctx)
+        local f = io.open(ctx.root .. "/ran", "a"); f:write("x"); f:close()
+        return { tag = { name = "v1", oid = "abc" } }
+      end,
+    },
+  },
+}
+]])
+    assert.are.equal(0, select(2, run(dir, q(path))))
+    assert.are.equal(0, select(2, run(dir, q(path))))
+    assert.are.equal("x", support.read(dir .. "/ran"))
+    assert.are.equal("cached", status(dir).stages[1].state)
+    support.write(dir .. "/moved", "")
+    local out, code = run(dir, q(path))
+    assert.are.equal(0, code, out)
+    assert.matches("recorded outputs no longer hold (tag v1 now points elsewhere)", out, 1, true)
+    assert.are.equal("xx", support.read(dir .. "/ran"))
+    assert.are.equal("passed", status(dir).stages[1].state)
+  end)
+
+  it("must be the declared artifacts", function()
+    local dir, path = write_script([[
+return cdp.pipeline {
+  phase = 3,
+  stages = { { name = "a", gives = { "x" }, run = function() return { y = 1 } end } },
+}
+]])
+    local out, code = run(dir, q(path))
+    assert.are.equal(1, code)
+    assert.matches("stage a failed (", out, 1, true)
+    local st = status(dir)
+    assert.are.equal("EOUTPUT", st.stages[1].error.code)
+    assert.are.equal("did not give 'x'", st.stages[1].error.msg)
+  end)
+end)
+
+describe("stdlib alerts", function()
+  it("cdp.alerts.default sends failures and approvals everywhere, progress only where asked", function()
+    local alerts = require("cdp.alerts.default") {
+      sinks = { mail = { email = "smtp://x", from = "a@b", to = "c@d" }, chat = { slack = "http://x" } },
+      progress = { "chat" },
+    }
+    assert.is_true(notify.check_alerts(alerts))
+    local function sinks_for(event)
+      local out = {}
+      for _, r in ipairs(alerts.rules) do
+        if notify.matches(r.on, { event = event }) then
+          for _, n in ipairs(r.to) do
+            out[#out + 1] = n
+          end
+        end
+      end
+      table.sort(out)
+      return out
+    end
+    assert.are.same({ "chat", "mail" }, sinks_for("stage.failed"))
+    assert.are.same({ "chat", "mail" }, sinks_for("approval.needed"))
+    assert.are.same({ "chat" }, sinks_for("stage.passed"))
+    assert.are.same({}, sinks_for("stage.started"))
   end)
 end)
 

@@ -54,7 +54,7 @@ describe("cdp.changelog", function()
     assert.are.equal("Breaking changes", sections[1].title)
     local ours = ids_by_title(sections)
 
-    local config = dir .. "/../cliff-" .. tostring(os.time()) .. ".toml"
+    local config = support.tmpdir() .. "/cliff.toml"
     support.write(config, [=[
 [changelog]
 body = ""

@@ -35,14 +35,18 @@ validate.CHECKS = {
   end },
 
   { name = "metadata", check = function(_, facts)
+    -- cargo prints absent fields as null, which decodes to a (truthy) cjson.null.
+    local function present(v)
+      return type(v) == "string" and v ~= ""
+    end
     local missing = {}
     for _, m in ipairs(publishable(facts.ws)) do
       local pkg = m.package or {}
       local lacks = {}
-      if not pkg.description or pkg.description == "" then
+      if not present(pkg.description) then
         lacks[#lacks + 1] = "description"
       end
-      if (not pkg.license or pkg.license == "") and (not pkg.license_file or pkg.license_file == "") then
+      if not present(pkg.license) and not present(pkg.license_file) then
         lacks[#lacks + 1] = "license (or license-file)"
       end
       if #lacks > 0 then

@@ -881,7 +881,10 @@ static int parse_scalar(struct parser *p, toml_node *x)
 		x->v.b = false;
 		return 0;
 	}
-	if (n >= 5 && is_digit(s[0]) && (s[2] == ':' || s[4] == '-')) {
+	bool time_like = n >= 3 && is_digit(s[0]) && is_digit(s[1]) && s[2] == ':';
+	bool date_like = n >= 5 && is_digit(s[0]) && is_digit(s[1]) && is_digit(s[2]) &&
+	                 is_digit(s[3]) && s[4] == '-';
+	if (time_like || date_like) {
 		if (!is_datetime(s, n))
 			return fail(p, start, "invalid date or time");
 		x->type = TOML_DATETIME;

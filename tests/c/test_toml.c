@@ -87,7 +87,11 @@ static void test_numbers_booleans_dates(void **state)
 	(void)state;
 	toml_doc *doc = parse_ok("i = -9_223_372_036_854_775_808\nh = 0xDEAD_beef\no = 0o755\nb = 0b1010\n"
 	                         "f = 6.626e-34\nz = -0.0\nn = nan\np = +inf\nt = true\n"
-	                         "d = 1979-05-27T07:32:00.5+01:00\nld = 2024-02-29\nlt = 23:59:60\n");
+	                         "d = 1979-05-27T07:32:00.5+01:00\nld = 2024-02-29\nlt = 23:59:60\n"
+	                         "g = 0.1e-0\n");
+	/* "0.1e-0" has a '-' where a date has one, and is still a float */
+	assert_int_equal(toml_node_type(at(doc, "g", NULL, NULL)), TOML_FLOAT);
+	assert_true(toml_node_float(at(doc, "g", NULL, NULL)) == 0.1);
 	assert_true(toml_node_integer(at(doc, "i", NULL, NULL)) == INT64_MIN);
 	assert_int_equal(toml_node_integer(at(doc, "h", NULL, NULL)), 0xDEADBEEF);
 	assert_int_equal(toml_node_integer(at(doc, "o", NULL, NULL)), 0755);

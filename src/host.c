@@ -14,6 +14,8 @@
 #include <lauxlib.h>
 #include <lua-cjson.h>
 #include <lualib.h>
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +122,43 @@ static int searcher(lua_State *L)
 	/* Say where we looked, so a missing module names the places searched. */
 	push_places_tried(L, module);
 	return 1;
+}
+
+/* The stable upper-case name scripts branch on. */
+const char *cdp_errno_name(int err)
+{
+	switch (err) {
+#define NAME(e) \
+	case e: \
+		return #e;
+		NAME(EPERM) NAME(ENOENT) NAME(ESRCH) NAME(EINTR) NAME(EIO) NAME(ENXIO)
+		NAME(E2BIG) NAME(ENOEXEC) NAME(EBADF) NAME(ECHILD) NAME(EAGAIN)
+		NAME(ENOMEM) NAME(EACCES) NAME(EFAULT) NAME(EBUSY) NAME(EEXIST)
+		NAME(EXDEV) NAME(ENODEV) NAME(ENOTDIR) NAME(EISDIR) NAME(EINVAL)
+		NAME(ENFILE) NAME(EMFILE) NAME(ENOTTY) NAME(ETXTBSY) NAME(EFBIG)
+		NAME(ENOSPC) NAME(ESPIPE) NAME(EROFS) NAME(EMLINK) NAME(EPIPE)
+		NAME(ERANGE) NAME(ENAMETOOLONG) NAME(ENOLCK) NAME(ENOSYS)
+		NAME(ENOTEMPTY) NAME(ELOOP) NAME(EDQUOT) NAME(ESTALE) NAME(ETIMEDOUT)
+		NAME(EOVERFLOW) NAME(ECANCELED) NAME(EOPNOTSUPP) NAME(EDEADLK)
+#undef NAME
+	default:
+		return "EUNKNOWN";
+	}
+}
+
+int cdp_push_errno(lua_State *L, int err, const char *thing, const char *other)
+{
+	const char *name = cdp_errno_name(err);
+	char desc[128];
+	snprintf(desc, sizeof desc, "%s", strerror(err));
+	desc[0] = (char)tolower((unsigned char)desc[0]); /* "no such file or directory" */
+	lua_pushnil(L);
+	if (other)
+		lua_pushfstring(L, "%s: %s: %s -> %s", name, desc, thing, other);
+	else
+		lua_pushfstring(L, "%s: %s: %s", name, desc, thing);
+	lua_pushstring(L, name);
+	return 3;
 }
 
 static int msghandler(lua_State *L)

@@ -27,6 +27,16 @@ int cdp_pcall(lua_State *L, int nargs, int nresults);
 /* Print the error at the top of the stack to stderr and pop it. */
 void cdp_report(lua_State *L);
 
+/* The stable upper-case name of errno value ERR ("ENOENT"), or "EUNKNOWN". */
+const char *cdp_errno_name(int err);
+
+/*
+ * [-0, +3, m] Push nil, "CODE: description: THING", "CODE" for errno ERR, the
+ * way every cdp module reports a failure of the world (luv's wording). With
+ * OTHER, the message names both: "CODE: description: THING -> OTHER". Returns 3.
+ */
+int cdp_push_errno(lua_State *L, int err, const char *thing, const char *other);
+
 /* The C modules, registered in package.preload by cdp_host_open. */
 int luaopen_cdp_fs(lua_State *L);
 int luaopen_cdp_proc(lua_State *L);

@@ -33,56 +33,16 @@
 #define LOCK_MT "cdp.fs.Lock"
 #define IO_CHUNK 65536
 
-/* The stable upper-case name scripts branch on. */
-static const char *errno_name(int err)
-{
-	switch (err) {
-#define NAME(e) \
-	case e: \
-		return #e;
-		NAME(EPERM) NAME(ENOENT) NAME(ESRCH) NAME(EINTR) NAME(EIO) NAME(ENXIO)
-		NAME(E2BIG) NAME(ENOEXEC) NAME(EBADF) NAME(ECHILD) NAME(EAGAIN)
-		NAME(ENOMEM) NAME(EACCES) NAME(EFAULT) NAME(EBUSY) NAME(EEXIST)
-		NAME(EXDEV) NAME(ENODEV) NAME(ENOTDIR) NAME(EISDIR) NAME(EINVAL)
-		NAME(ENFILE) NAME(EMFILE) NAME(ENOTTY) NAME(ETXTBSY) NAME(EFBIG)
-		NAME(ENOSPC) NAME(ESPIPE) NAME(EROFS) NAME(EMLINK) NAME(EPIPE)
-		NAME(ERANGE) NAME(ENAMETOOLONG) NAME(ENOLCK) NAME(ENOSYS)
-		NAME(ENOTEMPTY) NAME(ELOOP) NAME(EDQUOT) NAME(ESTALE) NAME(ETIMEDOUT)
-		NAME(EOVERFLOW) NAME(ECANCELED) NAME(EOPNOTSUPP) NAME(EDEADLK)
-#undef NAME
-	default:
-		return "EUNKNOWN";
-	}
-}
-
-/* strerror in lower case, as luv words it: "no such file or directory". */
-static const char *describe(int err, char buf[128])
-{
-	snprintf(buf, 128, "%s", strerror(err));
-	buf[0] = (char)tolower((unsigned char)buf[0]);
-	return buf;
-}
-
 /* [-0, +3, m] nil, "CODE: strerror: thing", "CODE" */
 static int push_fail(lua_State *L, int err, const char *thing)
 {
-	const char *name = errno_name(err);
-	char buf[128];
-	lua_pushnil(L);
-	lua_pushfstring(L, "%s: %s: %s", name, describe(err, buf), thing);
-	lua_pushstring(L, name);
-	return 3;
+	return cdp_push_errno(L, err, thing, NULL);
 }
 
 /* [-0, +3, m] Like push_fail, for operations on two paths. */
 static int push_fail2(lua_State *L, int err, const char *from, const char *to)
 {
-	const char *name = errno_name(err);
-	char buf[128];
-	lua_pushnil(L);
-	lua_pushfstring(L, "%s: %s: %s -> %s", name, describe(err, buf), from, to);
-	lua_pushstring(L, name);
-	return 3;
+	return cdp_push_errno(L, err, from, to);
 }
 
 /* Options ------------------------------------------------------------- */

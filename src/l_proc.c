@@ -36,38 +36,10 @@ extern char **environ;
 #define READ_CHUNK 65536
 #define KILL_GRACE 2.0 /* seconds between SIGTERM and SIGKILL */
 
-static const char *errno_name(int err)
-{
-	switch (err) {
-#define NAME(e) \
-	case e: \
-		return #e;
-		NAME(EPERM) NAME(ENOENT) NAME(ESRCH) NAME(EINTR) NAME(EIO) NAME(ENXIO)
-		NAME(E2BIG) NAME(ENOEXEC) NAME(EBADF) NAME(ECHILD) NAME(EAGAIN)
-		NAME(ENOMEM) NAME(EACCES) NAME(EFAULT) NAME(EBUSY) NAME(EEXIST)
-		NAME(EXDEV) NAME(ENODEV) NAME(ENOTDIR) NAME(EISDIR) NAME(EINVAL)
-		NAME(ENFILE) NAME(EMFILE) NAME(ENOTTY) NAME(ETXTBSY) NAME(EFBIG)
-		NAME(ENOSPC) NAME(ESPIPE) NAME(EROFS) NAME(EMLINK) NAME(EPIPE)
-		NAME(ERANGE) NAME(ENAMETOOLONG) NAME(ENOLCK) NAME(ENOSYS)
-		NAME(ENOTEMPTY) NAME(ELOOP) NAME(EDQUOT) NAME(ESTALE) NAME(ETIMEDOUT)
-		NAME(EOVERFLOW) NAME(ECANCELED) NAME(EOPNOTSUPP) NAME(EDEADLK)
-#undef NAME
-	default:
-		return "EUNKNOWN";
-	}
-}
-
 /* [-0, +3, m] nil, "CODE: description: thing", "CODE" */
 static int push_fail(lua_State *L, int err, const char *thing)
 {
-	const char *name = errno_name(err);
-	char desc[128];
-	snprintf(desc, sizeof desc, "%s", strerror(err));
-	desc[0] = (char)tolower((unsigned char)desc[0]);
-	lua_pushnil(L);
-	lua_pushfstring(L, "%s: %s: %s", name, desc, thing);
-	lua_pushstring(L, name);
-	return 3;
+	return cdp_push_errno(L, err, thing, NULL);
 }
 
 static const struct {

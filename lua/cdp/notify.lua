@@ -467,15 +467,15 @@ function notify.dispatcher(opts)
   -- Failed deliveries since the last call: { {id, sink, about (the event), stage, error, code, attempts, status} }.
   local function take(results)
     for _, r in ipairs(results or {}) do
-        local info = self.pending[r.id]
-        if info then
-          self.pending[r.id] = nil
-          if not r.ok then
-            info.error = redact(tostring(r.error or ("HTTP " .. tostring(r.status))))
-            info.code, info.attempts, info.status = r.code, r.attempts, r.status
-            self.failures[#self.failures + 1] = info
-          end
+      local info = self.pending[r.id]
+      if info then
+        self.pending[r.id] = nil
+        if not r.ok then
+          info.error = redact(tostring(r.error or ("HTTP " .. tostring(r.status))))
+          info.code, info.attempts, info.status = r.code, r.attempts, r.status
+          self.failures[#self.failures + 1] = info
         end
+      end
     end
   end
 

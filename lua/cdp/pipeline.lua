@@ -13,7 +13,7 @@
 --   run(ctx, inputs) -> outputs   outputs maps each kind in `gives` to a
 --                                 JSON-serialisable value
 --   health(ctx) -> true | false, reason      or a list { {name=, check=fn}, ... }
---   verify(ctx, outputs) -> true | false, reason   optional: do recorded
+--   verify(ctx, outputs, inputs) -> true | false, reason   optional: do recorded
 --                                 outputs still hold in the world? (else re-run)
 --   modifies_fork boolean
 --   approval      "before": with phase 2, ask before this stage (publish always does)

@@ -398,7 +398,6 @@ local function drive(R)
       record("delivery.failed", f)
     end
   end
-  R.deliveries = deliveries
 
   local function finish(state, fields)
     if state == "done" then
@@ -530,7 +529,7 @@ local function drive(R)
           cached = cache[key]
         end
         if cached ~= nil and stage.verify then
-          local ok, holds, reason = pcall(stage.verify, ctx, cached)
+          local ok, holds, reason = pcall(stage.verify, ctx, cached, inputs)
           if not (ok and holds) then
             R.term.print(("stage %s: recorded outputs no longer hold (%s); running it again")
               :format(stage.name, R.redact(tostring(ok and reason or holds))))

@@ -73,6 +73,7 @@ enum {
 	N_QUEUED = 2,      /* waiting in the heap */
 	N_DONE = 4,        /* read, parents known */
 	N_CHECKED = 8,     /* presence of never-released crates checked */
+	N_DIFFED = 16,     /* crates it changed are in walk.chg */
 };
 
 struct trie {
@@ -116,6 +117,7 @@ struct walk {
 
 	struct node *nodes;
 	uint64_t *bits; /* nodes x words */
+	uint64_t *chg;  /* nodes x cwords: crates each commit changed */
 	size_t nnodes, nodes_cap;
 	struct edge *edges;
 	size_t nedges, edges_cap;
@@ -156,6 +158,7 @@ static void walk_free(struct walk *w)
 	free(w->trie);
 	free(w->nodes);
 	free(w->bits);
+	free(w->chg);
 	free(w->edges);
 	free(w->slots);
 	free(w->heap);
@@ -598,6 +601,10 @@ static int node_get(lua_State *L, struct walk *w, const git_oid *id, uint32_t *o
 		if (!bits)
 			luaL_error(L, "not enough memory");
 		w->bits = bits;
+		uint64_t *chg = realloc(w->chg, w->nodes_cap * w->cwords * sizeof *chg);
+		if (!chg)
+			luaL_error(L, "not enough memory");
+		w->chg = chg;
 	}
 	unsigned int np = git_commit_parentcount(w->commit);
 	if (w->first_parent && np > 1)
@@ -624,93 +631,6 @@ static int node_get(lua_State *L, struct walk *w, const git_oid *id, uint32_t *o
 	heap_push(L, w, n);
 	nd->flags |= N_QUEUED;
 	*out = n;
-	return 0;
-}
-
-/* A read commit of from's history that is live: check which never-released
- * crates' directories it lacks (they end there), and note its time. */
-static int settle(struct walk *w, uint32_t n)
-{
-	struct node *nd = &w->nodes[n];
-	if (!(nd->flags & N_INTERESTING) || node_dead(w, n))
-		return 0;
-	if (!(nd->flags & N_CHECKED)) {
-		nd->flags |= N_CHECKED;
-		for (size_t c = 0; c < w->ncrates; c++) {
-			if (!w->never[c] || bit_test(node_bits(w, n), w->crate_bit[c]))
-				continue;
-			int present;
-			int err = has_dir(w, &w->nodes[n].tree, c, &present);
-			if (err < 0)
-				return err;
-			if (!present)
-				bit_set(node_bits(w, n), w->crate_bit[c]);
-		}
-		if (node_dead(w, n))
-			return 0;
-	}
-	if (nd->time < w->tmin)
-		w->tmin = nd->time;
-	return 0;
-}
-
-/* Give parent P what child C carries; re-propagate below P if P was read. */
-static void pass_down(lua_State *L, struct walk *w, uint32_t c, uint32_t p)
-{
-	const uint64_t *cb = node_bits(w, c);
-	uint64_t *pb = node_bits(w, p);
-	int more = (w->nodes[c].flags & N_INTERESTING) && !(w->nodes[p].flags & N_INTERESTING);
-	for (size_t i = 0; i < w->words && !more; i++)
-		more = (cb[i] & ~pb[i]) != 0;
-	if (!more)
-		return;
-	int counted = node_counts(w, p);
-	for (size_t i = 0; i < w->words; i++)
-		pb[i] |= cb[i];
-	w->nodes[p].flags |= w->nodes[c].flags & N_INTERESTING;
-	w->live_queued += (size_t)node_counts(w, p) - (size_t)counted;
-	if (w->nodes[p].flags & N_DONE) {
-		grow(L, (void **)&w->stack, &w->stack_cap, w->nstack + 1, sizeof *w->stack);
-		w->stack[w->nstack++] = p;
-	}
-}
-
-/* Read commit N's parents and hand them its bits; then drain re-propagations. */
-static int process(lua_State *L, struct walk *w, uint32_t n)
-{
-	w->live_queued -= (size_t)node_counts(w, n);
-	w->nodes[n].flags = (uint8_t)((w->nodes[n].flags & ~N_QUEUED) | N_DONE);
-	int err = settle(w, n);
-	if (err < 0)
-		return err;
-	for (uint32_t k = 0; k < w->nodes[n].nparents; k++) {
-		uint32_t e = w->nodes[n].edges + k, p;
-		err = node_get(L, w, &w->edges[e].id, &p);
-		if (err < 0)
-			return err;
-		w->edges[e].node = p;
-		pass_down(L, w, n, p);
-	}
-	while (w->nstack > 0) {
-		uint32_t m = w->stack[--w->nstack];
-		err = settle(w, m);
-		if (err < 0)
-			return err;
-		for (uint32_t k = 0; k < w->nodes[m].nparents; k++)
-			pass_down(L, w, m, w->edges[w->nodes[m].edges + k].node);
-	}
-	return 0;
-}
-
-static int walk_graph(lua_State *L, struct walk *w)
-{
-	while (w->nheap > 0) {
-		if (w->live_queued == 0 && w->nodes[w->heap[0]].time < w->tmin)
-			break;
-		int err = process(L, w, heap_pop(w));
-		if (err < 0)
-			return err;
-	}
 	return 0;
 }
 
@@ -741,6 +661,102 @@ static int node_changes(struct walk *w, uint32_t n)
 		}
 		if (!any)
 			break;
+	}
+	return 0;
+}
+
+/* A read commit of from's history that is live: check which never-released
+ * crates' directories it lacks (they end there), note its time, and find the
+ * crates it changed while its trees and its parents' are fresh in the cache. */
+static int settle(struct walk *w, uint32_t n)
+{
+	struct node *nd = &w->nodes[n];
+	if (!(nd->flags & N_INTERESTING) || node_dead(w, n))
+		return 0;
+	if (!(nd->flags & N_CHECKED)) {
+		nd->flags |= N_CHECKED;
+		for (size_t c = 0; c < w->ncrates; c++) {
+			if (!w->never[c] || bit_test(node_bits(w, n), w->crate_bit[c]))
+				continue;
+			int present;
+			int err = has_dir(w, &w->nodes[n].tree, c, &present);
+			if (err < 0)
+				return err;
+			if (!present)
+				bit_set(node_bits(w, n), w->crate_bit[c]);
+		}
+		if (node_dead(w, n))
+			return 0;
+	}
+	if (nd->time < w->tmin)
+		w->tmin = nd->time;
+	if (!(nd->flags & N_DIFFED)) {
+		int err = node_changes(w, n);
+		if (err < 0)
+			return err;
+		memcpy(w->chg + (size_t)n * w->cwords, w->acc, w->cwords * sizeof(uint64_t));
+		nd->flags |= N_DIFFED;
+	}
+	return 0;
+}
+
+/* Give parent P what child C carries; re-propagate below P if P was read. */
+static void pass_down(lua_State *L, struct walk *w, uint32_t c, uint32_t p)
+{
+	const uint64_t *cb = node_bits(w, c);
+	uint64_t *pb = node_bits(w, p);
+	int more = (w->nodes[c].flags & N_INTERESTING) && !(w->nodes[p].flags & N_INTERESTING);
+	for (size_t i = 0; i < w->words && !more; i++)
+		more = (cb[i] & ~pb[i]) != 0;
+	if (!more)
+		return;
+	int counted = node_counts(w, p);
+	for (size_t i = 0; i < w->words; i++)
+		pb[i] |= cb[i];
+	w->nodes[p].flags |= w->nodes[c].flags & N_INTERESTING;
+	w->live_queued += (size_t)node_counts(w, p) - (size_t)counted;
+	if (w->nodes[p].flags & N_DONE) {
+		grow(L, (void **)&w->stack, &w->stack_cap, w->nstack + 1, sizeof *w->stack);
+		w->stack[w->nstack++] = p;
+	}
+}
+
+/* Read commit N's parents and hand them its bits; then drain re-propagations. */
+static int process(lua_State *L, struct walk *w, uint32_t n)
+{
+	w->live_queued -= (size_t)node_counts(w, n);
+	w->nodes[n].flags = (uint8_t)((w->nodes[n].flags & ~N_QUEUED) | N_DONE);
+	for (uint32_t k = 0; k < w->nodes[n].nparents; k++) {
+		uint32_t e = w->nodes[n].edges + k, p;
+		int err = node_get(L, w, &w->edges[e].id, &p);
+		if (err < 0)
+			return err;
+		w->edges[e].node = p;
+	}
+	int err = settle(w, n);
+	if (err < 0)
+		return err;
+	for (uint32_t k = 0; k < w->nodes[n].nparents; k++)
+		pass_down(L, w, n, w->edges[w->nodes[n].edges + k].node);
+	while (w->nstack > 0) {
+		uint32_t m = w->stack[--w->nstack];
+		err = settle(w, m);
+		if (err < 0)
+			return err;
+		for (uint32_t k = 0; k < w->nodes[m].nparents; k++)
+			pass_down(L, w, m, w->edges[w->nodes[m].edges + k].node);
+	}
+	return 0;
+}
+
+static int walk_graph(lua_State *L, struct walk *w)
+{
+	while (w->nheap > 0) {
+		if (w->live_queued == 0 && w->nodes[w->heap[0]].time < w->tmin)
+			break;
+		int err = process(L, w, heap_pop(w));
+		if (err < 0)
+			return err;
 	}
 	return 0;
 }
@@ -852,17 +868,23 @@ static int push_list(lua_State *L, struct walk *w)
 		}
 		if (!any)
 			continue;
-		int err = node_changes(w, n);
-		if (err < 0)
-			return err;
+		/* Live now means settled, and so diffed, while live; but be sure. */
+		if (!(nd->flags & N_DIFFED)) {
+			int err = node_changes(w, n);
+			if (err < 0)
+				return err;
+			memcpy(w->chg + (size_t)n * w->cwords, w->acc, w->cwords * sizeof(uint64_t));
+			nd->flags |= N_DIFFED;
+		}
+		const uint64_t *chg = w->chg + (size_t)n * w->cwords;
 		any = 0;
 		for (size_t i = 0; i < w->cwords; i++) {
-			w->acc[i] &= w->live[i];
+			w->acc[i] = chg[i] & w->live[i];
 			any |= w->acc[i] != 0;
 		}
 		if (!any)
 			continue;
-		err = push_commit(L, w, n);
+		int err = push_commit(L, w, n);
 		if (err < 0)
 			return err;
 		lua_rawseti(L, -2, ++count);

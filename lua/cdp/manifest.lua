@@ -117,6 +117,9 @@ local function path_text(path)
 end
 
 -- manifest.edit(text, name, { version = "1.2.3", workspace = bool, deps = { [crate] = req } })
+-- A crate's entry in `deps` may also map requirements as written to their
+-- replacements ({ ["0.3"] = "0.4", ["0.3.1"] = "0.4.0" }), for a manifest that
+-- requires one crate differently as a dependency and a dev-dependency.
 --   -> new_text, changes ({ { path, from, to }, ... }) | nil, msg, code
 -- `version` sets [package] version, or [workspace.package] version with
 -- `workspace = true`. Every requirement on a crate named in `deps` (by its
@@ -158,6 +161,9 @@ function manifest.edit(text, name, opts)
   if ok and opts.deps and next(opts.deps) then
     for _, dep in ipairs(read_doc(doc).deps) do
       local to = opts.deps[dep.name]
+      if type(to) == "table" then
+        to = dep.req and to[dep.req] -- keyed by the requirement as written
+      end
       if to and dep.req then
         ok, err, ecode = set(dep.span_path, to)
         if not ok then

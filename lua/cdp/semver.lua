@@ -442,14 +442,21 @@ end
 local OP_TEXT = { exact = "=", greater = ">", greater_eq = ">=", less = "<", less_eq = "<=", tilde = "~", caret = "^" }
 
 -- The requirement to write when R must admit NEW: a single caret, tilde or
--- exact comparator keeps its operator (and a bare version stays bare);
--- anything else (ranges, lists, `*`) becomes a caret on NEW.
+-- exact comparator keeps its operator (a bare version stays bare) and the
+-- precision it was written with ("0.3" -> "0.4", "~1.2" -> "~1.3"; a
+-- pre-release needs all three numbers); anything else (ranges, lists, `*`)
+-- becomes a caret on NEW.
 function semver.rewrite_req(req, new)
   local r = semver.req(req)
   new = semver.v(new)
   local version = semver.format(make(new.major, new.minor, new.patch, new.pre))
   if r and #r.comparators == 1 then
     local c = r.comparators[1]
+    if #new.pre == 0 and c.minor == nil then
+      version = tostring(new.major)
+    elseif #new.pre == 0 and c.patch == nil then
+      version = ("%d.%d"):format(new.major, new.minor)
+    end
     if c.op == "caret" or c.op == "tilde" or c.op == "exact" then
       local op = r.text:match("^%s*([=~^]?)")
       if c.op == "caret" and op == "" then

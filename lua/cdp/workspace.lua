@@ -117,6 +117,19 @@ local function manifest_info(text, path)
   return facts
 end
 
+-- [workspace.dependencies] of the root manifest as written: { [key] = req }.
+local function workspace_requirements(text, path)
+  local ok, manifest = pcall(require, "cdp.manifest")
+  local info = ok and text and manifest.read(text, path)
+  local reqs = {}
+  for _, d in ipairs(info and info.deps or {}) do
+    if d.kind == "workspace" and d.req then
+      reqs[d.key] = d.req
+    end
+  end
+  return reqs
+end
+
 local function publish_of(value)
   if value == nil or value == json.null then
     return true
@@ -152,6 +165,8 @@ function workspace.from_metadata(meta, opts)
     member_ids[id] = true
   end
   local members, by_name, by_dir = {}, {}, {}
+  local root_manifest = root .. "/Cargo.toml"
+  local inherited_reqs = workspace_requirements(read(root_manifest), root_manifest)
   for _, pkg in ipairs(meta.packages or {}) do
     if member_ids[pkg.id] or not meta.workspace_members then
       local pkg_dir = dirname(pkg.manifest_path)
@@ -178,18 +193,23 @@ function workspace.from_metadata(meta, opts)
         local kind, key, target = opt(d.kind) or "normal", opt(d.rename) or d.name, opt(d.target)
         local written = facts.deps[kind .. "\0" .. key .. "\0" .. (target or "")]
           or facts.deps[kind .. "\0" .. key .. "\0"]
+        local inherited = (written and written.workspace) or facts.inherited_deps[key] == true
+        local req_text = written and written.req or nil
+        if inherited then
+          req_text = inherited_reqs[key] -- written once, in the root's [workspace.dependencies]
+        end
         m.deps[#m.deps + 1] = {
           name = d.name,
           kind = kind,
           req = d.req,
           -- the requirement as the manifest writes it ("0.1", where cargo says "^0.1")
-          req_text = written and written.req or nil,
+          req_text = req_text,
           path = opt(d.path),
           registry = opt(d.registry),
           rename = opt(d.rename),
           target = opt(d.target),
           optional = d.optional == true,
-          inherited = (written and written.workspace) or facts.inherited_deps[key] == true,
+          inherited = inherited,
         }
       end
       if by_name[m.name] then

@@ -169,12 +169,12 @@ describe("cdp.semver requirements", function()
     end
   end)
 
-  it("rewrites a requirement to admit a new version, keeping its operator", function()
+  it("rewrites a requirement to admit a new version, keeping its operator and precision", function()
     local cases = {
-      { "0.3", "0.4.0", "0.4.0" }, { "0.3.1", "0.4.0", "0.4.0" }, { "^1.2", "2.0.0", "^2.0.0" },
-      { "~1.2.3", "1.3.0", "~1.3.0" }, { "=1.2.3", "1.2.4", "=1.2.4" },
-      { ">=1.0, <2", "2.0.0", "^2.0.0" }, { "0.3", "0.4.0-dev.1", "0.4.0-dev.1" },
-      { "1.0", "2.0.0+build.7", "2.0.0" },
+      { "0.3", "0.4.0", "0.4" }, { "0.3.1", "0.4.0", "0.4.0" }, { "^1.2", "2.0.0", "^2.0" },
+      { "~1.2.3", "1.3.0", "~1.3.0" }, { "~1.2", "1.3.0", "~1.3" }, { "=1.2.3", "1.2.4", "=1.2.4" },
+      { "1", "2.0.0", "2" }, { ">=1.0, <2", "2.0.0", "^2.0.0" }, { "0.3", "0.4.0-dev.1", "0.4.0-dev.1" },
+      { "1.0", "2.0.0+build.7", "2.0" },
     }
     for _, c in ipairs(cases) do
       local new = semver.rewrite_req(c[1], c[2])

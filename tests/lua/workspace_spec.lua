@@ -40,7 +40,7 @@ describe("cdp.workspace", function()
         d.member, d.inherited }
     end
     assert.are.same({
-      { "b", "normal", "^1.2", false, false, false, true, true },
+      { "b", "normal", "^1.2", "1.2", false, false, true, true }, -- as [workspace.dependencies] writes it
       { "c", "build", "^0.1.0", "0.1.0", false, "cfg(unix)", true, false },
       { "c", "dev", "^0.1", "0.1", "cee", false, true, false },
     }, deps)

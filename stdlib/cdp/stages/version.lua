@@ -34,7 +34,7 @@ function version.make_plan(ctx, fork)
   return p, json.decode(p:to_json())
 end
 
--- Edits per manifest file: { [path] = { version =, workspace =, deps = { [crate] = req } } }.
+-- Edits per manifest file: { [path] = { version =, workspace =, deps = { [crate] = { [from] = to } } } }.
 -- Requirements inherited from [workspace.dependencies] are rewritten there.
 local function edits_for(ws, table_plan, root_manifest)
   local edits = {}
@@ -59,12 +59,10 @@ local function edits_for(ws, table_plan, root_manifest)
     local m = ws.by_name[c.name]
     for _, r in ipairs(c.requirements or {}) do
       if r.to and r.to ~= r.from then
-        edit(m.manifest_path).deps[r.dependency] = r.to
-        for _, d in ipairs(m.deps) do
-          if d.name == r.dependency and d.inherited then
-            edit(root_manifest).deps[r.dependency] = r.to
-          end
-        end
+        -- An inherited requirement lives in [workspace.dependencies].
+        local deps = edit(r.inherited and root_manifest or m.manifest_path).deps
+        deps[r.dependency] = deps[r.dependency] or {}
+        deps[r.dependency][r.from] = r.to
       end
     end
   end
@@ -79,7 +77,7 @@ function version.run(ctx, inputs)
   assert(repo:branch_create(fork.branch, fork.commit, { force = true }))
   assert(repo:checkout(fork.branch, { force = true }))
 
-  local _, table_plan = version.make_plan(ctx, fork)
+  local p, table_plan = version.make_plan(ctx, fork)
   local planned = release.planned(table_plan)
   for _, c in ipairs(planned) do
     ctx.log(("%s %s -> %s (%s)"):format(c.name, c.current, c.next, c.bump))
@@ -91,11 +89,7 @@ function version.run(ctx, inputs)
   end
 
   local root = fs.realpath(fork.path)
-  local ws, werr = workspace.load(fork.path, { repo_root = root })
-  if not ws then
-    error(werr, 0)
-  end
-  local edits = edits_for(ws, table_plan, root .. "/Cargo.toml")
+  local edits = edits_for(p.workspace, table_plan, root .. "/Cargo.toml")
   local paths = {}
   for path in pairs(edits) do
     paths[#paths + 1] = path
@@ -120,7 +114,8 @@ function version.run(ctx, inputs)
     end
   end
 
-  if fs.exists(fork.path .. "/Cargo.lock") then
+  -- Only a Cargo.lock the repository tracks is part of the release commit.
+  if repo:tree_entry(fork.commit, "Cargo.lock") then
     local argv = { "cargo", "update", "--workspace", "--offline" }
     local res, err = proc.run { argv = argv, cwd = fork.path, timeout = 300 }
     if not res or res.code ~= 0 then

@@ -133,4 +133,30 @@ function rs.start_peers(token)
   return env
 end
 
+-- A registry of its own (tests/fixtures/registry.py), for a test that needs an empty one.
+function rs.start_registry(token)
+  local dir = support.tmpdir()
+  local pid = support.sh(("setsid python3 tests/fixtures/registry.py --root %s --token %s >%s 2>%s </dev/null & echo $!")
+    :format(q(dir .. "/reg"), token, q(dir .. "/port"), q(dir .. "/log"))):match("%d+")
+  local port
+  for _ = 1, 100 do
+    port = (support.read(dir .. "/port") or ""):match("PORT (%d+)")
+    if port then break end
+    support.sh("sleep 0.1")
+  end
+  assert(port, "registry did not start: " .. (support.read(dir .. "/log") or ""))
+  local reg = { dir = dir, root = dir .. "/reg", port = port,
+    index = ("sparse+http://127.0.0.1:%s/index/"):format(port) }
+  function reg.stop()
+    support.sh("kill " .. pid, { may_fail = true })
+  end
+  function reg.control(body)
+    assert(http.request { method = "POST", url = ("http://127.0.0.1:%s/_control"):format(port), body = json.encode(body) })
+  end
+  function reg.log()
+    return json.decode(assert(http.request { url = ("http://127.0.0.1:%s/_log"):format(port) }).body)
+  end
+  return reg
+end
+
 return rs

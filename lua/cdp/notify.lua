@@ -11,7 +11,7 @@
 -- Alerts in a pipeline script:
 --   alerts = {
 --     sinks = {
---       hook = { webhook = "http://127.0.0.1:9000/cdp", secret = cdp.secret("HOOK_SECRET") },
+--       hook = { webhook = "http://127.0.0.1:9000/cdp", secret = cdp.pipeline.secret("HOOK_SECRET") },
 --       chat = { slack = "https://hooks.slack.example/T000" },
 --       mail = { email = "smtp://127.0.0.1:1025", from = "cdp@example.org", to = { "ops@example.org" } },
 --       log  = { jsonl = ".cdp/events.jsonl" },

@@ -227,7 +227,7 @@ function pipeline.new(spec, where, file)
       fail(where, "settings: keys must be names")
     end
     if t ~= "string" and t ~= "number" and t ~= "boolean" and not settings.is_secret_marker(value) then
-      fail(where, "setting '%s': a default must be a string, number, boolean or cdp.secret(ENV), got %s", key, t)
+      fail(where, "setting '%s': a default must be a string, number, boolean or cdp.pipeline.secret(ENV), got %s", key, t)
     end
   end
   if spec.alerts ~= nil then

@@ -106,7 +106,7 @@ function settings.resolve(declared, getenv, sets)
     else
       local t = type(default)
       if t ~= "string" and t ~= "number" and t ~= "boolean" then
-        return nil, ("setting '%s': a default must be a string, number, boolean or cdp.secret(ENV), got %s")
+        return nil, ("setting '%s': a default must be a string, number, boolean or cdp.pipeline.secret(ENV), got %s")
           :format(key, t)
       end
       entry.value, entry.source, entry.default = default, "script", default

@@ -1015,7 +1015,8 @@ static int repo_tags(lua_State *L)
 	int err = git_tag_list_match(names, pattern, repo);
 	if (err)
 		return cdp_git_push_error(L, err, "tags");
-	qsort(names->strings, names->count, sizeof *names->strings, compare_strings);
+	if (names->count > 1) /* an empty list may have no array at all */
+		qsort(names->strings, names->count, sizeof *names->strings, compare_strings);
 	lua_createtable(L, (int)names->count, 0);
 	lua_Integer n = 0;
 	for (size_t i = 0; i < names->count; i++) {
@@ -1154,7 +1155,8 @@ static int repo_branches(lua_State *L)
 	}
 	if (err != GIT_ITEROVER)
 		return cdp_git_push_error(L, err, "branches");
-	qsort(names->v, names->n, sizeof *names->v, compare_strings);
+	if (names->n > 1) /* an empty list may have no array at all */
+		qsort(names->v, names->n, sizeof *names->v, compare_strings);
 	lua_createtable(L, (int)names->n, 0);
 	for (size_t i = 0; i < names->n; i++) {
 		size_t mark = s->n;
@@ -1269,7 +1271,8 @@ static int repo_references(lua_State *L)
 		names_add(L, names, name);
 	if (err != GIT_ITEROVER)
 		return cdp_git_push_error(L, err, "references");
-	qsort(names->v, names->n, sizeof *names->v, compare_strings);
+	if (names->n > 1) /* an empty list may have no array at all */
+		qsort(names->v, names->n, sizeof *names->v, compare_strings);
 	lua_createtable(L, (int)names->n, 0);
 	lua_Integer n = 0;
 	for (size_t i = 0; i < names->n; i++) {
@@ -1443,7 +1446,8 @@ static int push_status(lua_State *L, struct scratch *s, git_repository *repo, in
 				delta_path(d), (f & GIT_STATUS_WT_RENAMED) ? d->old_file.path : NULL, word, 0};
 		}
 	}
-	qsort(lines, n, sizeof *lines, compare_status_lines);
+	if (n > 1)
+		qsort(lines, n, sizeof *lines, compare_status_lines);
 	lua_createtable(L, (int)n, 0);
 	for (size_t i = 0; i < n; i++) {
 		lua_createtable(L, 0, 4);
@@ -1685,7 +1689,8 @@ static int repo_remotes(lua_State *L)
 	int err = git_remote_list(names, repo);
 	if (err)
 		return cdp_git_push_error(L, err, "remotes");
-	qsort(names->strings, names->count, sizeof *names->strings, compare_strings);
+	if (names->count > 1) /* an empty list may have no array at all */
+		qsort(names->strings, names->count, sizeof *names->strings, compare_strings);
 	lua_createtable(L, (int)names->count, 0);
 	for (size_t i = 0; i < names->count; i++) {
 		size_t mark = s->n;

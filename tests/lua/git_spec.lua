@@ -371,6 +371,9 @@ describe("cdp.git", function()
     it("sets, lists and deletes references", function()
       local dir, ids = repo_with { "one", "two" }
       local r = assert(git.open(dir))
+      -- Nothing matches yet: an empty list, not a sort over no array (UBSan caught that).
+      assert.are.same({}, r:references("refs/cdp/*"))
+      assert.are.same({}, r:tags { pattern = "nothing-*" })
       assert.is_true(r:reference_set("refs/cdp/run-1/version", ids[1], "cdp: version stage"))
       assert.is_true(r:reference_set("refs/cdp/run-1/tag", ids[2]))
       assert.are.equal(ids[1], G(dir, "rev-parse", "refs/cdp/run-1/version"))

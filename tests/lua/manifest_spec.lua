@@ -315,6 +315,19 @@ describe("cdp.manifest", function()
       end
     end
 
+    it("rewrites each requirement as written when a crate is required differently per table", function()
+      local text = '[package]\nname = "cli"\nversion = "1.0.0"\n\n[dependencies]\ncore = { path = "../core", version = "0.3" }\n'
+        .. '\n[dev-dependencies.core]\npath = "../core"\nversion = "0.3.1" # pinned for tests\n'
+        .. "\n[target.'cfg(unix)'.build-dependencies]\ncore = \"=0.3.1\"\n"
+      local new, changes = manifest.edit(text, "cli/Cargo.toml",
+        { deps = { core = { ["0.3"] = "0.4", ["0.3.1"] = "0.4.0" } } })
+      assert.is_string(new, changes)
+      assert.are.equal(text:gsub('version = "0.3" }', 'version = "0.4" }')
+        :gsub('version = "0.3.1" #', 'version = "0.4.0" #'), new)
+      assert.are.equal(2, #changes)
+      check_spans("cli/Cargo.toml", text, new, changes)
+    end)
+
     it("reads packages and dependencies of every kind, renamed and inherited ones included", function()
       local info = assert(manifest.read(SHAPES[5].text, "r/Cargo.toml"))
       assert.are.same({ name = "shape-renamed", version = "0.1.0" }, info.package)

@@ -120,6 +120,18 @@ describe("stage merge", function()
     assert.matches("pull request #" .. out.pr.number .. " for cdp/release/m7 is no longer open", why, 1, true)
   end)
 
+  it("checks up front that the forge repository answers", function()
+    local fx = rs.make { run = "m8" }
+    local check = merge.health[1].check
+    assert.is_true(check(fx.ctx(settings())))
+    local ok, why = check(fx.ctx(settings { forge_token = "wrong-forge-token-56" }))
+    assert.is_false(ok)
+    assert.matches("401 Bad credentials", why, 1, true)
+    ok, why = check(fx.ctx(settings { forge_repo = "" }))
+    assert.is_false(ok)
+    assert.matches("set forge_repo", why, 1, true)
+  end)
+
   it("sent nothing that breaks GitHub's OpenAPI description", function()
     assert.are.same({}, peers.jsonl("violations.jsonl"))
     local requests = peers.jsonl("requests.jsonl")

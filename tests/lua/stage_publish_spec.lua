@@ -191,6 +191,21 @@ demo-core = { version = "=0.1.1", registry = "local" }
     assert.matches("demo-core 0.1.1 is no longer in the registry index", why, 1, true)
   end)
 
+  it("checks up front that the registry answers and that there is a token", function()
+    local fx = rs.make()
+    local by_name = {}
+    for _, h in ipairs(publish.health) do by_name[h.name] = h.check end
+    assert.is_true(by_name["registry"](fx.ctx(settings())))
+    assert.is_true(by_name["registry token"](fx.ctx(settings())))
+    local ok, why = by_name["registry token"](fx.ctx(settings { registry_token = "" }))
+    assert.is_false(ok)
+    assert.matches("registry_token is not set", why, 1, true)
+    reg.stop()
+    ok, why = by_name["registry"](fx.ctx(settings()))
+    assert.is_false(ok)
+    assert.matches("config.json", why, 1, true)
+  end)
+
   it("sent the forge nothing that breaks GitHub's OpenAPI description", function()
     assert.are.same({}, peers.jsonl("violations.jsonl"))
   end)

@@ -13,7 +13,7 @@ local merge = {
   needs = { "fork", "plan", "packaged" },
   gives = { "pr" },
   modifies_fork = false,
-  settings = { "forge_api", "forge_repo", "git_username", "tag_template" },
+  settings = { "forge_api", "forge_repo", "git_username", "forge_token", "git_token" },
 }
 
 -- The pull request's body: a plan table, then each crate's changelog section.
@@ -111,5 +111,29 @@ function merge.verify(ctx, outputs, inputs)
   end
   return true
 end
+
+-- The forge repository the user's remote names (or forge_repo) answers with our token.
+merge.health = {
+  { name = "forge repository", check = function(ctx)
+    local git = require "cdp.git"
+    local origin
+    local repo <close> = ctx.root and git.discover(ctx.root)
+    if repo then
+      local remote = release.setting(ctx, "remote")
+      for _, r in ipairs(repo:remotes()) do
+        if r.name == remote then origin = r.url end
+      end
+    end
+    local ok, gh = pcall(release.forge, ctx, { origin = origin or false })
+    if not ok then
+      return false, gh
+    end
+    local res, err = gh:call("GET", "/repos/" .. gh.repo)
+    if not res then
+      return false, err
+    end
+    return true
+  end },
+}
 
 return merge

@@ -25,7 +25,7 @@ local publish = {
   modifies_fork = false,
   approval = "before",
   settings = { "registry_index", "registry_limits", "registry_index_timeout", "forge_api", "forge_repo",
-    "tag_template" },
+    "tag_template", "registry_token", "forge_token" },
 }
 
 local LIMITS = { ["crates.io"] = registry.CRATES_IO_LIMITS, none = {} }
@@ -218,5 +218,25 @@ function publish.verify(ctx, outputs)
   end
   return true
 end
+
+publish.health = {
+  { name = "registry", check = function(ctx)
+    local cfg, err = registry_of(ctx):config()
+    if not cfg then
+      return false, err
+    end
+    if not cfg.api then
+      return false, ("the registry %s has no Web API to publish through"):format(release.setting(ctx, "registry_index"))
+    end
+    return true
+  end },
+  { name = "registry token", check = function(ctx)
+    local token = ctx.settings.registry_token
+    if type(token) ~= "string" or token == "" then
+      return false, "registry_token is not set (pipelines/release.lua reads it from CARGO_REGISTRY_TOKEN)"
+    end
+    return true
+  end },
+}
 
 return publish

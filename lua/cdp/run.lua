@@ -21,26 +21,10 @@ local run = {}
 
 local EXIT = cli.EXIT
 
--- The Lua side of notifications. lua/cdp/notify.lua shares its module name
--- with the C delivery queue, which package.preload serves first, so it is
--- loaded from its source here when `require` does not reach it.
-local notify_module
+-- Events, alert rules, sinks and redaction (lua/cdp/alerts.lua); delivery is
+-- the C queue, cdp.notify.
 function run.notify()
-  if notify_module then
-    return notify_module
-  end
-  local loaded = package.loaded["cdp.notify"]
-  if type(loaded) == "table" and loaded.dispatcher then
-    notify_module = loaded
-    return loaded
-  end
-  local text, origin = require("cdp.host").source("cdp.notify")
-  if not text then
-    error("lua/cdp/notify.lua is missing from this build", 0)
-  end
-  local chunkname = "@" .. (origin:match("^embedded:(.*)$") or origin)
-  notify_module = assert(load(text, chunkname, "t"))("cdp.notify")
-  return notify_module
+  return require "cdp.alerts"
 end
 
 local function proc()

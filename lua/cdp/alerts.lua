@@ -1,4 +1,4 @@
--- Notifications: events, alert rules, sinks, and the one redaction function
+-- Alerts: events, alert rules, sinks, and the one redaction function
 -- every writer uses (terminal, logs, journal, deliveries).
 --
 -- Events are tables { event = "stage.failed", run =, pipeline =, stage =, ... }.
@@ -374,20 +374,11 @@ end
 ---------------------------------------------------------------------------
 -- The dispatcher: rules → sinks, through the C queue.
 
--- The C delivery queue module. It is registered as cdp.notify too (in
--- package.preload, which require consults before Lua modules), so this
--- module reaches it through the preload opener.
+-- The C delivery queue (src/l_notify.c).
 local function c_queue_module()
-  local loaded = package.loaded["cdp.notify"]
-  if type(loaded) == "table" and loaded.queue then
-    return loaded
-  end
-  local opener = package.preload["cdp.notify"]
-  if opener then
-    local m = opener("cdp.notify")
-    if type(m) == "table" and m.queue then
-      return m
-    end
+  local ok, m = pcall(require, "cdp.notify")
+  if ok and type(m) == "table" and m.queue then
+    return m
   end
   return nil
 end

@@ -54,6 +54,19 @@ describe("stage merge", function()
     assert.is_true(merge.verify(fx.ctx(settings()), out, fx.inputs()))
   end)
 
+  it("succeeds with nothing to do when the plan releases nothing", function()
+    local fx = rs.make { run = "m0" }
+    local inputs = fx.inputs()
+    for _, c in ipairs(inputs.plan.crates) do
+      c.bump, c.next = "none", c.current
+    end
+    local out = merge.run(fx.ctx(settings()), inputs)
+    assert.are.equal("none", out.pr.action)
+    assert.are.equal("", remote_branch(fx))
+    assert.are.same({}, pulls_for("cdp/release/m0"))
+    assert.is_true(merge.verify(fx.ctx(settings()), out, inputs))
+  end)
+
   it("leaves an unchanged pull request alone and updates a changed one", function()
     local fx = rs.make { run = "m2" }
     local first = merge.run(fx.ctx(settings()), fx.inputs())

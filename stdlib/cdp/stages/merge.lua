@@ -54,7 +54,9 @@ function merge.run(ctx, inputs)
   local fork, plan, packaged = inputs.fork, inputs.plan, inputs.packaged
   local planned = release.planned(plan)
   if #planned == 0 then
-    error("the plan releases nothing, so there is no pull request to open", 0)
+    -- A run on a commit with nothing to release is a success with nothing to do.
+    ctx.log("the plan releases nothing: no release branch to push, no pull request to open")
+    return { pr = { action = "none", head = fork.branch, base = fork.base, number = 0, url = false } }
   end
   local url = release.push_url(fork, "cannot push the release branch " .. fork.branch)
   -- Ask for the forge first: a forge we cannot name fails before anything is pushed.
@@ -95,6 +97,9 @@ end
 -- Recorded outputs hold while the pull request is still open for the branch.
 function merge.verify(ctx, outputs, inputs)
   local pr = outputs.pr
+  if pr.action == "none" then
+    return true
+  end
   local fork = inputs and inputs.fork
   if not fork then
     local git = require "cdp.git"

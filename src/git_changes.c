@@ -9,7 +9,8 @@
  *          { id, summary, message, author, email, time, parents = {oid...},
  *            paths = {i...} } (indexes into paths, ascending); time is the
  *          committer time, message the full message.
- *   stats: { walked = commits read, trees = tree objects read }
+ *   stats: { walked = commits read from the object database, trees = tree
+ *          objects read } — the cost of the call, for tests and benchmarks.
  *
  * What counts. Commit C belongs to crate i when C is reachable from `from`
  * but not from since[i], and C changed the crate's directory: its tree oid
@@ -19,11 +20,13 @@
  * crate's directory belongs to that crate alone, never to an enclosing one.
  *
  * Merges. A merge counts for a crate only when the crate differs from EVERY
- * parent, i.e. the merge itself made a change (an evil merge, a conflict
- * resolution). An ordinary merge adds nothing: the branch's own commits are
- * in the walk and are attributed one by one. With first_parent only first
- * parents are followed and compared (so a merge carries its whole branch),
- * and reachability from since[i] is along first parents too.
+ * parent: the merge made a change of its own (an evil merge, a conflict
+ * resolution) or joined changes to the crate from both sides. A merge that
+ * takes the crate from one side adds nothing: that side's own commits are in
+ * the walk and are attributed one by one. This is the choice git log's
+ * history simplification makes for `git log -- DIR`. With first_parent only
+ * first parents are followed and compared (so a merge carries its whole
+ * branch), and reachability from since[i] is along first parents too.
  *
  * Never released (since[i] == false). The crate is followed back only to
  * where its directory appears: a commit of from's history that lacks the
@@ -47,7 +50,8 @@
  * search: the cost follows the commits since the releases, not the size of
  * the repository. Bits arriving late at a commit already read (clock skew,
  * equal times) are pushed down again, and the walk reads on while commits
- * as new as the oldest live one remain, so equal timestamps stay exact.
+ * as new as the oldest live one remain, so equal timestamps stay exact; for
+ * clock skew it reads a few more, as git does.
  * Tree comparisons run once per kept commit over a trie of the crate paths,
  * descending only into entries whose oid differs from the parent's; trees
  * come from a small cache shared by all crates, so a commit and its parent
@@ -749,11 +753,25 @@ static int process(lua_State *L, struct walk *w, uint32_t n)
 	return 0;
 }
 
+/*
+ * The walk is over when no live commit of from's history is queued and every
+ * queued commit is older than the oldest live one read: with times that
+ * never decrease from parent to child, nothing queued can reach a live commit
+ * read. Against clock skew (a child older than its parent) read SLOP more, as
+ * git does; needless when no live commit was read at all.
+ */
+#define SLOP 5
+
 static int walk_graph(lua_State *L, struct walk *w)
 {
+	int slop = SLOP;
 	while (w->nheap > 0) {
-		if (w->live_queued == 0 && w->nodes[w->heap[0]].time < w->tmin)
-			break;
+		if (w->live_queued == 0 && w->nodes[w->heap[0]].time < w->tmin) {
+			if (w->tmin == INT64_MAX || slop-- == 0)
+				break;
+		} else {
+			slop = SLOP;
+		}
 		int err = process(L, w, heap_pop(w));
 		if (err < 0)
 			return err;

@@ -7,9 +7,8 @@
 #   bench/plan_bench.sh [CONTENDER...]      # default: cdp gitlog gitcliff
 #
 # Environment: CDP (default build/cdp), RUNS (timed runs per contender, 3),
-# CLIFF_SUBSET (crates the git-cliff loop runs on, 2: git-cliff reads the
-# whole history for each crate, minutes each; its time is scaled up to all
-# crates), CLIFF_RUNS (1), WS, MANIFEST, GIT_CLIFF.
+# CLIFF_SUBSET (crates the git-cliff loop runs on, evenly spread over the
+# manifest, 20; its time is scaled up to all crates), WS, MANIFEST, GIT_CLIFF.
 #
 # A contender is a function contender_NAME that does one complete pass and
 # prints "crate<TAB>commits" per crate it covered. Add one by writing the
@@ -24,14 +23,18 @@ WS=${WS:-$HERE/work/ws}
 MANIFEST=${MANIFEST:-$HERE/work/crates.tsv}
 CDP=${CDP:-$ROOT/build/cdp}
 RUNS=${RUNS:-3}
-CLIFF_SUBSET=${CLIFF_SUBSET:-2}
-CLIFF_RUNS=${CLIFF_RUNS:-1}
+CLIFF_SUBSET=${CLIFF_SUBSET:-20}
 GIT_CLIFF=${GIT_CLIFF:-$ROOT/node_modules/.bin/git-cliff}
 OUT=$HERE/work/out
 export GIT_CONFIG_NOSYSTEM=1
 
 [ -d "$WS/.git" ] || { echo "no workspace at $WS: run bench/make_workspace.py" >&2; exit 2; }
 mkdir -p "$OUT"
+# Results of earlier runs stay (contenders can be timed one at a time), but
+# only while they are about the same workspace.
+stamp="$WS $(git -C "$WS" rev-parse HEAD) $(md5sum < "$MANIFEST")"
+[ "$(cat "$OUT/workspace" 2> /dev/null)" = "$stamp" ] || rm -f "$OUT"/*
+echo "$stamp" > "$OUT/workspace"
 CRATES=$(wc -l < "$MANIFEST")
 
 # ---- contenders ------------------------------------------------------------
@@ -71,20 +74,21 @@ contender_gitlog() {
 	done < "$MANIFEST"
 }
 
-# One git-cliff per crate, on the first CLIFF_SUBSET crates only.
+# One git-cliff per crate, on CLIFF_SUBSET crates spread over the manifest.
 contender_gitcliff() {
-	local name dir tag
-	head -n "$CLIFF_SUBSET" "$MANIFEST" | while IFS=$'\t' read -r name dir tag; do
-		"$GIT_CLIFF" -r "$WS" --include-path "$dir/**" --tag-pattern "^$name-v[0-9]" \
-			--unreleased --bumped-version > /dev/null 2>&1 || true
-		printf '%s\t-\n' "$name"
+	local name dir tag step=$(((CRATES + CLIFF_SUBSET - 1) / CLIFF_SUBSET))
+	awk -v step="$step" 'NR % step == 1 || step == 1' "$MANIFEST" |
+	while IFS=$'\t' read -r name dir tag; do
+		printf '%s\t%s\n' "$name" "$("$GIT_CLIFF" -r "$WS" --include-path "$dir/**" \
+			--tag-pattern "^$name-v[0-9]" --unreleased --bumped-version 2> /dev/null || echo FAILED)"
 	done
 }
 
 # Crates a contender covers, for scaling its time to all crates.
 covered() {
 	case $1 in
-	gitcliff) echo $((CLIFF_SUBSET < CRATES ? CLIFF_SUBSET : CRATES)) ;;
+	gitcliff) awk -v step=$(((CRATES + CLIFF_SUBSET - 1) / CLIFF_SUBSET)) \
+		'NR % step == 1 || step == 1' "$MANIFEST" | wc -l ;;
 	*) echo "$CRATES" ;;
 	esac
 }
@@ -97,7 +101,7 @@ now() { date +%s.%N; }
 # the fastest and the median.
 time_contender() {
 	local name=$1 i t0 t1 times=() RUNS=$RUNS
-	[ "$name" = gitcliff ] && RUNS=$CLIFF_RUNS
+	rm -f "$OUT/$name".*
 	for ((i = 0; i < RUNS; i++)); do
 		t0=$(now)
 		if ((i == 0)); then

@@ -134,6 +134,10 @@ end
 function run.lock(root, what)
   local dir = root .. "/.cdp"
   assert(fs.mkdir(dir, { parents = true }))
+  -- Runs, forks and logs are cdp's own: keep them out of the user's `git status`.
+  if not fs.exists(dir .. "/.gitignore") then
+    assert(fs.write(dir .. "/.gitignore", "# Made by cdp: runs, release forks and logs are not part of the repository.\n*\n"))
+  end
   local p = proc()
   local holder = ("cdp %s, pid %d on %s, user %s, since %s"):format(what, p.pid(), p.hostname(), p.user() or "?",
     os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(p.time())))

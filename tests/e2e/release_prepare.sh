@@ -27,7 +27,7 @@ head_before=$(git rev-parse HEAD)
 refs_before=$(git for-each-ref --format='%(refname) %(objectname)' | sort)
 "$CDP" run "$here/pipelines/release.lua" --to package >"$work/run1.log" 2>&1 || { cat "$work/run1.log"; fail "run 1"; }
 [[ $(git rev-parse HEAD) == "$head_before" ]] || fail "the user's HEAD moved"
-[[ -z $(git status --porcelain --untracked-files=no) ]] || fail "the user's tree changed"
+[[ -z $(git status --porcelain) ]] || fail "the user's tree changed: $(git status --porcelain)"
 [[ $(git for-each-ref --format='%(refname) %(objectname)' | sort) == "$refs_before" ]] || fail "the user's refs changed"
 ok "the user's clone is untouched"
 

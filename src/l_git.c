@@ -1997,29 +1997,6 @@ static const luaL_Reg scratch_metamethods[] = {
 	{NULL, NULL},
 };
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CDP_GIT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CDP_GIT_ASAN 1
-#endif
-#endif
-
-#ifdef CDP_GIT_ASAN
-/*
- * libgit2 1.5.1 leaks the PCRE2 match data of every regex test that does
- * not match (each remote lookup scans the config for url.*.insteadOf);
- * fixed upstream by libgit2 PR #6382, released in 1.6. That memory is not
- * ours to free, so LeakSanitizer ignores allocations made inside libpcre2,
- * which only libgit2 uses. Weak: the host may take over the list.
- */
-__attribute__((weak)) const char *__lsan_default_suppressions(void);
-__attribute__((weak)) const char *__lsan_default_suppressions(void)
-{
-	return "leak:libpcre2-8.so\n";
-}
-#endif
-
 static void shutdown_libgit2(void)
 {
 	git_libgit2_shutdown();

@@ -69,7 +69,7 @@ end
 
 -- The policy and tag template of a pipeline script. The script's value is
 -- read as a plain table: .policy, and .settings.tag_template (or .tag_template).
-local function load_pipeline(path)
+function command.load_pipeline(path)
   local script = require "cdp.script"
   local chunk, err = script.load(path)
   if not chunk then
@@ -87,7 +87,12 @@ local function load_pipeline(path)
   if type(template) == "table" then -- a setting declared with a default
     template = template.default
   end
-  return { policy = value.policy, tag_template = template or value.tag_template }
+  template = template or value.tag_template
+  if template == "" then -- "" means the default template, as the Tag stage reads it
+    template = nil
+  end
+  return { policy = value.policy, tag_template = template,
+    changelog_template = type(settings.changelog_template) == "string" and settings.changelog_template or nil }
 end
 
 function command.run(args)
@@ -95,7 +100,7 @@ function command.run(args)
   local plan = require "cdp.plan"
   local opts = { dir = o.dir or ".", since = o.since, from = o.from, prerelease = o.prerelease }
   if o.pipeline then
-    local p, err = load_pipeline(o.pipeline)
+    local p, err = command.load_pipeline(o.pipeline)
     if not p then
       io.stderr:write("cdp plan: ", err, "\n")
       return cli.EXIT.usage

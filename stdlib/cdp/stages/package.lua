@@ -7,6 +7,7 @@
 -- tag_template.
 local changelog = require "cdp.changelog"
 local fs = require "cdp.fs"
+local json = require "cdp.json"
 local proc = require "cdp.proc"
 local release = require "cdp.release"
 local semver = require "cdp.semver"
@@ -85,10 +86,10 @@ end
 
 -- When a pre-release graduates (0.4.0-dev.2 -> 0.4.0), its section covers every
 -- commit since the last stable release, not only those since the last pre-release.
-local function commits_since_stable(ctx, repo, c, from, single)
+local function commits_since_stable(tag_template, repo, c, from, single)
   local best
   for _, tag in ipairs(repo:tags()) do
-    local prefix = release.tag_name(release.setting(ctx, "tag_template"), c.name, "", single)
+    local prefix = release.tag_name(tag_template, c.name, "", single)
     if tag.name:sub(1, #prefix) == prefix then
       local v = semver.parse(tag.name:sub(#prefix + 1))
       if v and #v.pre == 0 and repo:descendant_of(from, tag.peeled) and (not best or semver.compare(v, best.v) > 0) then
@@ -109,6 +110,29 @@ local function date_of(repo, commit)
   return os.date("!%Y-%m-%d", t)
 end
 
+-- What Package writes into crate C's CHANGELOG.md (C is a plan entry). OPTS: root
+-- (the work tree), from (the commit the release is made from), remote (URL or nil),
+-- template, tag_template, single. Returns { path (relative), section, old, text }.
+function package.changelog(repo, c, opts)
+  local graduating = not release.is_prerelease(c.next) and release.is_prerelease(c.current)
+  local ids, previous_tag
+  if graduating then
+    ids, previous_tag = commits_since_stable(opts.tag_template, repo, c, opts.from, opts.single)
+  end
+  if not previous_tag and c.last_tag and c.last_tag ~= json.null then
+    previous_tag = c.last_tag
+  end
+  local section = changelog.render({
+    crate = c.name, version = c.next, date = date_of(repo, opts.from), remote = opts.remote,
+    tag = release.tag_name(opts.tag_template, c.name, c.next, opts.single),
+    previous_tag = previous_tag, commits = crate_commits(repo, c, ids),
+  }, opts.template)
+  local path = (c.dir and c.dir ~= "") and (c.dir .. "/CHANGELOG.md") or "CHANGELOG.md"
+  local old = fs.read(opts.root .. "/" .. path)
+  local text = changelog.insert(old, section, c.next, { fold = graduating, template = opts.template })
+  return { path = path, section = section, old = old, text = text }
+end
+
 function package.run(ctx, inputs)
   local fork, plan, versioned = inputs.fork, inputs.plan, inputs.versioned
   local repo = release.open_fork(fork)
@@ -117,32 +141,17 @@ function package.run(ctx, inputs)
   assert(repo:checkout(fork.branch, { force = true }))
 
   local planned = release.planned(plan)
-  local single = #(plan.crates or {}) == 1
-  local template = ctx.settings.changelog_template
-  local date = date_of(repo, versioned.commit)
   local changed = {}
   for _, c in ipairs(planned) do
-    local graduating = not release.is_prerelease(c.next) and release.is_prerelease(c.current)
-    local ids, previous_tag
-    if graduating then
-      ids, previous_tag = commits_since_stable(ctx, repo, c, versioned.commit, single)
-    end
-    if not previous_tag and c.current and c.current ~= "" and not c.new then
-      previous_tag = release.tag_name(release.setting(ctx, "tag_template"), c.name, c.current, single)
-    end
-    local section = changelog.render({
-      crate = c.name, version = c.next, date = date, remote = fork.origin or nil,
-      tag = release.tag_name(release.setting(ctx, "tag_template"), c.name, c.next, single),
-      previous_tag = previous_tag, commits = crate_commits(repo, c, ids),
-    }, template)
-    local rel = (c.dir and c.dir ~= "") and (c.dir .. "/CHANGELOG.md") or "CHANGELOG.md"
-    local path = fork.path .. "/" .. rel
-    local old = fs.read(path)
-    local new = changelog.insert(old, section, c.next, { fold = graduating, template = template })
-    if new ~= old then
-      assert(fs.write(path, new))
-      changed[#changed + 1] = rel
-      ctx.log(("%s: %s section for %s"):format(rel, old and "new" or "created with a", c.next))
+    local cl = package.changelog(repo, c, {
+      root = fork.path, from = versioned.commit, remote = fork.origin or nil,
+      template = ctx.settings.changelog_template, tag_template = release.setting(ctx, "tag_template"),
+      single = #(plan.crates or {}) == 1,
+    })
+    if cl.text ~= cl.old then
+      assert(fs.write(fork.path .. "/" .. cl.path, cl.text))
+      changed[#changed + 1] = cl.path
+      ctx.log(("%s: %s section for %s"):format(cl.path, cl.old and "new" or "created with a", c.next))
     end
   end
 

@@ -1,0 +1,117 @@
+-- Activate's triggers and fork, Package's README snippets, and `cdp changelog`, which
+-- must print exactly what Package writes.
+local support = require "tests.lua.support"
+local json = require "cdp.json"
+local fs = require "cdp.fs"
+
+local activate = require "cdp.stages.activate"
+local package = require "cdp.stages.package"
+
+local q = support.quote
+local cdp = support.cdp()
+
+local function demo()
+  local dir = support.tmpdir()
+  support.sh("bash tests/fixtures/workspace_demo.sh " .. q(dir))
+  return dir .. "/work", dir
+end
+
+-- The trigger activate.trigger reads from an environment (run in a child cdp, since
+-- this process cannot change its own environment).
+local function trigger_with(env)
+  local out = support.sh(("env -u GITHUB_ACTIONS -u GITLAB_CI %s %s -e %s"):format(env, q(cdp),
+    q('print(require("cdp.json").encode(require("cdp.stages.activate").trigger({ settings = {} })))')))
+  return assert(json.decode(out))
+end
+
+describe("Activate", function()
+  it("takes its trigger from GitHub Actions, GitLab CI or the command line", function()
+    local gh = trigger_with("GITHUB_ACTIONS=true GITHUB_SHA=abc123 GITHUB_REF=refs/heads/main "
+      .. "GITHUB_EVENT_NAME=push GITHUB_ACTOR=octocat")
+    assert.are.same({ event = "push", ref = "refs/heads/main", rev = "abc123", actor = "octocat",
+      source = "GitHub Actions" }, gh)
+    local tag = trigger_with("GITHUB_ACTIONS=true GITHUB_SHA=abc123 GITHUB_REF=refs/tags/v1.0.0 GITHUB_EVENT_NAME=push")
+    assert.are.equal("tag", tag.event)
+    local gl = trigger_with("GITLAB_CI=true CI_COMMIT_SHA=def456 CI_COMMIT_BRANCH=main "
+      .. "CI_PIPELINE_SOURCE=push GITLAB_USER_LOGIN=tanuki")
+    assert.are.same({ event = "push", ref = "refs/heads/main", rev = "def456", actor = "tanuki",
+      source = "GitLab CI" }, gl)
+    local manual = trigger_with("")
+    assert.are.equal("manual", manual.event)
+    assert.are.equal("HEAD", manual.rev)
+    assert.are.equal("command line", manual.source)
+  end)
+
+  it("makes the Release Fork at the trigger commit, objects hard-linked, on its own branch", function()
+    local work = demo()
+    support.git(work, "gc", "-q") -- packed objects: the pack is what a local clone links
+    local head = support.git(work, "rev-parse", "HEAD~1")
+    local run_dir = support.tmpdir()
+    local out = activate.run({ run = "r1", run_dir = run_dir, root = work,
+      settings = { ref = "HEAD~1" }, log = function() end })
+    assert.are.equal(head, out.trigger.commit)
+    assert.are.equal(head, out.fork.commit)
+    assert.are.equal("cdp/release/r1", out.fork.branch)
+    assert.are.equal("main", out.fork.base)
+    assert.are.equal(head, support.git(out.fork.path, "rev-parse", "HEAD"))
+    assert.are.equal("cdp/release/r1", support.git(out.fork.path, "rev-parse", "--abbrev-ref", "HEAD"))
+    assert.are.equal(support.git(work, "remote", "get-url", "origin"),
+      support.git(out.fork.path, "remote", "get-url", "origin"))
+    local pack = fs.list(work .. "/.git/objects/pack")
+    local idx
+    for _, name in ipairs(pack) do
+      if name:match("%.pack$") then idx = name end
+    end
+    local a = fs.stat(work .. "/.git/objects/pack/" .. idx)
+    local b = fs.stat(out.fork.path .. "/.git/objects/pack/" .. idx)
+    assert.are.equal(a.ino, b.ino)
+    -- The user's work tree is where it was.
+    assert.are.equal(support.git(work, "rev-parse", "main"), support.git(work, "rev-parse", "HEAD"))
+    assert.are.equal("", support.git(work, "status", "--porcelain"))
+    assert.is_true(activate.verify({ root = work, settings = { ref = "HEAD~1" } }, out))
+    support.commit(work, "fix(core): one more", { ["crates/demo-core/extra.rs"] = "" })
+    assert.is_false(activate.verify({ root = work, settings = { ref = "HEAD" } }, out))
+  end)
+end)
+
+describe("Package README snippets", function()
+  it("follows the new versions with the precision written", function()
+    local text = table.concat({
+      '```toml',
+      'demo-core = "0.1"',
+      'demo-core = { version = "0.1.0", features = ["x"] }',
+      'demo-core-extra = "0.1"',
+      'other = "0.1"',
+      'demo-core = "0.9"',
+      '```', "" }, "\n")
+    local out, n = package.readme_snippets(text, "demo-core", "0.1.0", "0.2.0")
+    assert.are.equal(2, n)
+    assert.are.equal(table.concat({
+      '```toml',
+      'demo-core = "0.2"',
+      'demo-core = { version = "0.2.0", features = ["x"] }',
+      'demo-core-extra = "0.1"',
+      'other = "0.1"',
+      'demo-core = "0.9"',
+      '```', "" }, "\n"), out)
+  end)
+end)
+
+describe("cdp changelog", function()
+  it("prints what Package writes, keeping a hand-edited file's text", function()
+    local work = demo()
+    local by_hand = "# Changes to demo-core\n\nWritten by hand.\n\n## [0.1.0] - 2026-01-01\n\n- the first release\n"
+    support.commit(work, "docs(core): a changelog written by hand", { ["crates/demo-core/CHANGELOG.md"] = by_hand })
+    local section = support.sh(("cd %s && %s changelog demo-core --unreleased"):format(q(work), q(cdp)))
+    assert.matches("^## %[0%.1%.1%] %- %d%d%d%d%-%d%d%-%d%d\n", section)
+    assert.matches("add a greeting to the core API", section, 1, true)
+    assert.is_nil(section:find("rename the entry point", 1, true)) -- demo-cli's, not demo-core's
+    local whole = support.sh(("cd %s && %s changelog demo-core"):format(q(work), q(cdp)))
+    assert.are.equal("==> crates/demo-core/CHANGELOG.md <==\n"
+      .. "# Changes to demo-core\n\nWritten by hand.\n\n" .. section .. "## [0.1.0] - 2026-01-01\n\n- the first release\n", whole)
+    -- Nothing was written.
+    assert.are.equal(by_hand, support.read(work .. "/crates/demo-core/CHANGELOG.md"))
+    local _, code = support.sh(("cd %s && %s changelog nope"):format(q(work), q(cdp)), { may_fail = true })
+    assert.are.equal(1, code)
+  end)
+end)

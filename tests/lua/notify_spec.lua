@@ -7,38 +7,7 @@ local support = require "tests.lua.support"
 
 local root = os.getenv("CDP_SOURCE_DIR") or "."
 
--- Wall-clock seconds with 10 ms resolution (os.clock is CPU time).
-local function uptime()
-  return tonumber(support.read("/proc/uptime"):match("^(%S+)"))
-end
-
--- Start a fixture that prints its ports, with its stdin a pipe from us so it
--- exits when we close it (or die). Returns the pipe and { NAME = port }.
-local function start(cmd)
-  local out = support.tmpdir() .. "/out"
-  local proc = assert(io.popen(cmd .. " >" .. support.quote(out) .. " 2>&1", "w"))
-  local t0 = uptime()
-  while true do
-    local text = support.read(out) or ""
-    local ports = {}
-    for name, port in text:gmatch("(%u+) (%d+)\n") do
-      ports[name] = tonumber(port)
-    end
-    if ports.PORT or (ports.SMTP and ports.WEB) then
-      return proc, ports
-    end
-    if text:match("maildev.sh: MailDev") or uptime() - t0 > 60 then
-      proc:close()
-      error("fixture did not start: " .. cmd .. "\n" .. text)
-    end
-    os.execute("sleep 0.05")
-  end
-end
-
-local function closed_port()
-  local out = support.sh([[python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])']])
-  return tonumber(out)
-end
+local uptime, start, closed_port = support.uptime, support.start_fixture, support.closed_port
 
 -- Results by id.
 local function by_id(results)

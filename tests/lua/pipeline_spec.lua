@@ -636,36 +636,7 @@ local function absolute(p)
   return p:sub(1, 1) == "/" and p or (support.sh("pwd"):gsub("%s+$", "") .. "/" .. p)
 end
 
-local function uptime()
-  return tonumber(support.read("/proc/uptime"):match("^(%S+)"))
-end
-
--- Start a fixture that prints its ports, with its stdin a pipe from us so it
--- exits when we close it. Returns the pipe and { NAME = port }.
-local function start(cmd)
-  local out = support.tmpdir() .. "/out"
-  local proc = assert(io.popen(cmd .. " >" .. q(out) .. " 2>&1", "w"))
-  local t0 = uptime()
-  while true do
-    local text = support.read(out) or ""
-    local ports = {}
-    for name, port in text:gmatch("(%u+) (%d+)\n") do
-      ports[name] = tonumber(port)
-    end
-    if ports.PORT or (ports.SMTP and ports.WEB) then
-      return proc, ports
-    end
-    if text:match("maildev.sh: ") or text:match("Error") or uptime() - t0 > 60 then
-      proc:close()
-      error("fixture did not start: " .. cmd .. "\n" .. text)
-    end
-    os.execute("sleep 0.05")
-  end
-end
-
-local function closed_port()
-  return tonumber((support.sh([[python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])']]):gsub("%s+$", "")))
-end
+local uptime, start, closed_port = support.uptime, support.start_fixture, support.closed_port
 
 local function journal_of(dir)
   local path = support.sh("ls " .. q(dir) .. "/.cdp/runs/*/journal.ndjson"):gsub("%s+$", "")

@@ -83,6 +83,41 @@ function support.commit(dir, message, files)
   return support.git(dir, "rev-parse", "HEAD")
 end
 
+-- Wall-clock seconds with 10 ms resolution (os.clock is CPU time).
+function support.uptime()
+  return tonumber(support.read("/proc/uptime"):match("^(%S+)"))
+end
+
+-- Start a fixture that prints its ports ("PORT 1234", or MailDev's "SMTP n" and
+-- "WEB n"), with its stdin a pipe from us so it exits when we close it (or die).
+-- Returns the pipe and { NAME = port }; raises with the fixture's output if it
+-- does not start within 60 s.
+function support.start_fixture(cmd)
+  local out = support.tmpdir() .. "/out"
+  local pipe = assert(io.popen(cmd .. " >" .. quote(out) .. " 2>&1", "w"))
+  local t0 = support.uptime()
+  while true do
+    local text = support.read(out) or ""
+    local ports = {}
+    for name, port in text:gmatch("(%u+) (%d+)\n") do
+      ports[name] = tonumber(port)
+    end
+    if ports.PORT or (ports.SMTP and ports.WEB) then
+      return pipe, ports
+    end
+    if text:match("maildev.sh: ") or text:match("Error") or support.uptime() - t0 > 60 then
+      pipe:close()
+      error("fixture did not start: " .. cmd .. "\n" .. text)
+    end
+    os.execute("sleep 0.05")
+  end
+end
+
+-- A loopback port nobody listens on: bound, then let go.
+function support.closed_port()
+  return tonumber((support.sh([[python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])']]):gsub("%s+$", "")))
+end
+
 -- Path of the cdp binary under test.
 function support.cdp()
   return os.getenv("CDP") or "build/cdp"

@@ -32,10 +32,14 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-# The test peers (MailDev, Prism, GitHub's OpenAPI description, git-cliff), exactly as
-# package-lock.json pins them; reinstalled only when the lockfile changed.
+# The test peers (MailDev, Prism, GitHub's OpenAPI description, git-cliff), at the versions
+# package-lock.json pins; reinstalled only when the lockfile changed. `npm install`, not
+# `npm ci`: git-cliff lists a binary package per platform as optional dependencies, the
+# registry this machine reaches serves only the linux-x64 one, so no lockfile can list the
+# others and `npm ci` refuses any lockfile without them. `npm install` installs the pinned
+# versions and skips optional packages it cannot have.
 cd "$(dirname "$0")/.."
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  echo "deps: npm ci (test peers)" >&2
-  npm ci --no-audit --no-fund --loglevel=error >&2
+  echo "deps: npm install (test peers, as package-lock.json pins them)" >&2
+  npm install --no-audit --no-fund --loglevel=error >&2
 fi

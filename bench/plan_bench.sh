@@ -4,7 +4,7 @@
 # made by make_workspace.py, with each contender, and time it.
 #
 #   bench/make_workspace.py                 # once: bench/work/ws + crates.tsv
-#   bench/plan_bench.sh [CONTENDER...]      # default: cdp gitlog gitcliff
+#   bench/plan_bench.sh [CONTENDER...]      # default: plan cdp gitlog gitcliff
 #
 # Environment: CDP (default build/cdp), RUNS (timed runs per contender, 3),
 # CLIFF_SUBSET (crates the git-cliff loop runs on, evenly spread over the
@@ -12,8 +12,7 @@
 #
 # A contender is a function contender_NAME that does one complete pass and
 # prints "crate<TAB>commits" per crate it covered. Add one by writing the
-# function (e.g. contender_plan for `cdp plan`) and naming it on the command
-# line. Outputs are kept in bench/work/out/ and compared with the git log
+# function and naming it on the command line. Outputs are kept in bench/work/out/ and compared with the git log
 # loop's, which is the reference.
 set -euo pipefail
 
@@ -63,6 +62,20 @@ io.stderr:write(("walked=%d trees=%d listed=%d\n"):format(stats.walked, stats.tr
 '
 contender_cdp() {
 	BENCH_WS=$WS BENCH_MANIFEST=$MANIFEST "$CDP" -e "$CDP_CHANGES_LUA"
+}
+
+# The whole `cdp plan --json`: cargo metadata, release tags, the walk, the policy and
+# the JSON, as a user runs it. Prints each crate's commit count in manifest order.
+PLAN_COUNTS='
+import json, sys
+counts = {c["name"]: len(c["commits"]) for c in json.load(open(sys.argv[1]))["crates"]}
+for line in open(sys.argv[2]):
+    name = line.split("\t")[0].strip()
+    print("%s\t%d" % (name, counts.get(name, 0)))
+'
+contender_plan() {
+	(cd "$WS" && "$CDP" plan --json) > "$OUT/plan.json"
+	python3 -c "$PLAN_COUNTS" "$OUT/plan.json" "$MANIFEST"
 }
 
 # One `git log TAG..HEAD -- DIR` per crate (the whole history when never released).
@@ -126,7 +139,7 @@ time_contender() {
 # ---- main ------------------------------------------------------------------
 
 contenders=("$@")
-[ ${#contenders[@]} -gt 0 ] || contenders=(cdp gitlog gitcliff)
+[ ${#contenders[@]} -gt 0 ] || contenders=(plan cdp gitlog gitcliff)
 if [[ " ${contenders[*]} " == *" gitcliff "* ]] && [ ! -x "$GIT_CLIFF" ]; then
 	echo "no git-cliff at $GIT_CLIFF: skipping it" >&2
 	contenders=("${contenders[@]/gitcliff/}")
@@ -143,6 +156,22 @@ if [ -s "$OUT/cdp.tsv" ]; then
 		> /dev/null 2> "$OUT/cdp.time-v"
 	echo "cdp peak RSS: $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$OUT/cdp.time-v") kB;" \
 		"$(grep -m1 '^walked=' "$OUT/cdp.err")"
+fi
+if [ -s "$OUT/plan.tsv" ]; then
+	(cd "$WS" && /usr/bin/time -v "$CDP" plan --json) > /dev/null 2> "$OUT/plan.time-v"
+	echo "cdp plan peak RSS: $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$OUT/plan.time-v") kB"
+	if [ -s "$OUT/gitlog.tsv" ]; then
+		if diff "$OUT/gitlog.tsv" "$OUT/plan.tsv" > "$OUT/plan-vs-gitlog.diff"; then
+			echo "cdp plan and the git log loop agree on every crate's commit count"
+		else
+			echo "cdp plan and the git log loop differ: see $OUT/plan-vs-gitlog.diff"
+		fi
+	fi
+	for c in gitlog gitcliff; do
+		[ -s "$OUT/$c.scaled" ] &&
+			printf 'cdp plan is %.1fx faster than the %s loop\n' \
+				"$(echo "$(cat "$OUT/$c.scaled") / $(cat "$OUT/plan.scaled")" | bc -l)" "$c"
+	done
 fi
 if [ -s "$OUT/cdp.tsv" ] && [ -s "$OUT/gitlog.tsv" ]; then
 	if diff "$OUT/gitlog.tsv" "$OUT/cdp.tsv" > "$OUT/cdp-vs-gitlog.diff"; then

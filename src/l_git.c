@@ -2008,6 +2008,12 @@ int luaopen_cdp_git(lua_State *L)
 	if (!initialized) {
 		/* Once per process; never shut down while a Lua state may hold repositories. */
 		git_libgit2_init();
+		/*
+		 * libgit2 re-hashes every object it reads to check its id; git does not,
+		 * and planning reads tens of thousands of trees (0.52 s -> 0.33 s on the
+		 * benchmark workspace). Objects still pass zlib's checksum.
+		 */
+		git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 0);
 		atexit(shutdown_libgit2);
 		initialized = 1;
 	}

@@ -762,6 +762,9 @@ function plan.make(opts)
   end
   local list
   list, err, code = repo:changes { from = from_oid, paths = paths, since = since }
+  -- The walk was the last use of the repository: closing it now hands libgit2's
+  -- object cache and pack maps back before the plan is built on top of them.
+  repo:close()
   if not list then
     return nil, ("cannot walk the history from %s: %s"):format(from, tostring(err)), code
   end

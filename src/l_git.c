@@ -1799,6 +1799,33 @@ static int check_push_refspecs(lua_State *L, struct scratch *s, git_repository *
 	return 0;
 }
 
+/*
+ * [-0, +(1|3), e] What push and fetch share: the credentials in OPTS (index 4),
+ * the remote TARGET names (a configured remote, or a URL or path as an
+ * anonymous one), and "VERB URL" with the URL redacted. On success leaves the
+ * redacted URL and the description on the stack and returns 0; on failure
+ * pushes nil, msg, code and returns 3.
+ */
+static int remote_begin(lua_State *L, git_repository *repo, const char *target, const char *verb,
+                        struct remote_op *op, struct scratch *s, git_remote **remote,
+                        const char **url, const char **what)
+{
+	int t = check_opts(L, 4);
+	memset(op, 0, sizeof *op);
+	op->token = opt_string(L, t, "token", NULL);
+	op->username = opt_string(L, t, "username", "x-access-token");
+	int err = lookup_remote(L, s, repo, target, remote);
+	if (err) {
+		lua_pushfstring(L, "%s %s", verb, target);
+		redact_top(L);
+		return push_remote_error(L, op, err, lua_tostring(L, -1));
+	}
+	*url = push_redacted(L, git_remote_url(*remote) ? git_remote_url(*remote) : target);
+	op->network = is_network_url(*url);
+	*what = lua_pushfstring(L, "%s %s", verb, *url);
+	return 0;
+}
+
 /* repo:push(remote_or_url, refspecs, {token, username="x-access-token"}) -> true | nil, msg, code */
 static int repo_push(lua_State *L)
 {
@@ -1807,28 +1834,17 @@ static int repo_push(lua_State *L)
 	const char *target = luaL_checkstring(L, 2);
 	git_strarray specs;
 	check_strarray(L, 3, &specs, "refspecs");
-	int t = check_opts(L, 4);
-	struct remote_op op;
-	memset(&op, 0, sizeof op);
-	op.token = opt_string(L, t, "token", NULL);
-	op.username = opt_string(L, t, "username", "x-access-token");
 	struct scratch *s = scratch_new(L);
+	struct remote_op op;
 	git_remote *remote;
-	int err = lookup_remote(L, s, repo, target, &remote);
-	if (err) {
-		lua_pushfstring(L, "push to %s", target);
-		redact_top(L);
-		return push_remote_error(L, &op, err, lua_tostring(L, -1));
-	}
-	const char *url = push_redacted(L, git_remote_url(remote) ? git_remote_url(remote) : target);
-	op.network = is_network_url(url);
-	lua_pushfstring(L, "push to %s", url);
-	const char *what = lua_tostring(L, -1);
+	const char *url, *what;
+	if (remote_begin(L, repo, target, "push to", &op, s, &remote, &url, &what))
+		return 3;
 
 	git_push_options po;
 	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
 	remote_callbacks(&po.callbacks, &op);
-	err = git_remote_connect(remote, GIT_DIRECTION_PUSH, &po.callbacks, NULL, NULL);
+	int err = git_remote_connect(remote, GIT_DIRECTION_PUSH, &po.callbacks, NULL, NULL);
 	if (err)
 		return push_remote_error(L, &op, err, what);
 	if (check_push_refspecs(L, s, repo, remote, &specs, url))
@@ -1845,7 +1861,11 @@ static int repo_push(lua_State *L)
 	return 1;
 }
 
-/* repo:fetch(remote_or_url, refspecs, {token, username}) -> true | nil, msg, code */
+/*
+ * repo:fetch(remote_or_url, refspecs, {token, username}) -> true | nil, msg, code
+ * With REFSPECS, exactly those are fetched: no tags are followed on the side (a
+ * configured remote would otherwise write the remote's tags into refs/tags).
+ */
 static int repo_fetch(lua_State *L)
 {
 	lua_settop(L, 4); /* the optional arguments stay at their indices */
@@ -1854,27 +1874,18 @@ static int repo_fetch(lua_State *L)
 	git_strarray specs = {NULL, 0};
 	if (!lua_isnoneornil(L, 3))
 		check_strarray(L, 3, &specs, "refspecs");
-	int t = check_opts(L, 4);
-	struct remote_op op;
-	memset(&op, 0, sizeof op);
-	op.token = opt_string(L, t, "token", NULL);
-	op.username = opt_string(L, t, "username", "x-access-token");
 	struct scratch *s = scratch_new(L);
+	struct remote_op op;
 	git_remote *remote;
-	int err = lookup_remote(L, s, repo, target, &remote);
-	if (err) {
-		lua_pushfstring(L, "fetch from %s", target);
-		redact_top(L);
-		return push_remote_error(L, &op, err, lua_tostring(L, -1));
-	}
-	const char *url = push_redacted(L, git_remote_url(remote) ? git_remote_url(remote) : target);
-	op.network = is_network_url(url);
-	lua_pushfstring(L, "fetch from %s", url);
-	const char *what = lua_tostring(L, -1);
+	const char *url, *what;
+	if (remote_begin(L, repo, target, "fetch from", &op, s, &remote, &url, &what))
+		return 3;
 	git_fetch_options fo;
 	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
 	remote_callbacks(&fo.callbacks, &op);
-	err = git_remote_fetch(remote, specs.count ? &specs : NULL, &fo, NULL);
+	if (specs.count)
+		fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	int err = git_remote_fetch(remote, specs.count ? &specs : NULL, &fo, NULL);
 	if (err)
 		return push_remote_error(L, &op, err, what);
 	lua_pushboolean(L, 1);

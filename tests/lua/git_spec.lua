@@ -591,6 +591,13 @@ describe("cdp.git", function()
       assert.are.equal(four, G(dir, "rev-parse", "refs/remotes/origin/main"))
       assert.is_true(r:fetch("file://" .. bare, { "refs/heads/copy:refs/cdp/copy" }))
       assert.are.equal(ids[2], G(dir, "rev-parse", "refs/cdp/copy"))
+      -- Explicit refspecs from a named remote fetch exactly those: a tag made on the
+      -- remote is not followed into refs/tags on the side.
+      G(other, "tag", "-a", "v9.9.9", "-m", "elsewhere")
+      G(other, "push", "-q", "origin", "v9.9.9")
+      assert.is_true(r:fetch("origin", { "+refs/tags/*:refs/cdp/remote-tags/*" }))
+      assert.are.equal(four, G(dir, "rev-parse", "refs/cdp/remote-tags/v9.9.9^{commit}"))
+      assert.are.same({}, r:references("refs/tags/v9*"))
       local _, msg, code = r:push("no-such-remote", { "refs/heads/main" })
       assert.are.equal("ENOTFOUND", code)
       assert.matches("no-such-remote", msg, 1, true)

@@ -155,6 +155,7 @@ local function normalise_stage(where, item, index)
     verify = item.verify,
     checks = normalise_health(at, name, item.health),
     modifies_fork = item.modifies_fork and true or false,
+    uses_policy = item.uses_policy and true or false,
     approval = item.approval or (name == "publish" and "before" or nil),
     settings = item.settings and string_list(at, name, "settings", item.settings) or nil,
     module = module,
@@ -319,11 +320,91 @@ local function function_source(fn)
   return string.dump(fn, true)
 end
 
+-- The cdp.* modules SOURCE requires, and those they require, by name: a stage's
+-- behaviour is its module and the library code it calls (cdp.release,
+-- cdp.changelog, ...), so all of it goes into its key.
+local function required_sources(module, text)
+  local host = require "cdp.host"
+  local seen, order = { [module] = true }, {}
+  local function scan(source)
+    for name in source:gmatch("require%s*%(?%s*[\"']([%w_.]+)[\"']") do
+      if not seen[name] and name:match("^cdp%.") then
+        seen[name] = true
+        local sub = host.source(name)
+        if sub then -- C modules have no source: their behaviour is the binary's
+          order[#order + 1] = name
+          scan(sub)
+        end
+      end
+    end
+  end
+  scan(text)
+  table.sort(order)
+  local parts = {}
+  for _, name in ipairs(order) do
+    parts[#parts + 1] = "-- " .. name .. "\n" .. host.source(name)
+  end
+  return table.concat(parts, "\n")
+end
+
+-- A deterministic text for VALUE: a policy built by conventional{...} is a closure,
+-- so its fingerprint is its source and its upvalues (the options it was given).
+-- Modules among them are named, not walked; C functions are "builtin".
+function pipeline.fingerprint(value)
+  local modules = {}
+  for name, m in pairs(package.loaded) do
+    if type(m) == "table" or type(m) == "function" then
+      modules[m] = name
+    end
+  end
+  local seen = {}
+  local function fp(v, depth)
+    local t = type(v)
+    if modules[v] then
+      return "module " .. modules[v]
+    elseif t == "table" then
+      if seen[v] or depth > 20 then
+        return "<cycle>"
+      end
+      seen[v] = true
+      local keys = {}
+      for k in pairs(v) do keys[#keys + 1] = k end
+      table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+      local parts = {}
+      for _, k in ipairs(keys) do
+        parts[#parts + 1] = tostring(k) .. "=" .. fp(v[k], depth + 1)
+      end
+      seen[v] = nil
+      return "{" .. table.concat(parts, ",") .. "}"
+    elseif t == "function" then
+      if debug.getinfo(v, "S").what == "C" then
+        return "builtin"
+      end
+      if seen[v] or depth > 20 then
+        return "<cycle>"
+      end
+      seen[v] = true
+      local parts = { function_source(v) }
+      for i = 1, math.huge do
+        local name, up = debug.getupvalue(v, i)
+        if not name then break end
+        if name ~= "_ENV" then
+          parts[#parts + 1] = name .. "=" .. fp(up, depth + 1)
+        end
+      end
+      seen[v] = nil
+      return table.concat(parts, "\n")
+    end
+    return t .. ":" .. tostring(v)
+  end
+  return fp(value, 0)
+end
+
 function pipeline.code(stage)
   if stage.module then
     local text = require("cdp.host").source(stage.module)
     if text then
-      return text
+      return text .. "\n" .. required_sources(stage.module, text)
     end
   end
   local def = stage.definition

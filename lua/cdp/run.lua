@@ -165,8 +165,9 @@ local function code_hash(stage)
 end
 
 -- sha256 of the stage's name, code, the settings it reads (secrets by name
--- only) and its inputs.
-function run.stage_key(stage, public_settings, inputs)
+-- only), its inputs, and for a stage that uses the pipeline's policy (Version),
+-- the policy's fingerprint: editing the policy must plan again.
+function run.stage_key(stage, public_settings, inputs, policy)
   local used = public_settings
   if stage.settings then
     used = {}
@@ -181,6 +182,7 @@ function run.stage_key(stage, public_settings, inputs)
     gives = stage.gives,
     settings = json.object(used),
     inputs = json.object(inputs),
+    policy = stage.uses_policy and fs.sha256(require("cdp.pipeline").fingerprint(policy)) or nil,
   })
 end
 
@@ -466,7 +468,7 @@ local function drive(R)
         end
         inputs[kind] = artifacts[kind]
       end
-      local key = run.stage_key(stage, public, inputs)
+      local key = run.stage_key(stage, public, inputs, p.policy)
       local prior = in_run[stage.name]
       local done_here = prior and (prior.state == "passed" or prior.state == "cached") and prior.key == key
       local outputs
@@ -820,7 +822,7 @@ function run.dry_run(p, opts)
       end
       inputs[kind] = artifacts[kind]
     end
-    local key = not blind and run.stage_key(stage, public, inputs) or nil
+    local key = not blind and run.stage_key(stage, public, inputs, p.policy) or nil
     local is_selected, why = selected(i)
     local what
     local outputs = key and cache[key]

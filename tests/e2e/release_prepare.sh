@@ -69,6 +69,15 @@ sums2=$(status_json | field '" ".join(sorted(c["sha256"] for s in d["stages"] if
 [[ $(cat "$fork/crates/demo-core/CHANGELOG.md") == "$changelog1" ]] || fail "the changelog changed"
 ok "a second run changes nothing: same commits, same .crate sha256, same changelogs"
 
+# Editing the policy plans again: Version's key holds the policy's fingerprint.
+sed 's/policy = conventional {},/policy = conventional { overrides = { ["demo-util"] = "major" } },/' \
+  "$here/pipelines/release.lua" >"$work/release-major.lua"
+grep -q '"demo-util"\] = "major"' "$work/release-major.lua" || fail "could not edit the policy"
+"$CDP" run "$work/release-major.lua" --to package >"$work/run3.log" 2>&1 || { cat "$work/run3.log"; fail "run 3"; }
+grep -q "^stage version passed" "$work/run3.log" || { cat "$work/run3.log"; fail "Version stayed cached after the policy changed"; }
+grep -q "demo-util 1.0.0 -> 2.0.0 (major)" "$work/run3.log" || fail "the new policy was not applied"
+ok "editing the policy in the pipeline script plans again"
+
 # 3. Bad input: each fails clearly, names the culprit, and leaves nothing half-written.
 expect_failure() { # name stage pattern
   local log=$work/$1.log

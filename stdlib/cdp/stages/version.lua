@@ -17,6 +17,7 @@ local version = {
   needs = { "fork" },
   gives = { "plan", "versioned" },
   modifies_fork = true,
+  uses_policy = true, -- the pipeline's policy is part of this stage's key
   settings = { "tag_template", "prerelease" },
 }
 

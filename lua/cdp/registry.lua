@@ -35,49 +35,61 @@ function registry.publish_body(metadata, crate)
   return string.pack("<s4<s4", meta, crate)
 end
 
+-- A field of `cargo metadata` output: cargo prints absent values as null, which
+-- cjson decodes to json.null, a truthy value; this gives nil for it instead.
+local function field(v)
+  if v == json.null then
+    return nil
+  end
+  return v
+end
+
 -- Publish metadata (cargo's registry Web API) from a package of `cargo metadata`.
 function registry.metadata(pkg)
   local deps = {}
-  for _, d in ipairs(pkg.dependencies or {}) do
+  for _, d in ipairs(field(pkg.dependencies) or {}) do
+    local kind, path, req = field(d.kind) or "normal", field(d.path), field(d.req)
     -- cargo drops path-only dev-dependencies when packaging; the rest are published.
-    if not (d.kind == "dev" and d.path and d.req == "*") then
+    if not (kind == "dev" and path and req == "*") then
       deps[#deps + 1] = {
         name = d.name,
-        version_req = d.req,
-        features = json.array(d.features or {}),
-        optional = d.optional or false,
-        default_features = d.uses_default_features ~= false,
-        target = d.target or json.null,
-        kind = d.kind or "normal",
-        registry = d.registry or json.null,
-        explicit_name_in_toml = d.rename or json.null,
+        version_req = req,
+        features = json.array(field(d.features) or {}),
+        optional = field(d.optional) == true,
+        default_features = field(d.uses_default_features) ~= false,
+        target = field(d.target) or json.null,
+        kind = kind,
+        registry = field(d.registry) or json.null,
+        explicit_name_in_toml = field(d.rename) or json.null,
       }
     end
   end
   table.sort(deps, function(a, b)
     if a.name ~= b.name then return a.name < b.name end
-    return a.kind < b.kind
+    if a.kind ~= b.kind then return a.kind < b.kind end
+    return tostring(a.target) < tostring(b.target)
   end)
-  local function list(v) return json.array(v or {}) end
+  local function list(v) return json.array(field(v) or {}) end
+  local function text(v) return field(v) or json.null end
   return {
     name = pkg.name,
     vers = pkg.version,
     deps = deps,
-    features = json.object(pkg.features or {}),
+    features = json.object(field(pkg.features) or {}),
     authors = list(pkg.authors),
-    description = pkg.description or json.null,
-    documentation = pkg.documentation or json.null,
-    homepage = pkg.homepage or json.null,
+    description = text(pkg.description),
+    documentation = text(pkg.documentation),
+    homepage = text(pkg.homepage),
     readme = json.null,
-    readme_file = pkg.readme or json.null,
+    readme_file = text(pkg.readme),
     keywords = list(pkg.keywords),
     categories = list(pkg.categories),
-    license = pkg.license or json.null,
-    license_file = pkg.license_file or json.null,
-    repository = pkg.repository or json.null,
+    license = text(pkg.license),
+    license_file = text(pkg.license_file),
+    repository = text(pkg.repository),
     badges = json.object(),
-    links = pkg.links or json.null,
-    rust_version = pkg.rust_version or json.null,
+    links = text(pkg.links),
+    rust_version = text(pkg.rust_version),
   }
 end
 

@@ -73,6 +73,28 @@ describe("cdp.registry", function()
     assert.are.equal(0, none)
   end)
 
+  it("builds publish metadata from cargo's output, nulls included", function()
+    -- cargo metadata prints "kind": null for normal dependencies; a crate that needs
+    -- the same crate as a dependency and a dev-dependency must not trip on it.
+    local root = dir .. "/meta"
+    support.write(root .. "/dep/Cargo.toml", '[package]\nname = "spec-dep"\nversion = "0.3.0"\nedition = "2021"\n')
+    support.write(root .. "/dep/src/lib.rs", "")
+    support.write(root .. "/top/Cargo.toml", '[package]\nname = "spec-meta"\nversion = "0.1.0"\nedition = "2021"\n'
+      .. '\n[dependencies]\nspec-dep = { version = "0.3", path = "../dep" }\n'
+      .. '\n[dev-dependencies]\nspec-dep = { version = "0.3", path = "../dep" }\n')
+    support.write(root .. "/top/src/lib.rs", "")
+    local pkg = json.decode(support.sh(("cd %s && cargo metadata --format-version 1 --no-deps --offline")
+      :format(q(root .. "/top")))).packages[1]
+    assert.are.equal(json.null, pkg.dependencies[1].kind) -- what cargo prints for normal
+    local meta = registry.metadata(pkg)
+    local text = json.encode(meta)
+    assert.is_nil(text:find('"kind":null', 1, true))
+    assert.are.same({ "dev", "normal" }, { meta.deps[1].kind, meta.deps[2].kind })
+    assert.are.equal("^0.3", meta.deps[2].version_req)
+    assert.are.equal(json.null, meta.deps[2].target)
+    assert.are.equal(json.null, meta.homepage)
+  end)
+
   it("publishes exactly the .crate bytes, then real cargo builds from the registry", function()
     local crate, pkg = package_crate("spec-base", "0.3.0", 'pub fn answer() -> u32 { 42 }\n')
     local bytes = assert(support.read(crate))

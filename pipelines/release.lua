@@ -33,6 +33,7 @@ return cdp.pipeline {
     forge_repo = "",                   -- "" = from the remote's URL
     forge_token = cdp.pipeline.secret("GITHUB_TOKEN"),
     registry_index = "sparse+https://index.crates.io/",
+    registry_name = "crates-io",       -- the name `publish = ["..."]` in manifests uses for it
     registry_token = cdp.pipeline.secret("CARGO_REGISTRY_TOKEN"),
     registry_limits = "crates.io",     -- pace new crates and versions as crates.io limits them
     registry_index_timeout = 300,

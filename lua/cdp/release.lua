@@ -20,6 +20,7 @@ release.DEFAULTS = {
   forge_api = "https://api.github.com",
   forge_repo = "",                 -- "owner/name"; "" = read from the remote's URL
   registry_index = "sparse+https://index.crates.io/",
+  registry_name = "crates-io",     -- the name `publish = [...]` lists use for that registry
   registry_limits = "crates.io",   -- "crates.io" paces new crates and versions; "none" does not
   registry_index_timeout = 300,    -- seconds to wait for a published version to show in the index
   git_username = "x-access-token", -- user name sent with git_token over HTTPS
@@ -112,6 +113,26 @@ function release.same_snapshot(a, b)
     return false, ("the working tree changed:\n%s"):format(b.status ~= "" and b.status or "(now clean)")
   end
   return true
+end
+
+-- Why MEMBER (of a cdp.workspace) may not go to this pipeline's registry, or nil.
+-- publish = ["a", "b"] limits a crate to those registries; cargo refuses the others,
+-- and so does cdp, before anything is packaged or uploaded.
+function release.registry_refusal(ctx, member)
+  local allowed = member.publish
+  if type(allowed) ~= "table" then
+    return nil
+  end
+  local target = release.setting(ctx, "registry_name")
+  for _, r in ipairs(allowed) do
+    if r == target then
+      return nil
+    end
+  end
+  return ("%s may be published only to %s (publish = [...] in %s), and this pipeline publishes to '%s' "
+    .. "(registry_name, index %s); set registry_name and registry_index to one of them")
+    :format(member.name, table.concat(allowed, ", "), member.manifest_path, target,
+      release.setting(ctx, "registry_index"))
 end
 
 -- Whether the fork at PATH still holds COMMIT (for stages' verify).

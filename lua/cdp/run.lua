@@ -368,6 +368,14 @@ local function drive(R)
   end
   local phase = opts.phase or p.phase
   local base = { run = R.id, pipeline = p.name }
+  -- The stages this run runs, by name: a stage may check early for a later one
+  -- (Validate checks the forge and registry when Merge and Publish will run).
+  local running = {}
+  for i, stage in ipairs(p.stages) do
+    if selected(i) then
+      running[stage.name] = true
+    end
+  end
 
   local function emit(event, fields)
     local ev = {}
@@ -496,7 +504,7 @@ local function drive(R)
         local log_path = R.dir .. "/logs/" .. stage.name .. ".log"
         local ctx = {
           run = R.id, run_dir = R.dir, root = R.root, stage = stage.name, pipeline = p.name, phase = phase,
-          settings = values, policy = p.policy,
+          settings = values, policy = p.policy, running = running,
         }
         function ctx.log(...)
           local parts = {}

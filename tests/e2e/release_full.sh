@@ -115,6 +115,17 @@ grep -q "already in the registry" "$work/clash.log" || { cat "$work/clash.log"; 
 [[ $(publishes "$happy_port") == "$before" ]] || fail "something was published on a clash"
 ok "the same version with another checksum fails before any upload"
 
+# 3b. A crate that may go only to another registry is refused, and nothing is uploaded.
+fresh restricted
+new_registry restricted
+sed -i 's/^license = .*/&\npublish = ["internal"]/' crates/demo-util/Cargo.toml
+git commit -qam "fix(util): keep this crate in the internal registry"
+if release "$REG_PORT" >"$work/restricted.log" 2>&1; then fail "a crate limited to another registry was published"; fi
+grep -q 'demo-util may be published only to internal' "$work/restricted.log" || { cat "$work/restricted.log"; fail "the refusal is not explained"; }
+[[ -z $(publishes "$REG_PORT") ]] || fail "published despite publish = [\"internal\"]"
+[[ $(stage_state package) == failed ]] || fail "the refusal should come before packaging"
+ok "a crate whose publish list names other registries is refused before packaging or any upload"
+
 # 4. The release tag is already on the remote, at a commit outside this history (a tag
 #    inside it would simply be the last release, and the plan would move past it).
 fresh conflict
@@ -137,13 +148,16 @@ ok "a tag conflict fails Tag naming the tag and both commits; nothing pushed or 
 fresh token
 new_registry token
 if release "$REG_PORT" GITHUB_TOKEN=wrong-forge-token-55 >"$work/token.log" 2>&1; then fail "a wrong token passed"; fi
-grep -q "401" "$work/token.log" || { cat "$work/token.log"; fail "the 401 is not reported"; }
+grep -q "401 Bad credentials" "$work/token.log" || { cat "$work/token.log"; fail "the 401 is not reported"; }
+[[ $(stage_state validate) == failed ]] || fail "a wrong token should stop the run at Validate, before Tag"
+[[ $(git -C "$work/token/origin.git" tag | wc -l) == 3 ]] || fail "tags were pushed before the wrong token was found"
 ! grep -q "wrong-forge-token-55" "$work/token.log" .cdp -r || fail "the token leaked"
 [[ -z $(publishes "$REG_PORT") ]] || fail "published with a wrong forge token"
 fresh unknown
 if release "$REG_PORT" CDP_FORGE_REPO=demo-org/nope >"$work/unknown.log" 2>&1; then fail "an unknown repository passed"; fi
-grep -q "404" "$work/unknown.log" && grep -q "demo-org/nope" "$work/unknown.log" || { cat "$work/unknown.log"; fail "the 404 is not reported"; }
-ok "a wrong token (401) and an unknown repository (404) fail clearly, without the token, before publishing"
+grep -q "404 Not Found" "$work/unknown.log" && grep -q "demo-org/nope" "$work/unknown.log" || { cat "$work/unknown.log"; fail "the 404 is not reported"; }
+[[ $(git -C "$work/unknown/origin.git" tag | wc -l) == 3 ]] || fail "tags were pushed before the unknown repository was found"
+ok "a wrong token (401) and an unknown repository (404) fail Validate clearly, without the token, before anything is pushed"
 
 # 6. A reviewer pushed a fixup to the release branch; running Merge again must not force
 #    over it: the push is rejected as non-fast-forward and reported with the branch.

@@ -11,13 +11,14 @@ local json = require "cdp.json"
 local proc = require "cdp.proc"
 local release = require "cdp.release"
 local semver = require "cdp.semver"
+local workspace = require "cdp.workspace"
 
 local package = {
   name = "package",
   needs = { "fork", "plan", "versioned" },
   gives = { "packaged" },
   modifies_fork = true,
-  settings = { "tag_template", "changelog_template" },
+  settings = { "tag_template", "changelog_template", "registry_name", "registry_index" },
 }
 
 local function escape(s)
@@ -194,6 +195,16 @@ function package.run(ctx, inputs)
   local crates = {}
   local publishable = release.publishable(plan)
   if #publishable > 0 then
+    local ws, werr = workspace.load(fork.path, { repo_root = fs.realpath(fork.path) })
+    if not ws then
+      error(werr, 0)
+    end
+    for _, c in ipairs(publishable) do
+      local refused = release.registry_refusal(ctx, ws.by_name[c.name])
+      if refused then
+        error(refused, 0)
+      end
+    end
     local argv = { "cargo", "package", "--offline", "--no-verify" }
     for _, c in ipairs(publishable) do
       argv[#argv + 1] = "-p"

@@ -24,7 +24,7 @@ local publish = {
   gives = { "published" },
   modifies_fork = false,
   approval = "before",
-  settings = { "registry_index", "registry_limits", "registry_index_timeout", "forge_api", "forge_repo",
+  settings = { "registry_index", "registry_name", "registry_limits", "registry_index_timeout", "forge_api", "forge_repo",
     "tag_template", "registry_token", "forge_token" },
 }
 
@@ -79,6 +79,10 @@ function publish.items(ctx, inputs)
       if sum ~= file.sha256 then
         error(("the .crate file %s is %s, not what Package made (sha256 %s); run Package again")
           :format(file.file, sum and ("changed (sha256 " .. sum .. ")") or "gone", file.sha256), 0)
+      end
+      local refused = release.registry_refusal(ctx, ws.by_name[name])
+      if refused then
+        error(refused, 0)
       end
       items[#items + 1] = { crate = c, pkg = pkg, file = file.file, cksum = file.sha256, version = c.next }
     end

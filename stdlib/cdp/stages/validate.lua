@@ -132,6 +132,26 @@ validate.CHECKS = {
     end
     return true
   end },
+
+  { name = "access", check = function(ctx)
+    -- The health checks of the stages that reach the outside world, run now, before
+    -- Tag pushes anything: a wrong token found at Merge would leave pushed tags behind.
+    local failed = {}
+    for _, later in ipairs { "merge", "publish" } do
+      if ctx.running and ctx.running[later] then
+        for _, c in ipairs(require("cdp.stages." .. later).health or {}) do
+          local ok, good, reason = pcall(c.check, ctx)
+          if not (ok and good == true) then
+            failed[#failed + 1] = ("%s (%s): %s"):format(later, c.name, tostring(ok and reason or good))
+          end
+        end
+      end
+    end
+    if #failed > 0 then
+      return false, table.concat(failed, "\n  ")
+    end
+    return true
+  end },
 }
 
 -- A Validate stage with OPTS.skip (names) left out and OPTS.extra checks added.
@@ -176,7 +196,7 @@ function validate.with(opts)
         results[#results + 1] = { name = c.name, state = "skipped" }
         ctx.log(("check %s: skipped by validate_skip"):format(c.name))
       elseif not facts.ws and c.name ~= "workspace" and c.name ~= "clean" and c.name ~= "identity"
-        and c.name ~= "tokens" then
+        and c.name ~= "tokens" and c.name ~= "access" then
         results[#results + 1] = { name = c.name, state = "skipped", reason = "the workspace did not load" }
       else
         local ok, good, reason = pcall(c.check, ctx, facts)
@@ -204,6 +224,20 @@ function validate.with(opts)
       error(("%d of %d checks failed:\n%s"):format(#failed, #checks, table.concat(failed, "\n")), 0)
     end
     return { validation = { commit = fork.commit, checks = results } }
+  end
+
+  -- Recorded outputs hold only while the forge and registry still answer for the
+  -- stages this run will reach (an earlier run may have stopped before them).
+  function stage.verify(ctx)
+    for _, c in ipairs(checks) do
+      if c.name == "access" then
+        local ok, good, reason = pcall(c.check, ctx)
+        if not (ok and good == true) then
+          return false, tostring(ok and reason or good)
+        end
+      end
+    end
+    return true
   end
 
   return stage

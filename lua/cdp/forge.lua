@@ -201,6 +201,12 @@ function Forge:open_or_update_pull(opts)
     maintainer_can_modify = true,
   })
   if not res then
+    -- A retried POST whose first attempt landed (its answer lost) is told the pull
+    -- request exists: look again rather than fail.
+    local found = ccode == "ECONFLICT" and self:find_pull(opts.head)
+    if found then
+      return found, "created"
+    end
     return nil, cerr, ccode
   end
   return res.data, "created"
@@ -231,6 +237,10 @@ function Forge:ensure_release(opts)
     draft = false, prerelease = opts.prerelease and true or false,
   })
   if not res then
+    local found = ccode == "ECONFLICT" and self:release_for_tag(opts.tag) -- see open_or_update_pull
+    if found then
+      return found, "exists"
+    end
     return nil, cerr, ccode
   end
   return res.data, "created"

@@ -98,6 +98,24 @@ describe("cdp.forge (GitHub REST through Prism)", function()
     assert.are.equal("demo-util-v1.0.1", rel.tag_name)
   end)
 
+  it("looks again when a retried create finds that its first attempt landed", function()
+    control { lose_reply = { path = "/repos/demo-org/demo/pulls", times = 1 } }
+    local pr, what = assert(gh:open_or_update_pull { head = "cdp/release/lost", base = "main",
+      title = "Release after a lost reply", body = "b" })
+    assert.are.equal("created", what)
+    assert.are.equal("cdp/release/lost", pr.head.ref)
+    control { lose_reply = { path = "/repos/demo-org/demo/releases", times = 1 } }
+    local rel, rwhat = assert(gh:ensure_release { tag = "lost-v1.0.0", name = "lost 1.0.0", body = "" })
+    assert.are.equal("exists", rwhat)
+    assert.are.equal("lost-v1.0.0", rel.tag_name)
+    local state = json.decode(http.request { url = base .. "/_state" }.body)
+    local n = 0
+    for _, p in ipairs(state.pulls) do
+      if p.head.ref == "cdp/release/lost" then n = n + 1 end
+    end
+    assert.are.equal(1, n)
+  end)
+
   it("waits out a rate limit until x-ratelimit-reset", function()
     control { rate_limit = { times = 1, reset_in = 2 } }
     assert(gh:release_for_tag("demo-core-v0.1.1"))

@@ -122,21 +122,27 @@ demo-core = { version = "=0.1.1", registry = "local" }
 
   it("refuses a version the registry has with another checksum, and publishes nothing", function()
     -- The same versions packaged from other sources: other bytes.
+    local fx = rs.make()
     local other = rs.make { notes = { ["demo-core"] = "\n- something else" } }
     local client = registry.new { index = reg.index, token = TOKEN }
-    local meta = assert(require("cdp.release").cargo_metadata(other.fork.path))
-    for _, pkg in ipairs(meta.packages) do
-      if pkg.name == "demo-core" then
-        assert(client:publish(registry.metadata(pkg), support.read(other.packaged.crates["demo-core"].file)))
+    -- demo-util as this release made it (its dependency must be there first), then
+    -- demo-core with other bytes under the same version.
+    local function seed(from, name)
+      for _, pkg in ipairs(assert(require("cdp.release").cargo_metadata(from.fork.path)).packages) do
+        if pkg.name == name then
+          assert(client:publish(registry.metadata(pkg), support.read(from.packaged.crates[name].file)))
+          assert(client:wait_visible(name, pkg.version, from.packaged.crates[name].sha256, 10))
+        end
       end
     end
-    local fx = rs.make()
+    seed(fx, "demo-util")
+    seed(other, "demo-core")
     assert.are_not.equal(other.packaged.crates["demo-core"].sha256, fx.packaged.crates["demo-core"].sha256)
     local msg = rs.raises(publish.run, fx.ctx(settings()), fx.inputs())
     assert.matches("refusing to publish: demo-core 0.1.1 is already in the registry", msg, 1, true)
     assert.matches(other.packaged.crates["demo-core"].sha256, msg, 1, true)
     assert.matches(fx.packaged.crates["demo-core"].sha256, msg, 1, true)
-    assert.are.same({ "demo-core 0.1.1 200" }, attempts())
+    assert.are.same({ "demo-util 1.0.1 200", "demo-core 0.1.1 200" }, attempts())
   end)
 
   it("waits out a 429 as long as Retry-After asks", function()
@@ -148,6 +154,14 @@ demo-core = { version = "=0.1.1", registry = "local" }
     assert.matches("publish demo-util 1.0.1 to http://127.0.0.1:" .. reg.port .. ": rate limited (429); waiting",
       fx.log_text(), 1, true)
     assert.are.same({ "demo-util 1.0.1 429", table.unpack(ALL_ONCE) }, attempts())
+  end)
+
+  it("runs again once a forge token is set when releases were skipped for want of one", function()
+    local outputs = { published = { crates = {}, releases = {}, releases_skipped = true } }
+    local ok, why = publish.verify({ settings = { forge_token = "now-set-token" } }, outputs)
+    assert.is_false(ok)
+    assert.matches("skipped for want of a forge_token", why, 1, true)
+    assert.is_nil(why:find("now-set-token", 1, true))
   end)
 
   it("waits for the index to show each version before publishing its dependents", function()

@@ -186,6 +186,7 @@ function publish.run(ctx, inputs)
   local token = ctx.settings.forge_token
   if type(token) ~= "string" or token == "" then
     ctx.log("no forge_token: skipping GitHub releases")
+    out.releases_skipped = true -- verify makes them once a token is set
   else
     local gh = release.forge(ctx, fork)
     for _, item in ipairs(items) do
@@ -207,8 +208,13 @@ function publish.run(ctx, inputs)
   return { published = out }
 end
 
--- Recorded outputs hold while the index still has every crate with its checksum.
+-- Recorded outputs hold while the index still has every crate with its checksum,
+-- and while releases skipped for want of a token still have no token to be made with.
 function publish.verify(ctx, outputs)
+  local token = ctx.settings.forge_token
+  if outputs.published.releases_skipped and type(token) == "string" and token ~= "" then
+    return false, "GitHub releases were skipped for want of a forge_token, which is set now"
+  end
   local reg = registry_of(ctx)
   local names = {}
   for name in pairs(outputs.published.crates or {}) do names[#names + 1] = name end

@@ -112,8 +112,10 @@ local function date_of(repo, commit)
 end
 
 -- What Package writes into crate C's CHANGELOG.md (C is a plan entry). OPTS: root
--- (the work tree), from (the commit the release is made from), remote (URL or nil),
+-- (the work tree), from (the commit whose history is walked), date_of (the commit
+-- being released, whose date heads the section; default FROM), remote (URL or nil),
 -- template, tag_template, single. Returns { path (relative), section, old, text }.
+-- The date is a commit's, not the clock's, so the text is the same on every run.
 function package.changelog(repo, c, opts)
   local graduating = not release.is_prerelease(c.next) and release.is_prerelease(c.current)
   local ids, previous_tag
@@ -124,7 +126,7 @@ function package.changelog(repo, c, opts)
     previous_tag = c.last_tag
   end
   local section = changelog.render({
-    crate = c.name, version = c.next, date = date_of(repo, opts.from), remote = opts.remote,
+    crate = c.name, version = c.next, date = date_of(repo, opts.date_of or opts.from), remote = opts.remote,
     tag = release.tag_name(opts.tag_template, c.name, c.next, opts.single),
     previous_tag = previous_tag, commits = crate_commits(repo, c, ids),
   }, opts.template)
@@ -145,7 +147,7 @@ function package.run(ctx, inputs)
   local changed = {}
   for _, c in ipairs(planned) do
     local cl = package.changelog(repo, c, {
-      root = fork.path, from = versioned.commit, remote = fork.origin or nil,
+      root = fork.path, from = versioned.commit, date_of = fork.commit, remote = fork.origin or nil,
       template = ctx.settings.changelog_template, tag_template = release.setting(ctx, "tag_template"),
       single = #(plan.crates or {}) == 1,
     })

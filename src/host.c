@@ -16,6 +16,7 @@
 #include <lualib.h>
 #include <ctype.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,23 +209,25 @@ static int host_source(lua_State *L)
 	find_on_disk(L, module);
 	if (!lua_isnil(L, -1)) {
 		const char *path = lua_tostring(L, -1);
+		/* The buffer first (this may raise), then the file; nothing raises while it is open. */
+		struct stat st;
+		if (stat(path, &st) != 0)
+			return cdp_push_errno(L, errno, path, NULL);
+		size_t size = (size_t)st.st_size;
+		char *buf = lua_newuserdatauv(L, size + 1, 0);
 		FILE *f = fopen(path, "rb");
-		if (!f) {
+		if (!f)
+			return cdp_push_errno(L, errno, path, NULL);
+		size_t got = fread(buf, 1, size + 1, f);
+		int failed = ferror(f);
+		fclose(f);
+		if (failed || got != size) {
 			lua_pushnil(L);
-			lua_pushfstring(L, "%s: cannot open", path);
+			lua_pushfstring(L, "%s: %s while reading", path, failed ? "a read error" : "it changed");
 			return 2;
 		}
-		luaL_Buffer b;
-		luaL_buffinit(L, &b);
-		size_t got;
-		do {
-			char *p = luaL_prepbuffer(&b);
-			got = fread(p, 1, LUAL_BUFFERSIZE, f);
-			luaL_addsize(&b, got);
-		} while (got == LUAL_BUFFERSIZE);
-		fclose(f);
-		luaL_pushresult(&b);
-		lua_pushvalue(L, -2);
+		lua_pushlstring(L, buf, size);
+		lua_pushvalue(L, -3); /* the path */
 		return 2;
 	}
 	const struct cdp_embedded *e = embedded_find(module);

@@ -64,6 +64,7 @@ function command.run(args)
       return cli.EXIT.usage
     end
     opts.policy, opts.tag_template, template = p.policy, p.tag_template, p.changelog_template
+    opts.prerelease = opts.prerelease or p.prerelease
   end
   local p, err = plan.make(opts)
   if not p then

@@ -67,8 +67,9 @@ local function parse_args(args)
   return o
 end
 
--- The policy and tag template of a pipeline script. The script's value is
--- read as a plain table: .policy, and .settings.tag_template (or .tag_template).
+-- The policy, tag template, pre-release label and changelog template of a
+-- pipeline script, with its settings resolved as a run resolves them (CDP_<KEY>
+-- overrides the script), so `cdp plan --pipeline` shows the plan a run makes.
 function command.load_pipeline(path)
   local script = require "cdp.script"
   local chunk, err = script.load(path)
@@ -82,16 +83,22 @@ function command.load_pipeline(path)
   if type(value) ~= "table" then
     return nil, ("%s must return a pipeline table (with a policy), got %s"):format(path, type(value))
   end
-  local settings = type(value.settings) == "table" and value.settings or {}
-  local template = settings.tag_template
-  if type(template) == "table" then -- a setting declared with a default
-    template = template.default
+  -- The settings as a run resolves them: the script's defaults, then CDP_<KEY>.
+  local declared = type(value.settings) == "table" and value.settings or {}
+  local effective, serr = require("cdp.settings").resolve(declared, require("cdp.proc").getenv, {})
+  if not effective then
+    return nil, ("%s: %s"):format(path, serr)
   end
-  template = template or value.tag_template
+  local settings = require("cdp.settings").values(effective)
+  local template = settings.tag_template or value.tag_template
   if template == "" then -- "" means the default template, as the Tag stage reads it
     template = nil
   end
-  return { policy = value.policy, tag_template = template,
+  local prerelease = settings.prerelease
+  if prerelease == "" then
+    prerelease = nil
+  end
+  return { policy = value.policy, tag_template = template, prerelease = prerelease,
     changelog_template = type(settings.changelog_template) == "string" and settings.changelog_template or nil }
 end
 
@@ -106,6 +113,7 @@ function command.run(args)
       return cli.EXIT.usage
     end
     opts.policy, opts.tag_template = p.policy, p.tag_template
+    opts.prerelease = opts.prerelease or p.prerelease
   end
   local result, err = plan.make(opts)
   if not result then

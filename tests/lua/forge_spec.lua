@@ -134,6 +134,9 @@ describe("cdp.forge (GitHub REST through Prism)", function()
     -- Every request that reached the forge named the API version and asked for JSON.
     for _, r in ipairs(lines(dir .. "/forge/requests.jsonl")) do
       assert.are.equal("2022-11-28", r.headers["x-github-api-version"])
+      -- the token went as a Bearer credential (or, for the wrong-token client, another one)
+      assert.is_truthy(r.headers.authorization == "Bearer <the token>"
+        or r.headers.authorization == "Bearer <another value>", tostring(r.headers.authorization))
       assert.is_nil(json.encode(r):find(TOKEN, 1, true))
     end
   end)

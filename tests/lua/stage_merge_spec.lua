@@ -149,8 +149,12 @@ describe("stage merge", function()
     assert.are.same({}, peers.jsonl("violations.jsonl"))
     local requests = peers.jsonl("requests.jsonl")
     assert.is_true(#requests > 5)
+    local with_token = 0
     for _, r in ipairs(requests) do
+      -- the token is sent in the Authorization header, and nowhere else
       assert.is_nil(require("cdp.json").encode(r):find(TOKEN, 1, true))
+      if r.headers.authorization == "Bearer <the token>" then with_token = with_token + 1 end
     end
+    assert.is_true(with_token > 5, "requests carrying the token: " .. with_token)
   end)
 end)

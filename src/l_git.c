@@ -1892,6 +1892,23 @@ static int repo_fetch(lua_State *L)
 	return 1;
 }
 
+/*
+ * [-0, +0|3, e] The commits that arguments 2 and 3 name, held in S. On failure
+ * pushes nil, "WHAT 'a' 'b': ...", code and returns 3.
+ */
+static int lookup_commit_pair(lua_State *L, struct scratch *s, git_repository *repo, const char *what,
+                              git_commit **ca, git_commit **cb)
+{
+	const char *a = lua_tostring(L, 2), *b = lua_tostring(L, 3);
+	int err = lookup_commit(L, s, repo, a, ca);
+	if (err == 0)
+		err = lookup_commit(L, s, repo, b, cb);
+	if (!err)
+		return 0;
+	lua_pushfstring(L, "%s '%s' '%s'", what, a, b);
+	return cdp_git_push_error(L, err, lua_tostring(L, -1));
+}
+
 /* repo:merge_base(a, b) -> oid | nil (no common ancestor) | nil, msg, code */
 static int repo_merge_base(lua_State *L)
 {
@@ -1900,15 +1917,10 @@ static int repo_merge_base(lua_State *L)
 	const char *b = luaL_checkstring(L, 3);
 	struct scratch *s = scratch_new(L);
 	git_commit *ca, *cb;
-	int err = lookup_commit(L, s, repo, a, &ca);
-	if (err == 0)
-		err = lookup_commit(L, s, repo, b, &cb);
-	if (err) {
-		lua_pushfstring(L, "merge_base '%s' '%s'", a, b);
-		return cdp_git_push_error(L, err, lua_tostring(L, -1));
-	}
+	if (lookup_commit_pair(L, s, repo, "merge_base", &ca, &cb))
+		return 3;
 	git_oid base;
-	err = git_merge_base(&base, repo, git_commit_id(ca), git_commit_id(cb));
+	int err = git_merge_base(&base, repo, git_commit_id(ca), git_commit_id(cb));
 	if (err == GIT_ENOTFOUND) {
 		git_error_clear();
 		lua_pushnil(L);
@@ -1930,13 +1942,8 @@ static int repo_descendant_of(lua_State *L)
 	const char *b = luaL_checkstring(L, 3);
 	struct scratch *s = scratch_new(L);
 	git_commit *ca, *cb;
-	int err = lookup_commit(L, s, repo, a, &ca);
-	if (err == 0)
-		err = lookup_commit(L, s, repo, b, &cb);
-	if (err) {
-		lua_pushfstring(L, "descendant_of '%s' '%s'", a, b);
-		return cdp_git_push_error(L, err, lua_tostring(L, -1));
-	}
+	if (lookup_commit_pair(L, s, repo, "descendant_of", &ca, &cb))
+		return 3;
 	int r = git_graph_descendant_of(repo, git_commit_id(ca), git_commit_id(cb));
 	if (r < 0) {
 		lua_pushfstring(L, "descendant_of '%s' '%s'", a, b);

@@ -120,6 +120,16 @@ static void results_free(struct result *r)
 	}
 }
 
+/* [lock held] Add R to the finished results, in order. */
+static void done_append(struct queue *q, struct result *r)
+{
+	if (q->done_tail)
+		q->done_tail->next = r;
+	else
+		q->done = r;
+	q->done_tail = r;
+}
+
 /*
  * [lock held] Turn J into a result and free J; J no longer counts as pending.
  * ERROR is taken over. When out of memory the result keeps its code only.
@@ -135,11 +145,7 @@ static void finish(struct queue *q, struct job *j, int ok, const char *code, cha
 		r->status = j->status;
 		r->code = code;
 		r->error = error;
-		if (q->done_tail)
-			q->done_tail->next = r;
-		else
-			q->done = r;
-		q->done_tail = r;
+		done_append(q, r);
 	} else {
 		free(error);
 	}
@@ -335,11 +341,7 @@ static void abandon(struct queue *q)
 			r->attempts = c->attempts;
 			r->code = "EDEADLINE";
 			r->error = error;
-			if (q->done_tail)
-				q->done_tail->next = r;
-			else
-				q->done = r;
-			q->done_tail = r;
+			done_append(q, r);
 		} else {
 			free(r);
 			free(error);

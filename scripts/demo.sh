@@ -66,26 +66,9 @@ for r in json.load(sys.stdin):
 '
 
 title "A consumer crate built by cargo from the registry"
-mkdir -p "$demo/consumer/src"
-cat >"$demo/consumer/Cargo.toml" <<TOML
-[package]
-name = "consumer"
-version = "0.0.0"
-edition = "2021"
-publish = false
-
-[dependencies]
-demo-cli = { version = "0.2", registry = "demo" }
-demo-core = { version = "0.1.1", registry = "demo" }
-TOML
-cat >"$demo/consumer/src/main.rs" <<'RS'
-fn main() {
-    println!("demo-cli says {:?}; demo-core greets: {}", demo_cli::run(), demo_core::greet("cdp"));
-}
-RS
-mkdir -p "$demo/cargo-home"
-printf '[registries.demo]\nindex = "%s"\n' "$REGISTRY_INDEX" >"$demo/cargo-home/config.toml"
-(cd "$demo/consumer" && CARGO_HOME=$demo/cargo-home cargo run -q)
+bash "$root/tests/fixtures/consumer.sh" "$demo/consumer" "$REGISTRY_INDEX" \
+  'fn main() { println!("demo-cli says {:?}; demo-core greets: {}", demo_cli::run(), demo_core::greet("cdp")); }' \
+  'demo-cli = "0.2"' 'demo-core = "0.1.1"'
 
 title "Run it again: every stage is cached, nothing is tagged, opened or published twice"
 "$cdp" "$root/pipelines/release.lua" --phase 3 | tail -10

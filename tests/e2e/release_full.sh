@@ -64,21 +64,9 @@ tags=$(git -C "$work/happy/origin.git" tag | sort | tr '\n' ' ')
 [[ ! -s $work/peers/forge/violations.jsonl ]] || fail "Prism found violations: $(cat "$work/peers/forge/violations.jsonl")"
 ok "the whole release: tags pushed, pull request opened, three crates published in order, three releases, no request Prism rejects"
 
-mkdir -p "$work/consumer/src" "$work/cargo-home"
-printf '[registries.e2e]\nindex = "sparse+http://127.0.0.1:%s/index/"\n' "$happy_port" >"$work/cargo-home/config.toml"
-cat >"$work/consumer/Cargo.toml" <<TOML
-[package]
-name = "consumer"
-version = "0.0.0"
-edition = "2021"
-publish = false
-
-[dependencies]
-demo-cli = { version = "=0.2.0", registry = "e2e" }
-demo-core = { version = "=0.1.1", registry = "e2e" }
-TOML
-echo 'fn main() { println!("{} {:?}", demo_core::greet_loud("e2e"), demo_cli::run()); }' >"$work/consumer/src/main.rs"
-out=$(cd "$work/consumer" && CARGO_HOME=$work/cargo-home cargo run -q 2>&1) || fail "consumer: $out"
+out=$(bash "$here/tests/fixtures/consumer.sh" "$work/consumer" "sparse+http://127.0.0.1:$happy_port/index/" \
+  'fn main() { println!("{} {:?}", demo_core::greet_loud("e2e"), demo_cli::run()); }' \
+  'demo-cli = "=0.2.0"' 'demo-core = "=0.1.1"' 2>&1) || fail "consumer: $out"
 [[ $out == 'Hello, e2e "run"' ]] || fail "consumer printed: $out"
 ok "real cargo builds a consumer crate from the registry with the new versions"
 

@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 # rustup installs cargo outside the default PATH; tests run the real cargo.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps build test test-fast test-asan demo clean
+.PHONY: all deps build test test-fast test-asan demo clean corpus-note
 
 all: build
 
@@ -17,10 +17,16 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-test-fast: build
+# The corpus tests read ../shared/corpus, which CI puts beside its checkout; a clone alone
+# leaves them out and says so (.ci/run sets CDP_REQUIRE_CORPUS=1 to make that a failure).
+CORPUS ?= $(if $(CDP_CORPUS),$(CDP_CORPUS),$(abspath ../shared/corpus))
+corpus-note:
+	@[ -d "$(CORPUS)/manifests" ] || echo "make test: corpus tests left out: $(CORPUS) is absent (CI provides it; CDP_CORPUS=DIR runs them)"
+
+test-fast: build corpus-note
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-test-asan: deps
+test-asan: deps corpus-note
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DASAN=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=print_suppressions=0 \

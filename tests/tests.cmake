@@ -13,10 +13,18 @@ foreach(src ${CDP_C_TESTS})
   add_test(NAME c/${name} COMMAND ${name})
 endforeach()
 
+# Real-world manifests sit beside CI's checkout (../shared/corpus), not beside a user's
+# clone; the tests that read them are left out when they are absent (see CDP_REQUIRE_CORPUS).
+if(DEFINED ENV{CDP_CORPUS})
+  set(CDP_CORPUS_DIR $ENV{CDP_CORPUS})
+else()
+  get_filename_component(CDP_CORPUS_DIR ${CMAKE_SOURCE_DIR}/../shared/corpus ABSOLUTE)
+endif()
+
 set(CDP_TEST_ENV
   CDP=$<TARGET_FILE:cdp>
   CDP_SOURCE_DIR=${CMAKE_SOURCE_DIR}
-  CDP_CORPUS=${CMAKE_SOURCE_DIR}/../shared/corpus
+  CDP_CORPUS=${CDP_CORPUS_DIR}
   # Tests never read the developer's own git or cargo configuration.
   GIT_CONFIG_NOSYSTEM=1
   GIT_AUTHOR_NAME=cdp-test GIT_AUTHOR_EMAIL=test@cdp.invalid

@@ -7,7 +7,7 @@
 --   cdp config pipelines/release.lua             the effective settings and where they come from
 --   cdp plan --pipeline pipelines/release.lua    the Release Plan this policy gives
 --
--- Every setting below can be overridden with CDP_<KEY>=value or --set key=value.
+-- Every setting can be given here, or with CDP_<KEY>=value or --set key=value.
 -- Edit the policy, the stage list or the alert rules here; nothing needs recompiling.
 local conventional = require "cdp.policies.conventional"
 
@@ -20,25 +20,14 @@ return cdp.pipeline {
   -- types, overrides, lockstep groups, skipped crates and pre-release labels.
   policy = conventional {},
 
-  settings = {
-    ref = "HEAD",                      -- what to release: a branch, tag or commit
-    base_branch = "",                  -- the PR's base ("" = the branch ref is on)
-    remote = "origin",                 -- where tags and the release branch go
-    tag_template = "",                 -- "" = {crate}-v{version} ({version} with a v for one crate)
-    prerelease = "",                   -- e.g. "dev" for -dev.N releases
-    test_timeout = 1800,
-    test_clippy = false,
-    test_fmt = false,
-    forge_api = "https://api.github.com",
-    forge_repo = "",                   -- "" = from the remote's URL
-    forge_token = cdp.pipeline.secret("GITHUB_TOKEN"),
-    registry_index = "sparse+https://index.crates.io/",
-    registry_name = "crates-io",       -- the name `publish = ["..."]` in manifests uses for it
-    registry_token = cdp.pipeline.secret("CARGO_REGISTRY_TOKEN"),
-    registry_limits = "crates.io",     -- pace new crates and versions as crates.io limits them
-    registry_index_timeout = 300,
-    git_token = cdp.pipeline.secret("CDP_GIT_TOKEN"),  -- for pushing over HTTPS; empty for file:// or ssh
-  },
+  -- Every stage declares the settings it reads, with a default: `cdp help settings` lists
+  -- them all, `cdp config pipelines/release.lua` shows their values and where each comes
+  -- from. Give values here (or CDP_<KEY>=value, or --set key=value), for example:
+  --   registry_limits = "none", test_clippy = true, validate_skip = { "clean" },
+  -- Secrets are read from the environment: forge_token from GITHUB_TOKEN, registry_token
+  -- from CARGO_REGISTRY_TOKEN, git_token from CDP_GIT_TOKEN (cdp.pipeline.secret("VAR")
+  -- reads another variable).
+  settings = {},
 
   -- Progress always goes to the terminal. Add sinks and rules to be told elsewhere:
   --   hook = { webhook = "https://ci.example.org/cdp", secret = cdp.pipeline.secret("CDP_HOOK_SECRET") },

@@ -17,8 +17,12 @@
 --                                 outputs still hold in the world? (else re-run)
 --   modifies_fork boolean
 --   approval      "before": with phase 2, ask before this stage (publish always does)
---   settings      optional list of the setting names the stage reads; its key
---                 then hashes only those (default: all settings)
+--   settings      the settings the stage reads: string keys declare its own
+--                 ({ type =, default =, doc = }, see cdp.settings), list items name
+--                 settings another stage or the script declares. Its key then hashes
+--                 only those (no `settings` at all: every setting).
+--   requires      names of secret settings the stage cannot run without; Validate
+--                 checks them before anything is pushed when the stage is in the run
 -- or the name of a stdlib stage, which is require("cdp.stages." .. name).
 local settings = require "cdp.settings"
 
@@ -31,6 +35,7 @@ Pipeline.__tostring = function(p)
 end
 
 pipeline.secret = settings.secret
+pipeline.setting = settings.setting
 
 local PHASES = {
   [0] = "approval before and after every stage",
@@ -147,6 +152,35 @@ local function normalise_stage(where, item, index)
   if item.approval ~= nil and item.approval ~= "before" then
     fail(at, "stage '%s': approval must be \"before\" or nil", name)
   end
+  local declares, reads = {}, nil
+  if item.settings ~= nil then
+    if type(item.settings) ~= "table" then
+      fail(at, "stage '%s': settings must be a table of declarations and names", name)
+    end
+    reads = {}
+    for k, v in pairs(item.settings) do
+      if math.type(k) == "integer" then
+        if type(v) ~= "string" then
+          fail(at, "stage '%s': settings[%d] must be the name of a setting", name, k)
+        end
+        reads[#reads + 1] = v
+      else
+        declares[k] = settings.declare(k, v, ("%s: stage '%s'"):format(at, name))
+        reads[#reads + 1] = k
+      end
+    end
+    table.sort(reads)
+  end
+  local requires = string_list(at, name, "requires", item.requires)
+  for _, key in ipairs(requires) do
+    local listed = false
+    for _, r in ipairs(reads or {}) do
+      listed = listed or r == key
+    end
+    if not listed then
+      fail(at, "stage '%s': requires '%s', which is not among the settings it reads", name, key)
+    end
+  end
   return {
     name = name,
     needs = string_list(at, name, "needs", item.needs),
@@ -157,7 +191,9 @@ local function normalise_stage(where, item, index)
     modifies_fork = item.modifies_fork and true or false,
     uses_policy = item.uses_policy and true or false,
     approval = item.approval or (name == "publish" and "before" or nil),
-    settings = item.settings and string_list(at, name, "settings", item.settings) or nil,
+    settings = reads,
+    declares = declares,
+    requires = requires,
     module = module,
     definition = item,
     where = at,
@@ -219,16 +255,19 @@ function pipeline.new(spec, where, file)
       givers[kind] = stage.name
     end
   end
-  if spec.settings ~= nil and type(spec.settings) ~= "table" then
-    fail(where, "cdp.pipeline: settings must be a table of defaults")
-  end
-  for key, value in pairs(spec.settings or {}) do
-    local t = type(value)
-    if type(key) ~= "string" then
-      fail(where, "settings: keys must be names")
+  local declarations, values = settings.collect(stages, spec.settings, where)
+  for _, stage in ipairs(stages) do
+    for _, key in ipairs(stage.settings or {}) do
+      if not declarations[key] then
+        fail(stage.where, "stage '%s' reads setting '%s', which neither a stage of this pipeline nor its settings "
+          .. "declare (declare it: %s = cdp.pipeline.setting{ type = ..., default = ..., doc = ... })",
+          stage.name, key, key)
+      end
     end
-    if t ~= "string" and t ~= "number" and t ~= "boolean" and not settings.is_secret_marker(value) then
-      fail(where, "setting '%s': a default must be a string, number, boolean or cdp.pipeline.secret(ENV), got %s", key, t)
+    for _, key in ipairs(stage.requires) do
+      if declarations[key].type ~= "secret" then
+        fail(stage.where, "stage '%s' requires '%s', which is not a secret setting", stage.name, key)
+      end
     end
   end
   if spec.alerts ~= nil then
@@ -246,12 +285,46 @@ function pipeline.new(spec, where, file)
     phase = phase,
     stages = stages,
     by_name = by_name,
-    settings = spec.settings or {},
+    settings = values,
+    declarations = declarations,
     alerts = spec.alerts,
     policy = spec.policy,
     where = where,
     file = file,
   }, Pipeline)
+end
+
+-- The environment variables the alert sinks' secrets are read from.
+local function sink_secret_envs(alerts)
+  local out = {}
+  local function scan(t, depth)
+    for _, v in pairs(t) do
+      if settings.is_secret_marker(v) then
+        out[v.env] = true
+      elseif type(v) == "table" and depth < 3 then
+        scan(v, depth + 1)
+      end
+    end
+  end
+  scan(alerts and alerts.sinks or {}, 0)
+  return out
+end
+
+-- The effective settings of this pipeline with SETS ({{key=, value=}} from --set): the
+-- declarations' defaults, the script's values, CDP_<KEY>, --set; secrets from their
+-- environment variables, taken out of the environment as they are read.
+-- Returns effective settings (see cdp.settings) or nil and a message.
+function Pipeline:resolve_settings(sets)
+  local proc = require "cdp.proc"
+  local names = {}
+  for name in pairs(proc.environ()) do
+    names[#names + 1] = name
+  end
+  table.sort(names)
+  return settings.resolve(self.declarations, self.settings, {
+    getenv = proc.getenv, take_secret = proc.take_env or proc.getenv, environ = names, sets = sets,
+    reserved = sink_secret_envs(self.alerts),
+  })
 end
 
 function pipeline.is(value)

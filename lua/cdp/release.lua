@@ -6,31 +6,65 @@ local semver = require "cdp.semver"
 
 local release = {}
 
--- Every setting the stdlib stages read, with its default. A pipeline script sets
--- them in `settings = {...}`; CDP_<KEY> and --set key=value override them.
-release.DEFAULTS = {
-  ref = "HEAD",                    -- what Activate releases: a branch, tag or commit
-  base_branch = "",                -- the PR's base; "" = the branch the trigger ref is on, else "main"
-  remote = "origin",               -- where tags and the release branch are pushed
-  tag_template = "",               -- "" = "{crate}-v{version}", or "v{version}" for one crate
-  prerelease = "",                 -- a label such as "dev" makes -dev.N releases
-  test_timeout = 1800,             -- seconds, per test command
-  test_clippy = false,
-  test_fmt = false,
-  forge_api = "https://api.github.com",
-  forge_repo = "",                 -- "owner/name"; "" = read from the remote's URL
-  registry_index = "sparse+https://index.crates.io/",
-  registry_name = "crates-io",     -- the name `publish = [...]` lists use for that registry
-  registry_limits = "crates.io",   -- "crates.io" paces new crates and versions; "none" does not
-  registry_index_timeout = 300,    -- seconds to wait for a published version to show in the index
-  git_username = "x-access-token", -- user name sent with git_token over HTTPS
+-- The settings more than one release stage reads, declared here once. A stage's own
+-- settings are declared in the stage; `release.settings{ "name", own = {...} }` gives a
+-- stage the declarations it reads: shared ones by name, its own in full.
+release.SETTINGS = {
+  remote = { type = "string", default = "origin",
+    doc = "where tags and the release branch are pushed: a remote of the repository, or a URL" },
+  tag_template = { type = "string", default = "",
+    doc = "release tag names: \"\" = {crate}-v{version}, or v{version} for a workspace of one crate" },
+  forge_api = { type = "string", default = "https://api.github.com",
+    doc = "the forge's REST base URL (GitHub Enterprise: https://HOST/api/v3; Gitea and Forgejo share the pull and release endpoints)" },
+  forge_repo = { type = "string", default = "",
+    doc = "owner/name on the forge; \"\" = read from the remote's URL" },
+  forge_token = { type = "secret", env = "GITHUB_TOKEN",
+    doc = "the forge token: Merge opens the pull request with it; without it Publish makes no GitHub releases and says so" },
+  git_token = { type = "secret", env = "CDP_GIT_TOKEN",
+    doc = "sent as HTTP basic credentials when pushing over HTTPS; unset for file:// and ssh remotes" },
+  git_username = { type = "string", default = "x-access-token",
+    doc = "the user name sent with git_token" },
+  registry_index = { type = "string", default = "sparse+https://index.crates.io/",
+    doc = "the registry's sparse index; its config.json names the Web API that Publish uploads to" },
+  registry_name = { type = "string", default = "crates-io",
+    doc = "the name manifests use for that registry: a crate with publish = [\"other\"] is refused before anything is uploaded" },
+  registry_token = { type = "secret", env = "CARGO_REGISTRY_TOKEN",
+    doc = "the registry token Publish uploads with" },
 }
 
--- ctx.settings[key], or its default.
+-- Every declaration a stage module made through release.settings, by name: what
+-- release.setting falls back to when a caller's ctx.settings lacks a value.
+local declared = {}
+
+-- The declarations a stage reads: LIST names shared ones (release.SETTINGS), and its
+-- string keys declare the stage's own: { type =, default =, doc = }.
+function release.settings(list)
+  local settings = require "cdp.settings"
+  local out = {}
+  for k, v in pairs(list) do
+    local name, spec = k, v
+    if math.type(k) == "integer" then
+      name, spec = v, release.SETTINGS[v]
+      if not spec then
+        error(("release.settings: no shared setting '%s' in cdp.release"):format(tostring(v)), 2)
+      end
+    end
+    local decl = declared[name] or settings.declare(name, spec, "cdp.release")
+    declared[name] = decl
+    out[name] = decl
+  end
+  return out
+end
+
+-- ctx.settings[key], or its declared default. KEY must be declared by some stage.
 function release.setting(ctx, key)
   local v = ctx.settings and ctx.settings[key]
   if v == nil then
-    v = release.DEFAULTS[key]
+    local d = declared[key]
+    if not d then
+      error(("release.setting: no stage declares a setting '%s'"):format(tostring(key)), 2)
+    end
+    v = d.default
   end
   return v
 end

@@ -245,7 +245,7 @@ end
 -- Effective settings and redaction
 
 local function resolve_settings(p, sets)
-  local effective, err = settings.resolve(p.settings, os.getenv, sets)
+  local effective, err = p:resolve_settings(sets)
   if not effective then
     cli.usage_error(err)
   end
@@ -373,7 +373,7 @@ local function drive(R)
   local running = {}
   for i, stage in ipairs(p.stages) do
     if selected(i) then
-      running[stage.name] = true
+      running[stage.name] = stage
     end
   end
 

@@ -8,7 +8,6 @@ local cjson = require "cjson"
 local json = require "cdp.json"
 local fs = require "cdp.fs"
 local notify = require("cdp.run").notify()
-local settings = require "cdp.settings"
 
 local cdp = support.cdp()
 local q = support.quote
@@ -667,38 +666,6 @@ describe("redaction", function()
     assert.is_false(notify.secret_env_name("PATH"))
     local redact = notify.redactor({}, { SMTP_PASSWORD = "pa55word", EDITOR = "vim-editor" })
     assert.are.equal("*** vim-editor", redact("pa55word vim-editor"))
-  end)
-end)
-
-describe("settings", function()
-  local env = { CDP_LEVEL = "3", CDP_DRY = "yes", CDP_API_TOKEN = "from-env-tok", HOOK = "hook-secret-1" }
-  local function getenv(k) return env[k] end
-
-  it("script defaults, then CDP_<KEY>, then --set; each value says where it came from", function()
-    local eff = assert(settings.resolve({ level = 1, dry = false, name = "x", region = "eu" }, getenv,
-      { { key = "region", value = "us" }, { key = "extra", value = "1" } }))
-    assert.are.same({ value = 3, source = "env CDP_LEVEL", secret = false }, eff.level)
-    assert.are.same({ value = true, source = "env CDP_DRY", secret = false }, eff.dry)
-    assert.are.same({ value = "x", source = "script", secret = false }, eff.name)
-    assert.are.same({ value = "us", source = "--set", secret = false }, eff.region)
-    assert.are.same({ value = "1", source = "--set", secret = false }, eff.extra)
-  end)
-
-  it("refuses a value of the wrong type", function()
-    local eff, err = settings.resolve({ level = 1 }, getenv, { { key = "level", value = "high" } })
-    assert.is_nil(eff)
-    assert.are.equal("setting 'level' from --set: expected a number, got 'high'", err)
-  end)
-
-  it("secrets: declared from the environment, or named like one; hashed and shown by name only", function()
-    local eff = assert(settings.resolve({ hook = settings.secret("HOOK"), api_token = "default-tok" }, getenv, {}))
-    assert.are.same({ value = "hook-secret-1", source = "env HOOK", secret = true, env = "HOOK" }, eff.hook)
-    assert.are.same({ value = "from-env-tok", source = "env CDP_API_TOKEN", secret = true }, eff.api_token)
-    assert.are.same({ "from-env-tok", "hook-secret-1" }, settings.secret_values(eff))
-    assert.are.same({ hook = "(secret)", api_token = "(secret)" }, settings.public(eff))
-    local rows = settings.describe(eff)
-    assert.are.equal("***", rows[1].value)
-    assert.are.equal("***", rows[2].value)
   end)
 end)
 

@@ -5,9 +5,14 @@ local command = {
   summary = "show a pipeline's effective settings and where each comes from",
   usage = "cdp config PIPELINE [--set KEY=VALUE]... [--json]",
   help = [[
-Settings come from the script's `settings`, then CDP_<KEY> environment
-variables, then --set KEY=VALUE. Secret settings (cdp.pipeline.secret(ENV),
-or a name containing token, password or secret) are shown as ***.]],
+Every setting the pipeline's stages declare, with its value and where the value
+comes from: the declaration's default, the script's `settings`, a CDP_<KEY>
+environment variable, or --set KEY=VALUE (each later one wins). Secrets are read
+from their environment variable only and shown as ***; a password in a URL is
+shown as ***. `cdp help settings` documents every setting.
+
+Example:
+  cdp config pipelines/release.lua --set registry_limits=none]],
 }
 
 function command.run(args)
@@ -20,7 +25,7 @@ function command.run(args)
   end
   local p = runcmd.load(positional[1])
   local opts = runcmd.options(o, "config")
-  local effective, err = settings.resolve(p.settings, os.getenv, opts.sets)
+  local effective, err = p:resolve_settings(opts.sets)
   if not effective then
     cli.usage_error(err, "config")
   end

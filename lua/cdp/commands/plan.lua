@@ -83,14 +83,17 @@ function command.load_pipeline(path)
   if type(value) ~= "table" then
     return nil, ("%s must return a pipeline table (with a policy), got %s"):format(path, type(value))
   end
-  -- The settings as a run resolves them: the script's defaults, then CDP_<KEY>.
-  local declared = type(value.settings) == "table" and value.settings or {}
-  local effective, serr = require("cdp.settings").resolve(declared, require("cdp.proc").getenv, {})
-  if not effective then
-    return nil, ("%s: %s"):format(path, serr)
+  -- A pipeline's settings as a run resolves them (declarations, the script, CDP_<KEY>);
+  -- a plain table of { policy =, settings = } as it is written.
+  local settings = type(value.settings) == "table" and value.settings or {}
+  if require("cdp.pipeline").is(value) then
+    local effective, serr = value:resolve_settings({})
+    if not effective then
+      return nil, ("%s: %s"):format(path, serr)
+    end
+    settings = require("cdp.settings").values(effective)
   end
-  local settings = require("cdp.settings").values(effective)
-  local template = settings.tag_template or value.tag_template
+  local template = settings.tag_template
   if template == "" then -- "" means the default template, as the Tag stage reads it
     template = nil
   end

@@ -15,7 +15,13 @@ local activate = {
   needs = {},
   gives = { "trigger", "fork" },
   modifies_fork = true,
-  settings = { "ref", "base_branch", "remote" },
+  settings = release.settings {
+    "remote",
+    ref = { type = "string", default = "HEAD",
+      doc = "what to release: a branch, tag or commit (CI runs take GITHUB_SHA / CI_COMMIT_SHA)" },
+    base_branch = { type = "string", default = "",
+      doc = "the pull request's base; \"\" = the branch ref is on, else main" },
+  },
 }
 
 local function env(name)

@@ -13,7 +13,8 @@ local merge = {
   needs = { "fork", "plan", "packaged" },
   gives = { "pr" },
   modifies_fork = false,
-  settings = { "forge_api", "forge_repo", "git_username", "forge_token", "git_token" },
+  settings = release.settings { "remote", "forge_api", "forge_repo", "git_username", "forge_token", "git_token" },
+  requires = { "forge_token" },
 }
 
 -- The pull request's body: a plan table, then each crate's changelog section.

@@ -18,7 +18,11 @@ local package = {
   needs = { "fork", "plan", "versioned" },
   gives = { "packaged" },
   modifies_fork = true,
-  settings = { "tag_template", "changelog_template", "registry_name", "registry_index" },
+  settings = release.settings {
+    "tag_template", "registry_name", "registry_index",
+    changelog_template = { type = "string", default = "cdp.templates.keepachangelog",
+      doc = "the Lua module that renders a changelog section (header and render(release))" },
+  },
 }
 
 local function escape(s)
@@ -148,7 +152,7 @@ function package.run(ctx, inputs)
   for _, c in ipairs(planned) do
     local cl = package.changelog(repo, c, {
       root = fork.path, from = versioned.commit, date_of = fork.commit, remote = fork.origin or nil,
-      template = ctx.settings.changelog_template, tag_template = release.setting(ctx, "tag_template"),
+      template = release.setting(ctx, "changelog_template"), tag_template = release.setting(ctx, "tag_template"),
       single = #(plan.crates or {}) == 1,
     })
     if cl.text ~= cl.old then

@@ -24,8 +24,15 @@ local publish = {
   gives = { "published" },
   modifies_fork = false,
   approval = "before",
-  settings = { "registry_index", "registry_name", "registry_limits", "registry_index_timeout", "forge_api", "forge_repo",
-    "tag_template", "registry_token", "forge_token" },
+  settings = release.settings {
+    "registry_index", "registry_name", "registry_token", "forge_api", "forge_repo", "forge_token", "tag_template",
+    registry_limits = { type = "string", default = "crates.io", choices = { "crates.io", "none" },
+      doc = "crates.io paces new crates (burst 5, then 1 per 10 min) and new versions (burst 30, then 1 per minute), "
+        .. "with an ETA shown up front; none does not" },
+    registry_index_timeout = { type = "number", default = 300,
+      doc = "seconds to wait for a published version to appear in the index before its dependents go" },
+  },
+  requires = { "registry_token" },
 }
 
 local LIMITS = { ["crates.io"] = registry.CRATES_IO_LIMITS, none = {} }

@@ -16,7 +16,7 @@ local tag = {
   needs = { "fork", "plan", "packaged" },
   gives = { "tags" },
   modifies_fork = false,
-  settings = { "tag_template", "git_username", "git_token" },
+  settings = release.settings { "tag_template", "git_username", "git_token" },
 }
 
 -- Remote tags are fetched here, away from refs/tags, so a look never changes the

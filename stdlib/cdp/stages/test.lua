@@ -7,20 +7,25 @@
 local fs = require "cdp.fs"
 local proc = require "cdp.proc"
 local release = require "cdp.release"
+local settings = require "cdp.settings"
 
 local test = {
   name = "test",
   needs = { "fork" },
   gives = { "tests" },
   modifies_fork = false,
-  settings = { "test_commands", "test_timeout", "test_clippy", "test_fmt" },
+  settings = release.settings {
+    test_commands = { type = "list", items = "command", default = { "cargo test --workspace --offline" },
+      doc = "the commands Test runs in the fork, each split into words and run without a shell" },
+    test_timeout = { type = "number", default = 1800, doc = "seconds each test command may take" },
+    test_clippy = { type = "boolean", default = false, doc = "also run cargo clippy --workspace -- -D warnings" },
+    test_fmt = { type = "boolean", default = false, doc = "also run cargo fmt --all -- --check" },
+  },
 }
-
-test.DEFAULT_COMMANDS = { { "cargo", "test", "--workspace", "--offline" } }
 
 function test.commands(ctx)
   local list = {}
-  for _, argv in ipairs(ctx.settings.test_commands or test.DEFAULT_COMMANDS) do
+  for _, argv in ipairs(settings.commands(release.setting(ctx, "test_commands"))) do
     list[#list + 1] = argv
   end
   if release.setting(ctx, "test_fmt") then

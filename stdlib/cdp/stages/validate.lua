@@ -118,17 +118,27 @@ validate.CHECKS = {
   end },
 
   { name = "tokens", check = function(ctx)
-    local missing = {}
-    for _, key in ipairs(ctx.settings.required_tokens or { "forge_token", "registry_token" }) do
-      local v = ctx.settings[key]
-      if v == nil or v == "" then
-        missing[#missing + 1] = key
+    -- Only the secrets the stages of this run require: `--to package` needs none.
+    local needed = {}
+    for name, stage in pairs(ctx.running or {}) do
+      for _, key in ipairs(type(stage) == "table" and stage.requires or {}) do
+        local v = ctx.settings[key]
+        if v == nil or v == "" then
+          local decl = stage.declares and stage.declares[key]
+          needed[key] = needed[key] or { env = decl and decl.env, stages = {} }
+          table.insert(needed[key].stages, name)
+        end
       end
     end
-    if #missing > 0 then
-      table.sort(missing)
-      return false, ("settings %s are empty: later stages need them (set the environment variable the "
-        .. "pipeline reads them from; `cdp config PIPELINE` shows which)"):format(table.concat(missing, ", "))
+    local lines = {}
+    for key, n in pairs(needed) do
+      table.sort(n.stages)
+      lines[#lines + 1] = ("%s is not set (%s needs it%s)"):format(key, table.concat(n.stages, " and "),
+        n.env and ("; set the environment variable " .. n.env) or "")
+    end
+    if #lines > 0 then
+      table.sort(lines)
+      return false, table.concat(lines, "\n  ") .. "\n  (`cdp config PIPELINE` shows where every setting comes from)"
     end
     return true
   end },
@@ -176,7 +186,11 @@ function validate.with(opts)
     needs = { "fork" },
     gives = { "validation" },
     modifies_fork = false,
-    settings = { "tag_template", "validate_skip", "required_tokens" },
+    settings = release.settings {
+      "tag_template", "forge_api", "forge_repo", "forge_token", "registry_index", "registry_name", "registry_token",
+      validate_skip = { type = "list", default = {},
+        doc = "checks to leave out: workspace, metadata, versions, clean, identity, tokens, access" },
+    },
   }
 
   function stage.run(ctx, inputs)
@@ -187,7 +201,7 @@ function validate.with(opts)
     facts.ws, facts.ws_error = workspace.load(fork.path, { repo_root = fork.path })
 
     local skip_now = {}
-    for _, name in ipairs(ctx.settings.validate_skip or {}) do
+    for _, name in ipairs(release.setting(ctx, "validate_skip")) do
       skip_now[name] = true
     end
     local results, failed = {}, {}

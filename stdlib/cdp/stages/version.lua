@@ -18,7 +18,11 @@ local version = {
   gives = { "plan", "versioned" },
   modifies_fork = true,
   uses_policy = true, -- the pipeline's policy is part of this stage's key
-  settings = { "tag_template", "prerelease" },
+  settings = release.settings {
+    "tag_template",
+    prerelease = { type = "string", default = "",
+      doc = "a label such as dev gives X.Y.Z-dev.N releases; \"\" graduates them to X.Y.Z" },
+  },
 }
 
 -- The Release Plan for the fork's commit, as a plain table (what the journal keeps).

@@ -65,7 +65,7 @@ function cli.help(out)
     lines[#lines + 1] = ("  %-10s %s"):format(name, command and command.summary or "")
   end
   for _, l in ipairs {
-    "  help       cdp help COMMAND shows a command's options",
+    "  help       cdp help COMMAND shows a command's options; cdp help settings, every setting",
     "",
     "Options:",
     "  --lua-dir DIR  load Lua modules from DIR before the copy built into cdp",
@@ -160,7 +160,13 @@ local function dispatch(argv)
     cli.version()
     return cli.EXIT.ok
   elseif first == "help" then
-    if argv[2] then
+    if argv[2] == "settings" then
+      if argv[3] ~= nil and argv[3] ~= "--markdown" then
+        cli.usage_error(("cdp help settings takes only --markdown, not '%s'"):format(argv[3]))
+      end
+      io.stdout:write(require("cdp.reference").settings(argv[3] == "--markdown" and "markdown" or "text"))
+      return cli.EXIT.ok
+    elseif argv[2] then
       local command = load_command(argv[2])
       if not command then
         cli.usage_error(("unknown command '%s'"):format(argv[2]))

@@ -270,7 +270,7 @@ local function make_redactor(effective, p)
 end
 
 ---------------------------------------------------------------------------
--- The drive: one pass over the stages.
+-- Stage errors, and the approval prompt
 
 local function tail_list(lines)
   local out = {}
@@ -351,314 +351,386 @@ local function prompt(term, stage, when, outputs, redact)
   end
 end
 
--- R: the run being driven: { p, id, dir, root, writer, state, effective,
--- redact, opts, alerts, term, interactive }
-local function drive(R)
-  local p, writer, opts = R.p, R.writer, R.opts
-  local P = proc()
-  local selected = run.selection(p, opts)
-  local public = settings.public(R.effective)
-  local values = settings.values(R.effective)
-  local cache = cache_index(R.root)
-  local derived = journal.derive(writer.entries)
-  local gates = derived.gates
-  local in_run = {}
+---------------------------------------------------------------------------
+-- The drive: one pass over the stages, in named steps that share one table of
+-- run state, D (a Drive, made from the run R by new_drive):
+--   from R:   p, id, dir, root, writer, effective, redact, opts, alerts, term,
+--             interactive, resumed
+--   its own:  selected (i -> selected?, why not), public and values (settings),
+--             cache (key -> outputs in every run), gates, in_run (this run's
+--             stages as the journal has them), phase, running (name -> stage of
+--             the stages this run runs), artifacts (kind -> outputs so far),
+--             current (the stage running now, for interrupts)
+-- A step returns nothing to go on, or the exit code the run ends with.
+
+local Drive = {}
+Drive.__index = Drive
+
+local function new_drive(R)
+  local D = setmetatable({}, Drive)
+  for k, v in pairs(R) do
+    D[k] = v
+  end
+  D.selected = run.selection(R.p, R.opts)
+  D.public = settings.public(R.effective)
+  D.values = settings.values(R.effective)
+  D.cache = cache_index(R.root)
+  local derived = journal.derive(R.writer.entries)
+  D.gates = derived.gates
+  D.in_run = {}
   for _, s in ipairs(derived.stages) do
-    in_run[s.name] = s
+    D.in_run[s.name] = s
   end
-  local phase = opts.phase or p.phase
-  local base = { run = R.id, pipeline = p.name }
-  -- The stages this run runs, by name: a stage may check early for a later one
-  -- (Validate checks the forge and registry when Merge and Publish will run).
-  local running = {}
-  for i, stage in ipairs(p.stages) do
-    if selected(i) then
-      running[stage.name] = stage
+  D.phase = R.opts.phase or R.p.phase
+  -- A stage may check early for a later one (Validate checks the forge and the
+  -- registry, and the secrets, of the stages this run will reach).
+  D.running = {}
+  for i, stage in ipairs(R.p.stages) do
+    if D.selected(i) then
+      D.running[stage.name] = stage
     end
   end
+  D.artifacts = {}
+  return D
+end
 
-  local function emit(event, fields)
-    local ev = {}
-    for k, v in pairs(base) do
-      ev[k] = v
-    end
-    for k, v in pairs(fields or {}) do
-      ev[k] = v
-    end
-    ev.event = event
-    R.alerts.emit(ev)
+function Drive:emit(event, fields)
+  local ev = { run = self.id, pipeline = self.p.name }
+  for k, v in pairs(fields or {}) do
+    ev[k] = v
   end
-  local function record(event, fields)
-    return writer:append(event, fields)
-  end
-  local function deliveries()
-    for _, f in ipairs(R.alerts.poll()) do
-      record("delivery.failed", f)
-    end
-  end
+  ev.event = event
+  self.alerts.emit(ev)
+end
 
-  local function finish(state, fields)
-    if state == "done" then
-      record("run.finished", {})
-      emit("run.finished", {})
-      return EXIT.ok
-    elseif state == "paused" then
-      record("run.paused", fields)
-      return EXIT.approval
-    elseif state == "interrupted" then
-      record("run.interrupted", fields)
-      emit("run.failed", { reason = "interrupted by " .. tostring(fields.signal) })
-      return EXIT.failed
-    end
-    record("run.failed", fields)
-    emit("run.failed", fields)
+function Drive:record(event, fields)
+  return self.writer:append(event, fields)
+end
+
+-- Deliveries that failed since the last look go into the journal.
+function Drive:deliveries()
+  for _, f in ipairs(self.alerts.poll()) do
+    self:record("delivery.failed", f)
+  end
+end
+
+-- End the run in STATE ("done", "paused", "interrupted" or "failed"); returns its exit code.
+function Drive:finish(state, fields)
+  if state == "done" then
+    self:record("run.finished", {})
+    self:emit("run.finished", {})
+    return EXIT.ok
+  elseif state == "paused" then
+    self:record("run.paused", fields)
+    return EXIT.approval
+  elseif state == "interrupted" then
+    self:record("run.interrupted", fields)
+    self:emit("run.failed", { reason = "interrupted by " .. tostring(fields.signal) })
     return EXIT.failed
   end
+  self:record("run.failed", fields)
+  self:emit("run.failed", fields)
+  return EXIT.failed
+end
 
-  -- A gate: "ok", "paused" or "rejected".
-  local function gate(stage, when, outputs)
-    local g = stage.name .. "/" .. when
-    if gates[g] == "granted" then
-      return "ok"
+-- A gate WHEN ("before" or "after") STAGE: "ok", "paused" or "rejected".
+function Drive:gate(stage, when, outputs)
+  local P = proc()
+  local g = stage.name .. "/" .. when
+  if self.gates[g] == "granted" then
+    return "ok"
+  end
+  if self.interactive then
+    local answer = prompt(self.term, stage, when, outputs, self.redact)
+    if answer then
+      local decision = answer == "approve" and "approval.granted" or "approval.rejected"
+      self:record(decision, { stage = stage.name, when = when, user = P.user() or "?",
+        time = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(P.time())), note = "on the terminal" })
+      self.gates[g] = answer == "approve" and "granted" or "rejected"
+      return answer == "approve" and "ok" or "rejected"
     end
-    if R.interactive then
-      local answer = prompt(R.term, stage, when, outputs, R.redact)
-      if answer then
-        local decision = answer == "approve" and "approval.granted" or "approval.rejected"
-        record(decision, { stage = stage.name, when = when, user = P.user() or "?",
-          time = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(P.time())), note = "on the terminal" })
-        gates[g] = answer == "approve" and "granted" or "rejected"
-        return answer == "approve" and "ok" or "rejected"
+  end
+  if self.gates[g] ~= "needed" then
+    self:record("approval.needed", { stage = stage.name, when = when })
+    self.gates[g] = "needed"
+    self:emit("approval.needed", { stage = stage.name, when = when })
+  else
+    self.term.print(("still awaiting approval %s stage %s: cdp approve %s"):format(when, stage.name, self.id))
+  end
+  return "paused"
+end
+
+-- The gate as a step: nothing when it is passed, else the exit code.
+function Drive:pass_gate(stage, when, outputs)
+  local g = self:gate(stage, when, outputs)
+  if g == "paused" then
+    return self:finish("paused", { reason = "approval", stage = stage.name, when = when })
+  elseif g == "rejected" then
+    return self:finish("failed", { reason = when == "before" and ("rejected before stage %s"):format(stage.name)
+      or ("outputs of stage %s rejected"):format(stage.name) })
+  end
+end
+
+-- STAGE's inputs from the artifacts given so far, and the first kind it needs
+-- that no earlier stage gave (or nil).
+function Drive:inputs(stage)
+  local inputs, missing = {}, nil
+  for _, kind in ipairs(stage.needs) do
+    if self.artifacts[kind] == nil then
+      missing = missing or kind
+    end
+    inputs[kind] = self.artifacts[kind]
+  end
+  return inputs, missing
+end
+
+-- What a stage sees: ctx, and the tail of its log lines (for the journal on failure).
+function Drive:context(stage)
+  local logs = {}
+  local log_path = self.dir .. "/logs/" .. stage.name .. ".log"
+  local ctx = {
+    run = self.id, run_dir = self.dir, root = self.root, stage = stage.name, pipeline = self.p.name,
+    phase = self.phase, settings = self.values, policy = self.p.policy, running = self.running,
+  }
+  local redact, term = self.redact, self.term
+  function ctx.log(...)
+    local parts = {}
+    for k = 1, select("#", ...) do
+      parts[k] = tostring((select(k, ...)))
+    end
+    local text = redact(table.concat(parts, " "))
+    for line in (text .. "\n"):gmatch("(.-)\n") do
+      logs[#logs + 1] = line
+      if #logs > 40 then
+        table.remove(logs, 1)
       end
+      assert(fs.append(log_path, line .. "\n"))
+      term.log(stage.name, line)
     end
-    if gates[g] ~= "needed" then
-      record("approval.needed", { stage = stage.name, when = when })
-      gates[g] = "needed"
-      emit("approval.needed", { stage = stage.name, when = when })
+  end
+  return ctx, logs
+end
+
+-- Outputs recorded under KEY (in any run) that still hold in the world, or nil.
+function Drive:reusable(stage, key, ctx, inputs)
+  if self.opts.force and self.opts.force[stage.name] then
+    return nil
+  end
+  local cached = self.cache[key]
+  if cached ~= nil and stage.verify then
+    local ok, holds, reason = pcall(stage.verify, ctx, cached, inputs)
+    if not (ok and holds) then
+      self.term.print(("stage %s: recorded outputs no longer hold (%s); running it again")
+        :format(stage.name, self.redact(tostring(ok and reason or holds))))
+      return nil
+    end
+  end
+  return cached
+end
+
+-- The stage's health checks: nothing when all pass, else the exit code.
+function Drive:check_health(stage, key, ctx, logs)
+  for _, check in ipairs(stage.checks) do
+    local ok, healthy, reason = pcall(check.check, ctx)
+    if not ok or healthy ~= true then
+      if not ok and proc().interrupted() then
+        error(healthy, 0)
+      end
+      local why_not = not ok and tostring(healthy) or tostring(reason or "it returned " .. tostring(healthy))
+      local err = { code = "EHEALTH", check = check.name,
+        msg = ("health check '%s' failed: %s"):format(check.name, why_not) }
+      self:record("stage.failed", { stage = stage.name, key = key, error = err, log_tail = tail_list(logs) })
+      self:emit("stage.failed", { stage = stage.name, error = err })
+      return self:finish("failed", { reason = err.msg, stage = stage.name })
+    end
+  end
+end
+
+-- What a stage returned, as the journal keeps it: every kind it gives and no
+-- other, serialisable. Returns the outputs, or nil and what is wrong.
+local function check_outputs(stage, result)
+  if result == nil and #stage.gives == 0 then
+    result = {}
+  end
+  if type(result) ~= "table" then
+    return nil, ("returned %s, not a table of outputs"):format(type(result))
+  end
+  for _, kind in ipairs(stage.gives) do
+    if result[kind] == nil then
+      return nil, ("did not give '%s'"):format(kind)
+    end
+  end
+  for kind in pairs(result) do
+    local declared = false
+    for _, g in ipairs(stage.gives) do
+      declared = declared or g == kind
+    end
+    if not declared then
+      return nil, ("returned '%s', which it does not declare in gives"):format(tostring(kind))
+    end
+  end
+  local ok, text = pcall(json.encode, json.object(result))
+  if not ok then
+    return nil, "outputs are not serialisable: " .. tostring(text)
+  end
+  return json.decode(text)
+end
+
+-- Run the stage itself under xpcall. Returns its outputs, or nil and the exit code.
+function Drive:execute(stage, key, ctx, inputs, logs)
+  assert(fs.mkdir(self.dir .. "/logs", { parents = true }))
+  self:record("stage.started", { stage = stage.name, key = key })
+  self:emit("stage.started", { stage = stage.name })
+  self.current = stage.name
+  local ok, result = xpcall(stage.run, function(e)
+    -- the stage's own frames; the engine's below them say nothing new
+    local tb = debug.traceback(nil, 2):gsub("\n\t%[C%]: in function 'xpcall'.*$", "")
+    return stage_error(stage.name, e, tb)
+  end, ctx, inputs)
+  if ok then
+    local outputs, problem = check_outputs(stage, result)
+    if outputs then
+      result = outputs
     else
-      R.term.print(("still awaiting approval %s stage %s: cdp approve %s"):format(when, stage.name, R.id))
+      ok = false
+      result = setmetatable({ stage = stage.name, code = "EOUTPUT", msg = problem }, StageError)
     end
-    return "paused"
   end
+  self.current = nil
+  if ok then
+    self:record("stage.passed", { stage = stage.name, key = key, outputs = result })
+    self:emit("stage.passed", { stage = stage.name })
+    return result
+  end
+  local signal = proc().interrupted()
+  if signal then
+    self:record("stage.interrupted", { stage = stage.name, signal = signal })
+    self:emit("stage.interrupted", { stage = stage.name, reason = "by " .. signal })
+    return nil, self:finish("interrupted", { signal = signal, stage = stage.name })
+  end
+  local err = { code = result.code, msg = self.redact(result.msg), traceback = self.redact(result.traceback) }
+  self:record("stage.failed", { stage = stage.name, key = key, error = err, log_tail = tail_list(logs) })
+  self:emit("stage.failed", { stage = stage.name, error = { code = err.code, msg = err.msg },
+    log_tail = tail_list(logs) })
+  self:deliveries()
+  return nil, self:finish("failed", { reason = ("stage %s failed"):format(stage.name), stage = stage.name })
+end
 
-  emit("run.started", { phase = phase, resumed = R.resumed or nil })
-
-  local artifacts = {}
-  local current -- the stage running now, for interrupts
-  local function body()
-    for i, stage in ipairs(p.stages) do
-      local inputs = {}
-      local is_selected, why = selected(i)
-      local missing
-      for _, kind in ipairs(stage.needs) do
-        if artifacts[kind] == nil then
-          missing = kind
-        end
-        inputs[kind] = artifacts[kind]
-      end
-      if missing and not is_selected then
-        -- skipped, and so is whatever it would have needed: nothing to record but that
-        if not (in_run[stage.name] and in_run[stage.name].state == "skipped") then
-          record("stage.skipped", { stage = stage.name, reason = why })
-          emit("stage.skipped", { stage = stage.name, reason = why })
-        end
-        goto continue
-      end
-      for _, kind in ipairs(stage.needs) do
-        if artifacts[kind] == nil then
-          local giver = p:giver(kind, i)
-          local msg = ("stage %s needs '%s' from stage %s, which was skipped and has no recorded outputs "
-            .. "for its current key; run stage %s first"):format(stage.name, kind, giver and giver.name or "?",
-            giver and giver.name or "?")
-          record("stage.failed", { stage = stage.name, error = { code = "ENOINPUT", msg = msg } })
-          emit("stage.failed", { stage = stage.name, error = { code = "ENOINPUT", msg = msg } })
-          return finish("failed", { reason = msg })
-        end
-        inputs[kind] = artifacts[kind]
-      end
-      local key = run.stage_key(stage, public, inputs, p.policy)
-      local prior = in_run[stage.name]
-      local done_here = prior and (prior.state == "passed" or prior.state == "cached") and prior.key == key
-      local outputs
-
-      if not is_selected then
-        outputs = done_here and prior.outputs or cache[key]
-        if not (prior and prior.state == "skipped" and prior.key == key) and not done_here then
-          record("stage.skipped", { stage = stage.name, reason = why, key = key, outputs = outputs })
-          emit("stage.skipped", { stage = stage.name, reason = why })
-        end
-      elseif done_here then
-        outputs = prior.outputs
-      else
-        local before, after = run.gates(phase, stage)
-        if before then
-          local g = gate(stage, "before", nil)
-          if g == "paused" then
-            return finish("paused", { reason = "approval", stage = stage.name, when = "before" })
-          elseif g == "rejected" then
-            return finish("failed", { reason = ("rejected before stage %s"):format(stage.name) })
-          end
-        end
-        local forced = opts.force and opts.force[stage.name]
-        local logs = {}
-        local log_path = R.dir .. "/logs/" .. stage.name .. ".log"
-        local ctx = {
-          run = R.id, run_dir = R.dir, root = R.root, stage = stage.name, pipeline = p.name, phase = phase,
-          settings = values, policy = p.policy, running = running,
-        }
-        function ctx.log(...)
-          local parts = {}
-          for k = 1, select("#", ...) do
-            parts[k] = tostring((select(k, ...)))
-          end
-          local text = R.redact(table.concat(parts, " "))
-          for line in (text .. "\n"):gmatch("(.-)\n") do
-            logs[#logs + 1] = line
-            if #logs > 40 then
-              table.remove(logs, 1)
-            end
-            assert(fs.append(log_path, line .. "\n"))
-            R.term.log(stage.name, line)
-          end
-        end
-
-        local cached
-        if not forced then
-          cached = cache[key]
-        end
-        if cached ~= nil and stage.verify then
-          local ok, holds, reason = pcall(stage.verify, ctx, cached, inputs)
-          if not (ok and holds) then
-            R.term.print(("stage %s: recorded outputs no longer hold (%s); running it again")
-              :format(stage.name, R.redact(tostring(ok and reason or holds))))
-            cached = nil
-          end
-        end
-        if cached ~= nil then
-          outputs = cached
-          record("stage.cached", { stage = stage.name, key = key, outputs = outputs })
-          emit("stage.cached", { stage = stage.name })
-        else
-          -- health checks, then the stage itself
-          for _, check in ipairs(stage.checks) do
-            local ok, healthy, reason = pcall(check.check, ctx)
-            if not ok or healthy ~= true then
-              if not ok and P.interrupted() then
-                error(healthy, 0)
-              end
-              local why_not = not ok and tostring(healthy) or tostring(reason or "it returned " .. tostring(healthy))
-              local err = { code = "EHEALTH", check = check.name,
-                msg = ("health check '%s' failed: %s"):format(check.name, why_not) }
-              record("stage.failed", { stage = stage.name, key = key, error = err, log_tail = tail_list(logs) })
-              emit("stage.failed", { stage = stage.name, error = err })
-              return finish("failed", { reason = err.msg, stage = stage.name })
-            end
-          end
-          assert(fs.mkdir(R.dir .. "/logs", { parents = true }))
-          record("stage.started", { stage = stage.name, key = key })
-          emit("stage.started", { stage = stage.name })
-          current = stage.name
-          local ok, result = xpcall(stage.run, function(e)
-            -- the stage's own frames; the engine's below them say nothing new
-            local tb = debug.traceback(nil, 2):gsub("\n\t%[C%]: in function 'xpcall'.*$", "")
-            return stage_error(stage.name, e, tb)
-          end, ctx, inputs)
-          if ok then
-            if result == nil and #stage.gives == 0 then
-              result = {}
-            end
-            local problem
-            if type(result) ~= "table" then
-              problem = ("returned %s, not a table of outputs"):format(type(result))
-            else
-              for _, kind in ipairs(stage.gives) do
-                if result[kind] == nil then
-                  problem = ("did not give '%s'"):format(kind)
-                  break
-                end
-              end
-              if not problem then
-                for kind in pairs(result) do
-                  local declared = false
-                  for _, g in ipairs(stage.gives) do
-                    declared = declared or g == kind
-                  end
-                  if not declared then
-                    problem = ("returned '%s', which it does not declare in gives"):format(tostring(kind))
-                    break
-                  end
-                end
-              end
-              if not problem then
-                local enc_ok, text = pcall(json.encode, json.object(result))
-                if enc_ok then
-                  result = json.decode(text)
-                else
-                  problem = "outputs are not serialisable: " .. tostring(text)
-                end
-              end
-            end
-            if problem then
-              ok = false
-              result = setmetatable({ stage = stage.name, code = "EOUTPUT", msg = problem }, StageError)
-            end
-          end
-          current = nil
-          if not ok then
-            local signal = P.interrupted()
-            if signal then
-              record("stage.interrupted", { stage = stage.name, signal = signal })
-              emit("stage.interrupted", { stage = stage.name, reason = "by " .. signal })
-              return finish("interrupted", { signal = signal, stage = stage.name })
-            end
-            local err = { code = result.code, msg = R.redact(result.msg), traceback = R.redact(result.traceback) }
-            record("stage.failed", { stage = stage.name, key = key, error = err, log_tail = tail_list(logs) })
-            emit("stage.failed", { stage = stage.name, error = { code = err.code, msg = err.msg },
-              log_tail = tail_list(logs) })
-            deliveries()
-            return finish("failed", { reason = ("stage %s failed"):format(stage.name), stage = stage.name })
-          end
-          outputs = result
-          record("stage.passed", { stage = stage.name, key = key, outputs = outputs })
-          emit("stage.passed", { stage = stage.name })
-        end
-        in_run[stage.name] = { state = "passed", key = key, outputs = outputs }
-        if after then
-          local g = gate(stage, "after", outputs)
-          if g == "paused" then
-            return finish("paused", { reason = "approval", stage = stage.name, when = "after" })
-          elseif g == "rejected" then
-            return finish("failed", { reason = ("outputs of stage %s rejected"):format(stage.name) })
-          end
-        end
-      end
-      for kind, v in pairs(outputs or {}) do
-        artifacts[kind] = v
-      end
-      deliveries()
-      ::continue::
+-- A selected stage not yet done in this run: gate, reuse or run, gate.
+-- Returns its outputs, or nil and the exit code.
+function Drive:run_stage(stage, key, inputs)
+  local before, after = run.gates(self.phase, stage)
+  if before then
+    local stop = self:pass_gate(stage, "before", nil)
+    if stop then
+      return nil, stop
     end
-    return finish("done")
   end
+  local ctx, logs = self:context(stage)
+  local outputs = self:reusable(stage, key, ctx, inputs)
+  if outputs ~= nil then
+    self:record("stage.cached", { stage = stage.name, key = key, outputs = outputs })
+    self:emit("stage.cached", { stage = stage.name })
+  else
+    local stop = self:check_health(stage, key, ctx, logs)
+    if stop then
+      return nil, stop
+    end
+    local exit
+    outputs, exit = self:execute(stage, key, ctx, inputs, logs)
+    if not outputs then
+      return nil, exit
+    end
+  end
+  self.in_run[stage.name] = { state = "passed", key = key, outputs = outputs }
+  if after then
+    local stop = self:pass_gate(stage, "after", outputs)
+    if stop then
+      return nil, stop
+    end
+  end
+  return outputs
+end
 
-  local ok, code = xpcall(body, function(e)
+-- The stage at index I: skipped, reused from this run, or run. Returns nothing to
+-- go on, or the exit code the run ends with.
+function Drive:step(i, stage)
+  local is_selected, why = self.selected(i)
+  local inputs, missing = self:inputs(stage)
+  local prior = self.in_run[stage.name]
+  if missing and not is_selected then
+    -- skipped, and so is whatever it would have needed: nothing to record but that
+    if not (prior and prior.state == "skipped") then
+      self:record("stage.skipped", { stage = stage.name, reason = why })
+      self:emit("stage.skipped", { stage = stage.name, reason = why })
+    end
+    return
+  end
+  if missing then
+    local giver = self.p:giver(missing, i)
+    local msg = ("stage %s needs '%s' from stage %s, which was skipped and has no recorded outputs "
+      .. "for its current key; run stage %s first"):format(stage.name, missing, giver and giver.name or "?",
+      giver and giver.name or "?")
+    self:record("stage.failed", { stage = stage.name, error = { code = "ENOINPUT", msg = msg } })
+    self:emit("stage.failed", { stage = stage.name, error = { code = "ENOINPUT", msg = msg } })
+    return self:finish("failed", { reason = msg })
+  end
+  local key = run.stage_key(stage, self.public, inputs, self.p.policy)
+  local done_here = prior and (prior.state == "passed" or prior.state == "cached") and prior.key == key
+  local outputs
+  if not is_selected then
+    outputs = done_here and prior.outputs or self.cache[key]
+    if not (prior and prior.state == "skipped" and prior.key == key) and not done_here then
+      self:record("stage.skipped", { stage = stage.name, reason = why, key = key, outputs = outputs })
+      self:emit("stage.skipped", { stage = stage.name, reason = why })
+    end
+  elseif done_here then
+    outputs = prior.outputs
+  else
+    local exit
+    outputs, exit = self:run_stage(stage, key, inputs)
+    if outputs == nil then
+      return exit
+    end
+  end
+  for kind, v in pairs(outputs or {}) do
+    self.artifacts[kind] = v
+  end
+  self:deliveries()
+end
+
+function Drive:body()
+  for i, stage in ipairs(self.p.stages) do
+    local exit = self:step(i, stage)
+    if exit then
+      return exit
+    end
+  end
+  return self:finish("done")
+end
+
+-- Drive the run R through its pipeline; returns the exit code.
+local function drive(R)
+  local D = new_drive(R)
+  D:emit("run.started", { phase = D.phase, resumed = R.resumed or nil })
+  local ok, code = xpcall(Drive.body, function(e)
     if getmetatable(e) and getmetatable(e).__name == "cdp.UsageError" then
       return e
     end
     return { err = e, traceback = debug.traceback(tostring(e), 2) }
-  end)
+  end, D)
   if ok then
     return code
   end
   if getmetatable(code) and getmetatable(code).__name == "cdp.UsageError" then
     error(code, 0)
   end
-  local signal = P.interrupted()
+  local signal = proc().interrupted()
   if signal then
-    if current then
-      record("stage.interrupted", { stage = current, signal = signal })
+    if D.current then
+      D:record("stage.interrupted", { stage = D.current, signal = signal })
     end
-    return finish("interrupted", { signal = signal, stage = current })
+    return D:finish("interrupted", { signal = signal, stage = D.current })
   end
   error(code.traceback, 0)
 end

@@ -354,6 +354,16 @@ static int host_setup(lua_State *L)
 	lua_rawseti(L, searchers, 2);
 	lua_settop(L, 0);
 
+	/* os.getenv sees the secrets cdp.proc took out of the environment: they
+	 * are still cdp's, only no longer its children's (see proc.take_env). */
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "cdp.proc");
+	lua_call(L, 1, 1);
+	lua_getglobal(L, "os");
+	lua_getfield(L, -2, "getenv");
+	lua_setfield(L, -2, "getenv");
+	lua_settop(L, 0);
+
 	/* The `cdp` namespace: cdp.git, cdp.plan, ... loaded on first use. */
 	lua_getglobal(L, "require");
 	lua_pushliteral(L, "cdp");

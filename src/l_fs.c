@@ -9,8 +9,19 @@
  * held, unless that resource lives in a Scratch box marked to-be-closed.
  *
  * Modes are integers taken as-is (Lua has no octal literals: write
- * tonumber("644", 8) or 420) or octal strings ("0644", "755").
+ * tonumber("644", 8) or 420) or octal strings ("0644", "755"); files are
+ * made with MODE & ~umask, as open(2) makes them.
+ *
+ * { beneath = ROOT }: read, write, exists, stat and lstat resolve the path
+ * inside ROOT and never through a symbolic link, so content of a repository
+ * (a committed CHANGELOG.md -> /proc/self/environ, a crate directory linked
+ * to /etc) cannot make cdp read or write anything else. A relative path is
+ * taken from ROOT; an absolute one must lie under it. The kernel resolves
+ * with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) where it has it, else
+ * every component is opened with O_NOFOLLOW. A link on the way fails with
+ * ELOOP, a path that leaves ROOT with EXDEV.
  */
+#define _GNU_SOURCE /* O_PATH, for describing a link beneath a root without following it */
 #include "host.h"
 #include "core/sha256.h"
 
@@ -24,8 +35,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,6 +109,30 @@ static mode_t opt_mode(lua_State *L, int opts, mode_t def)
 		return luaL_error(L, "bad option 'mode' (%d is not a permission mode)", (int)v);
 	lua_pop(L, 1);
 	return (mode_t)v;
+}
+
+/* [-0, +1, v] String option KEY of OPTS (0: no table), left on the stack
+ * (so it stays alive); NULL, with nil pushed, when absent. */
+static const char *opt_string(lua_State *L, int opts, const char *key)
+{
+	if (!opts) {
+		lua_pushnil(L);
+		return NULL;
+	}
+	int t = lua_getfield(L, opts, key);
+	if (t == LUA_TNIL)
+		return NULL;
+	if (t != LUA_TSTRING)
+		luaL_error(L, "bad option '%s' (string expected, got %s)", key, luaL_typename(L, -1));
+	return lua_tostring(L, -1);
+}
+
+/* The process's umask, without changing it for longer than a moment. */
+static mode_t current_umask(void)
+{
+	mode_t mask = umask(022);
+	umask(mask);
+	return mask;
 }
 
 /* Scratch: C resources that must not leak if a Lua call raises ------- */
@@ -177,19 +215,6 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return errno;
-	int err = 0;
-	/* Some filesystems cannot sync a directory; the rename still stands. */
-	if (fsync(fd) != 0 && errno != EINVAL)
-		err = errno;
-	close(fd);
-	return err;
-}
-
 /* Paths, as strings ---------------------------------------------------- */
 
 /* [-0, +1, m] dirname(1) of P: "a/b/" -> "a", "a" -> ".", "/a" -> "/". */
@@ -263,54 +288,275 @@ static int fs_join(lua_State *L)
 	return 1;
 }
 
+/* Beneath a root -------------------------------------------------------- */
+
+/* 1 once openat2 is known to be missing (ENOSYS), or when CDP_FS_NO_OPENAT2
+ * asks for the O_NOFOLLOW walk (the fallback's own tests use it). */
+static int no_openat2 = -1;
+
+static int have_openat2(void)
+{
+	if (no_openat2 < 0) {
+		const char *e = getenv("CDP_FS_NO_OPENAT2");
+		no_openat2 = e && *e && strcmp(e, "0") != 0;
+	}
+	return !no_openat2;
+}
+
+/* REL beneath DIRFD, one component at a time, none of them a link and none
+ * of them "..": an fd, or -1 with errno (ELOOP for a link, EXDEV for ".."). */
+static int open_nofollow(int dirfd, const char *rel, int flags, mode_t mode)
+{
+	char comp[NAME_MAX + 1];
+	int fd = dirfd, err = 0; /* DIRFD is the caller's: never closed here */
+	const char *p = rel;
+	for (;;) {
+		while (*p == '/')
+			p++;
+		size_t n = strcspn(p, "/");
+		const char *next = p + n;
+		while (*next == '/')
+			next++;
+		int last = *next == '\0';
+		if (n > NAME_MAX) {
+			err = ENAMETOOLONG;
+			break;
+		}
+		memcpy(comp, n ? p : ".", n ? n : 1);
+		comp[n ? n : 1] = '\0';
+		if (strcmp(comp, "..") == 0) {
+			err = EXDEV;
+			break;
+		}
+		int nfd = last ? openat(fd, comp, flags | O_NOFOLLOW, mode)
+		               : openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (nfd < 0) {
+			err = errno;
+			struct stat st;
+			if (fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+				err = ELOOP;
+			break;
+		}
+		if (fd != dirfd)
+			close(fd);
+		fd = nfd;
+		if (last)
+			return fd;
+		p = next;
+	}
+	if (fd != dirfd)
+		close(fd);
+	errno = err;
+	return -1;
+}
+
+/* Open REL beneath DIRFD, never through a symbolic link. */
+static int open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
+{
+	flags |= O_CLOEXEC;
+	if (have_openat2()) {
+		struct open_how how;
+		memset(&how, 0, sizeof how);
+		how.flags = (uint64_t)flags;
+		how.mode = (flags & O_CREAT) ? mode : 0;
+		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+		long fd = syscall(SYS_openat2, dirfd, *rel ? rel : ".", &how, sizeof how);
+		if (fd >= 0 || errno != ENOSYS)
+			return (int)fd;
+		no_openat2 = 1;
+	}
+	return open_nofollow(dirfd, rel, flags, mode);
+}
+
+/*
+ * Where a file operation's path leads: the directory it is resolved from
+ * (ROOT with `beneath`, else the process's directory) and the path from
+ * there. Strings live on the Lua stack, set up before anything is opened.
+ */
+struct where {
+	const char *root; /* the `beneath` option, or NULL */
+	const char *rel;  /* the path below ROOT ("" for ROOT itself), or the path as given */
+	const char *path; /* the path for messages */
+};
+
+/* PATH's part below ROOT, or NULL when an absolute PATH is not under ROOT. */
+static const char *below(const char *path, const char *root)
+{
+	if (path[0] != '/')
+		return path;
+	size_t n = strlen(root);
+	while (n > 1 && root[n - 1] == '/')
+		n--;
+	if (n == 1 && root[0] == '/')
+		return path + 1;
+	if (strncmp(path, root, n) != 0 || (path[n] != '/' && path[n] != '\0'))
+		return NULL;
+	path += n;
+	while (*path == '/')
+		path++;
+	return path;
+}
+
+/* [-0, +2, v] Read option `beneath` of OPTS for PATH into W. Returns 0, or
+ * EXDEV when PATH is absolute and outside the root (also as resolved). */
+static int where_of(lua_State *L, int opts, const char *path, struct where *w)
+{
+	w->root = opt_string(L, opts, "beneath");
+	w->rel = path;
+	w->path = path;
+	if (!w->root) {
+		lua_pushnil(L);
+		return 0;
+	}
+	if (path[0] != '/')
+		w->path = lua_pushfstring(L, "%s/%s", w->root, path);
+	else
+		lua_pushnil(L);
+	w->rel = below(path, w->root);
+	if (!w->rel) {
+		/* The root may be a link to where the path was resolved (/tmp -> /private/tmp). */
+		char *real = lua_newuserdatauv(L, PATH_MAX, 0);
+		if (realpath(w->root, real))
+			w->rel = below(path, real);
+		lua_pop(L, 1); /* below() points into PATH, never into the buffer */
+	}
+	return w->rel ? 0 : EXDEV;
+}
+
+/* [-0, +3, m] A failure of an operation on W. */
+static int push_where_fail(lua_State *L, int err, const struct where *w)
+{
+	if (w->root && (err == ELOOP || err == EXDEV)) {
+		lua_pushnil(L);
+		if (err == ELOOP)
+			lua_pushfstring(L, "ELOOP: a symbolic link is on the way to %s "
+			                   "(links inside %s are never followed)", w->path, w->root);
+		else
+			lua_pushfstring(L, "EXDEV: %s is outside %s", w->path, w->root);
+		lua_pushstring(L, cdp_errno_name(err));
+		return 3;
+	}
+	return push_fail(L, err, w->path);
+}
+
+/* Open W with FLAGS: beneath its root when it has one. -1 with errno. */
+static int where_open(const struct where *w, int flags, mode_t mode)
+{
+	if (!w->root)
+		return open(w->rel, flags | O_CLOEXEC, mode);
+	int rootfd = open(w->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return -1;
+	int fd = open_beneath(rootfd, w->rel, flags, mode);
+	int err = errno;
+	close(rootfd);
+	errno = err;
+	return fd;
+}
+
+/* fs.beneath_method() -> "openat2" | "nofollow": how `beneath` resolves here. */
+static int fs_beneath_method(lua_State *L)
+{
+	if (have_openat2()) {
+		/* Ask the kernel once: a probe of "." beneath "." says whether it has openat2. */
+		struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+		                       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+		long fd = syscall(SYS_openat2, AT_FDCWD, ".", &how, sizeof how);
+		if (fd >= 0)
+			close((int)fd);
+		else if (errno == ENOSYS)
+			no_openat2 = 1;
+	}
+	lua_pushstring(L, have_openat2() ? "openat2" : "nofollow");
+	return 1;
+}
+
 /* Atomic replacement --------------------------------------------------- */
 
 /*
- * A temporary file beside the target, renamed over it once complete.
- * DIR and TMP live in Lua-owned memory set up before anything is acquired.
+ * A temporary file beside the target in the directory DFD, renamed over the
+ * target once complete. BASE and DIR (for messages) live on the Lua stack.
  */
 struct atomic {
+	int dfd; /* the target's directory; -1 when closed */
+	const char *base;
 	const char *dir;
-	char *tmp; /* mkstemp template, then the temporary file's name */
+	char tmp[NAME_MAX + 1];
 	int fd;
 };
 
-/* [-0, +2, m] Prepare A for replacing PATH (nothing acquired yet). */
-static void atomic_prepare(lua_State *L, struct atomic *a, const char *path)
+/* [-0, +2, m] Prepare A for replacing W's target (nothing acquired yet). */
+static void atomic_prepare(lua_State *L, struct atomic *a, const struct where *w)
 {
-	size_t n = strlen(path);
-	a->dir = push_dirname(L, path, n);
-	push_basename(L, path, n);
-	const char *tmpl = lua_pushfstring(L, "%s/.%s.cdp-XXXXXX", a->dir, lua_tostring(L, -1));
-	size_t len = strlen(tmpl);
-	a->tmp = lua_newuserdatauv(L, len + 1, 0);
-	memcpy(a->tmp, tmpl, len + 1);
-	lua_replace(L, -3); /* keep dir and the buffer */
-	lua_pop(L, 1);
-	a->fd = -1;
+	size_t n = strlen(w->path);
+	a->dir = push_dirname(L, w->path, n);
+	a->base = push_basename(L, w->rel, strlen(w->rel));
+	a->dfd = a->fd = -1;
+	a->tmp[0] = '\0';
 }
 
-static int atomic_open(struct atomic *a)
+/* Open the target's directory (beneath W's root) and make the temporary file.
+ * A target that is a link is refused beneath a root: it is replaced, never
+ * written through, and replacing it would still be writing where it says. */
+static int atomic_open(struct atomic *a, const struct where *w)
 {
-	a->fd = mkstemp(a->tmp);
-	if (a->fd < 0)
+	if (!*a->base || strcmp(a->base, "/") == 0 || strcmp(a->base, ".") == 0 ||
+	    strcmp(a->base, "..") == 0)
+		return EISDIR;
+	size_t n = strlen(w->rel), b = strlen(a->base);
+	while (n > 0 && w->rel[n - 1] == '/')
+		n--;
+	/* The directory part of REL, in the temporary buffer until the file is made. */
+	size_t dn = n >= b ? n - b : 0;
+	if (dn >= sizeof a->tmp)
+		return ENAMETOOLONG;
+	memcpy(a->tmp, w->rel, dn);
+	a->tmp[dn] = '\0';
+	struct where dir = {w->root, dn ? a->tmp : (w->root ? "" : "."), a->dir};
+	a->dfd = where_open(&dir, O_RDONLY | O_DIRECTORY, 0);
+	if (a->dfd < 0)
 		return errno;
-	fcntl(a->fd, F_SETFD, FD_CLOEXEC);
-	return 0;
+	struct stat st;
+	if (w->root && fstatat(a->dfd, a->base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISLNK(st.st_mode))
+			return ELOOP;
+		if (S_ISDIR(st.st_mode))
+			return EISDIR;
+	}
+	for (int tries = 0; tries < 100; tries++) {
+		unsigned char r[6];
+		if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+			return errno ? errno : EIO;
+		char suffix[7];
+		for (int i = 0; i < 6; i++)
+			suffix[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"[r[i] % 62];
+		suffix[6] = '\0';
+		snprintf(a->tmp, sizeof a->tmp, ".%.200s.cdp-%s", a->base, suffix);
+		a->fd = openat(a->dfd, a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (a->fd >= 0)
+			return 0;
+		if (errno != EEXIST)
+			return errno;
+	}
+	return EEXIST;
 }
 
+/* Close what A holds, removing the temporary file if it is still there. */
 static void atomic_abort(struct atomic *a)
 {
 	if (a->fd >= 0) {
 		close(a->fd);
-		unlink(a->tmp);
+		unlinkat(a->dfd, a->tmp, 0);
 	}
 	a->fd = -1;
+	if (a->dfd >= 0)
+		close(a->dfd);
+	a->dfd = -1;
 }
 
-/* Set MODE, flush, and rename over PATH; on failure nothing is left behind.
- * *STEP says which path an error concerns: 0 the target, 1 its directory. */
-static int atomic_commit(struct atomic *a, const char *path, mode_t mode, int *step)
+/* Set MODE, flush, and rename over the target; on failure nothing is left
+ * behind. *STEP says which path an error concerns: 0 the target, 1 its directory. */
+static int atomic_commit(struct atomic *a, mode_t mode, int *step)
 {
 	*step = 0;
 	int err = 0;
@@ -319,25 +565,40 @@ static int atomic_commit(struct atomic *a, const char *path, mode_t mode, int *s
 	if (close(a->fd) != 0 && !err)
 		err = errno;
 	a->fd = -1;
-	if (!err && rename(a->tmp, path) != 0)
+	if (!err && renameat(a->dfd, a->tmp, a->dfd, a->base) != 0)
 		err = errno;
 	if (err) {
-		unlink(a->tmp);
-		return err;
+		unlinkat(a->dfd, a->tmp, 0);
+	} else {
+		*step = 1;
+		/* Some filesystems cannot sync a directory; the rename still stands. */
+		if (fsync(a->dfd) != 0 && errno != EINVAL)
+			err = errno;
 	}
-	*step = 1;
-	return fsync_dir(a->dir);
+	close(a->dfd);
+	a->dfd = -1;
+	return err;
 }
 
 /* File contents -------------------------------------------------------- */
 
+/* fs.read(path, {beneath=ROOT}) */
 static int fs_read(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
+	struct where w;
+	if (where_of(L, check_opts(L, 2), path, &w))
+		return push_where_fail(L, EXDEV, &w);
 	struct scratch *s = scratch_new(L);
-	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	s->fd = where_open(&w, O_RDONLY, 0);
 	if (s->fd < 0)
-		return push_fail(L, errno, path);
+		return push_where_fail(L, errno, &w);
+	struct stat st;
+	/* Beneath a root only files are read: a FIFO or a device is not content. */
+	if (w.root && fstat(s->fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		scratch_release(s);
+		return push_where_fail(L, S_ISDIR(st.st_mode) ? EISDIR : EINVAL, &w);
+	}
 	luaL_Buffer b;
 	luaL_buffinit(L, &b);
 	for (;;) {
@@ -348,7 +609,7 @@ static int fs_read(lua_State *L)
 				continue;
 			int err = errno;
 			scratch_release(s);
-			return push_fail(L, err, path);
+			return push_where_fail(L, err, &w);
 		}
 		if (got == 0)
 			break;
@@ -359,39 +620,44 @@ static int fs_read(lua_State *L)
 	return 1;
 }
 
-/* fs.write(path, data, {mode=0644}): atomic replace. */
+/* fs.write(path, data, {mode=0644, beneath=ROOT}): atomic replace, MODE & ~umask. */
 static int fs_write(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
 	size_t n;
 	const char *data = luaL_checklstring(L, 2, &n);
-	mode_t mode = opt_mode(L, check_opts(L, 3), 0644);
+	int opts = check_opts(L, 3);
+	mode_t mode = opt_mode(L, opts, 0644) & ~current_umask();
+	struct where w;
+	if (where_of(L, opts, path, &w))
+		return push_where_fail(L, EXDEV, &w);
 	struct atomic a;
-	atomic_prepare(L, &a, path);
+	atomic_prepare(L, &a, &w);
 
-	int err = atomic_open(&a);
-	if (err)
-		return push_fail(L, err, path);
-	err = write_all(a.fd, data, n);
+	int err = atomic_open(&a, &w);
+	if (!err)
+		err = write_all(a.fd, data, n);
 	if (err) {
 		atomic_abort(&a);
-		return push_fail(L, err, path);
+		return push_where_fail(L, err, &w);
 	}
 	int step;
-	err = atomic_commit(&a, path, mode, &step);
+	err = atomic_commit(&a, mode, &step);
 	if (err)
-		return push_fail(L, err, step ? a.dir : path);
+		return step ? push_fail(L, err, a.dir) : push_where_fail(L, err, &w);
 	lua_pushboolean(L, 1);
 	return 1;
 }
 
-/* fs.append(path, data): for append-only journals; synced before return. */
+/* fs.append(path, data, {mode=0644}): for append-only journals; synced
+ * before return. MODE (& ~umask) applies when the file is made. */
 static int fs_append(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
 	size_t n;
 	const char *data = luaL_checklstring(L, 2, &n);
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	mode_t mode = opt_mode(L, check_opts(L, 3), 0644);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode);
 	if (fd < 0)
 		return push_fail(L, errno, path);
 	int err = write_all(fd, data, n);
@@ -410,8 +676,9 @@ static int fs_copy(lua_State *L)
 {
 	const char *from = luaL_checkstring(L, 1);
 	const char *to = luaL_checkstring(L, 2);
+	struct where w = {NULL, to, to};
 	struct atomic a;
-	atomic_prepare(L, &a, to);
+	atomic_prepare(L, &a, &w);
 	char *chunk = lua_newuserdatauv(L, IO_CHUNK, 0);
 
 	int in = open(from, O_RDONLY | O_CLOEXEC);
@@ -423,9 +690,10 @@ static int fs_copy(lua_State *L)
 		close(in);
 		return push_fail(L, err, from);
 	}
-	err = atomic_open(&a);
+	err = atomic_open(&a, &w);
 	if (err) {
 		close(in);
+		atomic_abort(&a);
 		return push_fail(L, err, to);
 	}
 	const char *culprit = to;
@@ -447,7 +715,7 @@ static int fs_copy(lua_State *L)
 		return push_fail(L, err, culprit);
 	}
 	int step;
-	err = atomic_commit(&a, to, st.st_mode & 07777, &step);
+	err = atomic_commit(&a, st.st_mode & 07777, &step);
 	if (err)
 		return push_fail(L, err, step ? a.dir : to);
 	lua_pushboolean(L, 1);
@@ -557,11 +825,21 @@ static int fs_list(lua_State *L)
 
 /* Metadata ------------------------------------------------------------- */
 
-static int push_stat(lua_State *L, const char *path, int follow)
+/* [-0, +1|3, m] The stat of W: of what a link points to when FOLLOW; beneath
+ * a root a final link is described, never followed. */
+static int push_stat(lua_State *L, const struct where *w, int follow)
 {
 	struct stat st;
-	if ((follow ? stat(path, &st) : lstat(path, &st)) != 0)
-		return push_fail(L, errno, path);
+	if (w->root) {
+		int fd = where_open(w, O_PATH | O_NOFOLLOW, 0);
+		int err = fd < 0 || fstat(fd, &st) != 0 ? errno : 0;
+		if (fd >= 0)
+			close(fd);
+		if (err)
+			return push_where_fail(L, err, w);
+	} else if ((follow ? stat(w->path, &st) : lstat(w->path, &st)) != 0) {
+		return push_fail(L, errno, w->path);
+	}
 	const char *type = S_ISREG(st.st_mode)   ? "file"
 	                   : S_ISDIR(st.st_mode) ? "directory"
 	                   : S_ISLNK(st.st_mode) ? "link"
@@ -582,21 +860,46 @@ static int push_stat(lua_State *L, const char *path, int follow)
 	return 1;
 }
 
+static int stat_common(lua_State *L, int follow)
+{
+	const char *path = luaL_checkstring(L, 1);
+	struct where w;
+	if (where_of(L, check_opts(L, 2), path, &w))
+		return push_where_fail(L, EXDEV, &w);
+	return push_stat(L, &w, follow);
+}
+
+/* fs.stat(path, {beneath=ROOT}) */
 static int fs_stat(lua_State *L)
 {
-	return push_stat(L, luaL_checkstring(L, 1), 1);
+	return stat_common(L, 1);
 }
 
+/* fs.lstat(path, {beneath=ROOT}) */
 static int fs_lstat(lua_State *L)
 {
-	return push_stat(L, luaL_checkstring(L, 1), 0);
+	return stat_common(L, 0);
 }
 
-/* fs.exists(path): follows links, so a dangling link does not exist. */
+/* fs.exists(path, {beneath=ROOT}): follows links, so a dangling link does not
+ * exist; beneath a root, nothing reached through a link exists. */
 static int fs_exists(lua_State *L)
 {
-	struct stat st;
-	lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0);
+	const char *path = luaL_checkstring(L, 1);
+	struct where w;
+	int found = 0;
+	if (where_of(L, check_opts(L, 2), path, &w) == 0) {
+		struct stat st;
+		if (!w.root) {
+			found = stat(path, &st) == 0;
+		} else {
+			int fd = where_open(&w, O_PATH | O_NOFOLLOW, 0);
+			found = fd >= 0 && fstat(fd, &st) == 0 && !S_ISLNK(st.st_mode);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+	lua_pushboolean(L, found);
 	return 1;
 }
 
@@ -958,6 +1261,7 @@ int luaopen_cdp_fs(lua_State *L)
 		{"sha256_file", fs_sha256_file},
 		{"hmac_sha256", fs_hmac_sha256},
 		{"lock", fs_lock},
+		{"beneath_method", fs_beneath_method},
 		{NULL, NULL},
 	};
 	static const luaL_Reg lock_methods[] = {

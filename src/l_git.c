@@ -974,6 +974,92 @@ static int repo_tree_entry(lua_State *L)
 	return 3;
 }
 
+/* What a tree walk collects of the symbolic links it passes; never raises. */
+struct link_walk {
+	struct names *paths;
+	git_oid *oids;
+	size_t cap;
+	int oom;
+};
+
+static int link_walk_cb(const char *root, const git_tree_entry *entry, void *payload)
+{
+	struct link_walk *w = payload;
+	if (git_tree_entry_filemode(entry) != GIT_FILEMODE_LINK)
+		return 0;
+	struct names *ns = w->paths;
+	if (ns->n == ns->cap) {
+		size_t cap = ns->cap ? ns->cap * 2 : 16;
+		char **v = realloc(ns->v, cap * sizeof *v);
+		if (v == NULL)
+			return w->oom = 1, -1;
+		ns->v = v;
+		ns->cap = cap;
+	}
+	if (w->cap <= ns->n) {
+		size_t cap = w->cap ? w->cap * 2 : 16;
+		git_oid *o = realloc(w->oids, cap * sizeof *o);
+		if (o == NULL)
+			return w->oom = 1, -1;
+		w->oids = o;
+		w->cap = cap;
+	}
+	const char *name = git_tree_entry_name(entry);
+	size_t rl = strlen(root), nl = strlen(name);
+	char *path = malloc(rl + nl + 1);
+	if (path == NULL)
+		return w->oom = 1, -1;
+	memcpy(path, root, rl);
+	memcpy(path + rl, name, nl + 1);
+	git_oid_cpy(&w->oids[ns->n], git_tree_entry_id(entry));
+	ns->v[ns->n++] = path;
+	return 0;
+}
+
+/*
+ * repo:symlinks(rev) -> { {path=, target=}, ... } | nil, msg, code
+ * Every symbolic link the commit's tree holds, in tree order, with the path it
+ * names: what a checkout of that commit would make links of.
+ */
+static int repo_symlinks(lua_State *L)
+{
+	git_repository *repo = cdp_git_check_repo(L, 1);
+	const char *rev = luaL_checkstring(L, 2);
+	struct scratch *s = scratch_new(L);
+	git_tree *tree;
+	int err = lookup_tree(L, s, repo, rev, &tree);
+	if (err) {
+		lua_pushfstring(L, "symlinks '%s'", rev);
+		return cdp_git_push_error(L, err, lua_tostring(L, -1));
+	}
+	struct link_walk w = {hold_names(L, s), NULL, 0, 0};
+	err = git_tree_walk(tree, GIT_TREEWALK_PRE, link_walk_cb, &w);
+	git_oid *oids = hold(L, s, w.oids, free); /* raises after freeing them when out of memory */
+	if (w.oom)
+		return luaL_error(L, "not enough memory");
+	if (err) {
+		lua_pushfstring(L, "symlinks '%s'", rev);
+		return cdp_git_push_error(L, err, lua_tostring(L, -1));
+	}
+	lua_createtable(L, (int)w.paths->n, 0);
+	for (size_t i = 0; i < w.paths->n; i++) {
+		git_blob *blob = NULL;
+		err = git_blob_lookup(&blob, repo, &oids[i]);
+		if (err) {
+			lua_pushfstring(L, "symlinks '%s': %s", rev, w.paths->v[i]);
+			return cdp_git_push_error(L, err, lua_tostring(L, -1));
+		}
+		hold(L, s, blob, free_object);
+		lua_createtable(L, 0, 2);
+		lua_pushstring(L, w.paths->v[i]);
+		lua_setfield(L, -2, "path");
+		lua_pushlstring(L, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob));
+		lua_setfield(L, -2, "target");
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	return 1;
+}
+
 /* repo:read_blob(rev, path) -> content | nil, msg, code */
 static int repo_read_blob(lua_State *L)
 {
@@ -995,6 +1081,9 @@ static int repo_read_blob(lua_State *L)
 	if (git_tree_entry_type(entry) != GIT_OBJECT_BLOB)
 		return push_failure(L, "ENOTFOUND", "%s: '%s' is a %s, not a file", what, path,
 		                    git_object_type2string(git_tree_entry_type(entry)));
+	/* A link's blob is the path it names, never content to use as a file's. */
+	if (git_tree_entry_filemode(entry) == GIT_FILEMODE_LINK)
+		return push_failure(L, "ELOOP", "%s: '%s' is a symbolic link, not a file", what, path);
 	git_object *blob = NULL;
 	err = git_tree_entry_to_object(&blob, repo, entry);
 	if (err)
@@ -1975,6 +2064,7 @@ static const luaL_Reg repo_methods[] = {
 	{"walk", repo_walk},
 	{"tree_entry", repo_tree_entry},
 	{"read_blob", repo_read_blob},
+	{"symlinks", repo_symlinks},
 	{"tags", repo_tags},
 	{"tag_create", repo_tag_create},
 	{"tag_delete", repo_tag_delete},

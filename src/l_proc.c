@@ -8,6 +8,16 @@
  * child itself, the capture buffers) lives in a Run box marked
  * to-be-closed, and on_line is called under lua_pcall: if it raises, the
  * group is killed and reaped and the buffers freed before the error goes on.
+ *
+ * Secrets (proc.take_env) live in cdp's memory only: taken out of the
+ * environment, and their bytes overwritten where /proc/self/environ shows
+ * them, so no child can read them from /proc/<cdp>/environ.
+ *
+ * Children get nothing of cdp's: every descriptor above 2 is close-on-exec
+ * before exec, a child dies when cdp does (PR_SET_PDEATHSIG, and a watchdog
+ * that kills the process groups of children still running when cdp is gone),
+ * and under proc.child_env an allow-listed environment. Captured output is
+ * bounded (max_output), keeping the tail.
  */
 #include "host.h"
 
@@ -19,10 +29,15 @@
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <linux/close_range.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,7 +48,9 @@ extern char **environ;
 #define RUN_MT "cdp.proc.Run"
 #define TRAP_MT "cdp.proc.Trap"
 #define TRAP_KEY "cdp.proc.trap"
+#define CHILD_ENV_KEY "cdp.proc.child_env" /* registry: the policy proc.child_env set */
 #define READ_CHUNK 65536
+#define MAX_OUTPUT_DEFAULT (16.0 * 1024 * 1024) /* bytes kept of each captured stream */
 #define KILL_GRACE 2.0 /* seconds between SIGTERM and SIGKILL */
 
 /* [-0, +3, m] nil, "CODE: description: thing", "CODE" */
@@ -220,6 +237,148 @@ static int proc_clear_interrupt(lua_State *L)
 		lua_sethook(main_L, NULL, 0, 0);
 	drain_wake_pipe();
 	return 0;
+}
+
+/* Secrets --------------------------------------------------------------- */
+
+/*
+ * Secrets taken out of the environment, for the life of the process. The
+ * array is reachable from a static, so nothing here is a leak; the values
+ * never go back into the environment.
+ */
+struct kept_secret {
+	char *name, *value;
+};
+static struct kept_secret *kept;
+static size_t n_kept, cap_kept;
+
+static const struct kept_secret *kept_find(const char *name)
+{
+	for (size_t i = 0; i < n_kept; i++)
+		if (strcmp(kept[i].name, name) == 0)
+			return &kept[i];
+	return NULL;
+}
+
+/* The bytes the kernel shows as /proc/self/environ: fields 50 and 51 of
+ * /proc/self/stat (env_start, env_end). 0 when they cannot be read. */
+static int environ_block(uintptr_t *start, uintptr_t *end)
+{
+	char buf[4096];
+	FILE *f = fopen("/proc/self/stat", "re");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')'); /* the command name may hold spaces and ')' */
+	if (!p)
+		return 0;
+	p++;
+	unsigned long long v[52] = {0};
+	for (int field = 3; field <= 51; field++) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			return 0;
+		char *next;
+		v[field] = strtoull(p, &next, 10);
+		if (next == p) { /* field 3, the state, is a letter */
+			while (*next && *next != ' ')
+				next++;
+		}
+		p = next;
+	}
+	*start = (uintptr_t)v[50];
+	*end = (uintptr_t)v[51];
+	return *end > *start;
+}
+
+/* Take NAME out of the environment; NULL when it is not there. Raises only
+ * when out of memory, before the environment is changed. */
+static const struct kept_secret *take_env(lua_State *L, const char *name)
+{
+	const struct kept_secret *k = kept_find(name);
+	if (k)
+		return k;
+	size_t n = strlen(name);
+	const char *value = NULL;
+	size_t count = 0;
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') {
+			if (!value)
+				value = *e + n + 1;
+			count++;
+		}
+	if (!value)
+		return NULL;
+	if (n_kept == cap_kept) {
+		size_t cap = cap_kept ? cap_kept * 2 : 8;
+		struct kept_secret *grown = realloc(kept, cap * sizeof *grown);
+		if (!grown)
+			luaL_error(L, "not enough memory");
+		kept = grown;
+		cap_kept = cap;
+	}
+	char *name_copy = strdup(name), *value_copy = strdup(value);
+	char **places = calloc(count, sizeof *places);
+	if (!name_copy || !value_copy || !places) {
+		free(name_copy);
+		free(value_copy);
+		free(places);
+		luaL_error(L, "not enough memory");
+	}
+	size_t i = 0;
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			places[i++] = *e;
+	unsetenv(name);
+	/* Only the bytes of the block the kernel shows are ours to overwrite: a
+	 * value set later by setenv lives in libc's heap, where no child sees it. */
+	uintptr_t start, end;
+	if (environ_block(&start, &end))
+		for (i = 0; i < count; i++) {
+			char *v = places[i] + n + 1;
+			size_t len = strlen(v);
+			if ((uintptr_t)places[i] >= start && (uintptr_t)(v + len) <= end)
+				memset(v, 0, len);
+		}
+	free(places);
+	kept[n_kept].name = name_copy;
+	kept[n_kept].value = value_copy;
+	return &kept[n_kept++];
+}
+
+/* proc.take_env(name) -> value | nil: the first call takes NAME out of the
+ * environment (and out of /proc/self/environ); every call returns the value. */
+static int proc_take_env(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	luaL_argcheck(L, *name && !strchr(name, '='), 1, "an environment variable name");
+	const struct kept_secret *k = take_env(L, name);
+	if (k)
+		lua_pushstring(L, k->value);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+/* proc.taken() -> { name = value } of every secret taken, for redaction. */
+static int proc_taken(lua_State *L)
+{
+	lua_createtable(L, 0, (int)n_kept);
+	for (size_t i = 0; i < n_kept; i++) {
+		lua_pushstring(L, kept[i].value);
+		lua_setfield(L, -2, kept[i].name);
+	}
+	return 1;
+}
+
+/* proc.dumpable() -> whether this process may dump core or be read by ptrace. */
+static int proc_dumpable(lua_State *L)
+{
+	lua_pushboolean(L, prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1);
+	return 1;
 }
 
 /* Running a child ------------------------------------------------------- */
@@ -825,9 +984,12 @@ static int proc_run(lua_State *L)
 
 /* The environment, time, and this process ------------------------------- */
 
+/* proc.getenv(name): a secret taken out of the environment is still cdp's. */
 static int proc_getenv(lua_State *L)
 {
-	const char *v = getenv(luaL_checkstring(L, 1));
+	const char *name = luaL_checkstring(L, 1);
+	const struct kept_secret *k = kept_find(name);
+	const char *v = k ? k->value : getenv(name);
 	if (v)
 		lua_pushstring(L, v);
 	else
@@ -945,6 +1107,9 @@ int luaopen_cdp_proc(lua_State *L)
 	static const luaL_Reg funcs[] = {
 		{"run", proc_run},
 		{"getenv", proc_getenv},
+		{"take_env", proc_take_env},
+		{"taken", proc_taken},
+		{"dumpable", proc_dumpable},
 		{"environ", proc_environ},
 		{"isatty", proc_isatty},
 		{"clock", proc_clock},

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 /*
@@ -27,8 +29,23 @@ const char *__lsan_default_suppressions(void)
 }
 #endif
 
+/*
+ * cdp holds tokens in its memory: no core dump of it, and no ptrace or
+ * /proc/<pid>/mem reading by processes of the same user. Children are
+ * dumpable again after their exec.
+ */
+static void harden(void)
+{
+	struct rlimit none = {0, 0};
+	if (setrlimit(RLIMIT_CORE, &none) != 0)
+		perror("cdp: setrlimit(RLIMIT_CORE)");
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		perror("cdp: prctl(PR_SET_DUMPABLE)");
+}
+
 int main(int argc, char **argv)
 {
+	harden();
 	const char **dirs = calloc((size_t)argc, sizeof *dirs);
 	if (!dirs) {
 		fprintf(stderr, "cdp: out of memory\n");

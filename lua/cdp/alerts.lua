@@ -24,6 +24,7 @@
 --     retries = 3, timeout = 5, flush = 10,   -- delivery: attempts after the first, seconds
 --   }
 local json = require "cdp.json"
+local secrets = require "cdp.secrets"
 local settings = require "cdp.settings"
 
 local notify = {}
@@ -37,38 +38,10 @@ notify.EVENTS = {
 -- Redaction
 
 -- Environment variable names whose values are secrets wherever they appear.
-local SECRET_ENV = { "TOKEN", "PASSWORD", "PASSWD", "SECRET", "API_KEY", "APIKEY" }
+notify.secret_env_name = secrets.is_secret_name
 
-function notify.secret_env_name(name)
-  local upper = name:upper()
-  for _, word in ipairs(SECRET_ENV) do
-    if upper:find(word, 1, true) then
-      return true
-    end
-  end
-  return false
-end
-
--- The process environment as { name = value } (Linux: /proc/self/environ).
-function notify.environ()
-  local ok, proc = pcall(require, "cdp.proc")
-  if ok and proc.environ then
-    return proc.environ()
-  end
-  local env = {}
-  local f = io.open("/proc/self/environ", "rb")
-  if f then
-    local data = f:read("a")
-    f:close()
-    for entry in data:gmatch("([^%z]+)") do
-      local k, v = entry:match("^([^=]+)=(.*)$")
-      if k then
-        env[k] = v
-      end
-    end
-  end
-  return env
-end
+-- The process environment as { name = value }, with the secrets cdp took out of it.
+notify.environ = secrets.environ
 
 -- Values shorter than this are not redacted: replacing every "1" or "ab" in
 -- the output would make it unreadable, and such values are not credentials.
@@ -253,7 +226,7 @@ end
 -- The message to post for EVENT to a sink of SPEC (a table for q:post), or
 -- nil for sinks written here and now (jsonl). BODY is the event's JSON.
 function notify.message(name, spec, event, body, getenv)
-  getenv = getenv or os.getenv
+  getenv = getenv or secrets.take
   local kind = assert(sink_kind(spec))
   if kind == "webhook" then
     local headers = { ["Content-Type"] = "application/json", ["X-Cdp-Event"] = event.event }
@@ -387,7 +360,7 @@ end
 function notify.dispatcher(opts)
   local alerts = opts.alerts or {}
   local redact = opts.redact or function(v) return v end
-  local getenv = opts.getenv or os.getenv
+  local getenv = opts.getenv or secrets.take
   local self = { pending = {}, failures = {} }
   local queue
   local seq = 0

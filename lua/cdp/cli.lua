@@ -220,6 +220,9 @@ local function dispatch(argv)
 end
 
 function cli.main(argv)
+  -- Before any command or script runs: secrets out of the environment, so that no
+  -- child inherits them or reads them from /proc/<cdp>/environ.
+  require("cdp.secrets").take_all()
   local ok, result = xpcall(dispatch, function(e)
     if getmetatable(e) == UsageError then
       return e

@@ -213,12 +213,13 @@ end
 
 -- The release notes of CRATE (a plan entry) at its next version: its section of
 -- <fork>/<dir>/CHANGELOG.md in the fork's work tree (as Package left it), or nil.
+-- Read beneath the fork, never through a link.
 function release.crate_notes(fork_path, crate)
   local changelog = require "cdp.changelog"
   local fs = require "cdp.fs"
-  local dir = (crate.dir == nil or crate.dir == "" or crate.dir == ".") and fork_path
-    or (fork_path .. "/" .. crate.dir)
-  local text = fs.read(dir .. "/CHANGELOG.md")
+  local rel = (crate.dir == nil or crate.dir == "" or crate.dir == ".") and "CHANGELOG.md"
+    or (crate.dir .. "/CHANGELOG.md")
+  local text = fs.read(rel, { beneath = fork_path })
   if not text then
     return nil
   end

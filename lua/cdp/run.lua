@@ -260,7 +260,7 @@ local function make_redactor(effective, p)
   for _, spec in pairs(p.alerts and p.alerts.sinks or {}) do
     for field, v in pairs(spec) do
       if settings.is_secret_marker(v) then
-        values[#values + 1] = os.getenv(v.env) or v.default
+        values[#values + 1] = require("cdp.secrets").take(v.env) or v.default
       elseif field == "slack" and type(v) == "string" then
         values[#values + 1] = v
       end

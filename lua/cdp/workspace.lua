@@ -13,7 +13,8 @@
 -- form cdp.git's change sets take. `publish` is true, false, or the list of
 -- registries it may go to. Failures return nil, message, code: cargo's own
 -- message (it names the manifest and line) for a broken Cargo.toml, ECYCLE for
--- a dependency cycle that publishing cannot order.
+-- a dependency cycle that publishing cannot order, EOUTSIDE for a member whose
+-- real path is outside the repository, ELOOP for a manifest that is a link.
 local json = require "cdp.json"
 
 local workspace = {}
@@ -152,14 +153,48 @@ local function opt(v)
   return v
 end
 
+-- The directory of crate PKG (at PKG_DIR) relative to the repository, or nil and
+-- why not. A member is inside the repository when its real path is: cargo names a
+-- member by the path it globbed, so a committed `crates/victim -> /elsewhere`
+-- looks inside by its name alone, and Version and Package would write where it points.
+local function member_dir(pkg, pkg_dir, repo_root, real_root, realpath)
+  local dir = relative(pkg_dir, repo_root)
+  local real = realpath(pkg_dir)
+  if real and real ~= pkg_dir then
+    local real_dir = relative(real, real_root)
+    if not real_dir then
+      return nil, ("crate %s at %s is a link to %s, outside the repository %s"):format(pkg.name, pkg_dir,
+        real, repo_root)
+    end
+    dir = dir or real_dir
+  end
+  if not dir then
+    return nil, ("crate %s at %s is outside the repository %s"):format(pkg.name, pkg_dir, repo_root)
+  end
+  return dir
+end
+
 -- Build the model from decoded `cargo metadata` output. OPTS.repo_root: the
 -- directory member dirs are made relative to (default: the workspace root);
--- OPTS.read(path) -> text|nil reads manifests (default: cdp.fs.read).
+-- OPTS.read(path) -> text|nil reads manifests (default: cdp.fs.read, beneath
+-- the repository root: never through a link); OPTS.realpath(path) -> path|nil
+-- (default: cdp.fs.realpath).
 function workspace.from_metadata(meta, opts)
   opts = opts or {}
-  local read = opts.read or function(path) return require("cdp.fs").read(path) end
   local root = strip_slash(meta.workspace_root)
   local repo_root = strip_slash(opts.repo_root or root)
+  local read_file = opts.read or function(path) return require("cdp.fs").read(path, { beneath = repo_root }) end
+  -- A manifest that is a link is refused: what it says is not what the commit says.
+  local refused
+  local function read(path)
+    local text, err, code = read_file(path)
+    if not text and code == "ELOOP" and not refused then
+      refused = err
+    end
+    return text
+  end
+  local realpath = opts.realpath or function(path) return (require("cdp.fs").realpath(path)) end
+  local real_root = realpath(repo_root) or repo_root
   local member_ids = {}
   for _, id in ipairs(meta.workspace_members or {}) do
     member_ids[id] = true
@@ -170,9 +205,9 @@ function workspace.from_metadata(meta, opts)
   for _, pkg in ipairs(meta.packages or {}) do
     if member_ids[pkg.id] or not meta.workspace_members then
       local pkg_dir = dirname(pkg.manifest_path)
-      local dir = relative(pkg_dir, repo_root)
+      local dir, err = member_dir(pkg, pkg_dir, repo_root, real_root, realpath)
       if not dir then
-        return nil, ("crate %s at %s is outside the repository %s"):format(pkg.name, pkg_dir, repo_root), "EOUTSIDE"
+        return nil, err, "EOUTSIDE"
       end
       local text = read(pkg.manifest_path) or ""
       local facts = manifest_info(text, pkg.manifest_path)
@@ -220,6 +255,9 @@ function workspace.from_metadata(meta, opts)
       by_dir[pkg_dir] = m
       members[#members + 1] = m
     end
+  end
+  if refused then
+    return nil, refused, "ELOOP"
   end
   table.sort(members, function(a, b) return a.name < b.name end)
   -- A dependency is on a member when it is a path dependency into that

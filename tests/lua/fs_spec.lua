@@ -66,6 +66,18 @@ describe("cdp.fs", function()
       assert.are.equal("644", trim(support.sh("stat -c %a " .. q(dir .. "/c"))))
     end)
 
+    it("honours the umask, as open(2) does", function()
+      local out = support.sh("umask 077 && " .. q(support.cdp()) .. " -e " .. q(([[
+        local fs = require "cdp.fs"
+        assert(fs.write(%q, "x"))
+        assert(fs.write(%q, "x", { mode = "0640" }))
+        assert(fs.append(%q, "x"))]]):format(dir .. "/u1", dir .. "/u2", dir .. "/u3")))
+      assert.are.equal("", out)
+      assert.are.equal("600", trim(support.sh("stat -c %a " .. q(dir .. "/u1"))))
+      assert.are.equal("600", trim(support.sh("stat -c %a " .. q(dir .. "/u2"))))
+      assert.are.equal("600", trim(support.sh("stat -c %a " .. q(dir .. "/u3"))))
+    end)
+
     it("fails without leaving anything when the directory is missing or a file", function()
       fails("ENOENT", dir .. "/no/f", fs.write(dir .. "/no/f", "x"))
       support.write(dir .. "/file", "x")
@@ -83,6 +95,26 @@ describe("cdp.fs", function()
       assert.has_error(function() fs.write(dir .. "/x", "d", "0644") end)
       assert.has_error(function() fs.write(dir .. "/x", nil) end)
       assert.is_false(fs.exists(dir .. "/x"))
+    end)
+  end)
+
+  describe("beneath a root", function()
+    local cases = dofile("tests/fixtures/fs_beneath.lua")
+
+    it("reads and writes inside it, never through a link (openat2 where the kernel has it)", function()
+      local method = cases(dir)
+      assert.are.equal("openat2", method) -- this kernel has it; the other walk is tested below
+    end)
+
+    it("does the same with the O_NOFOLLOW walk, for kernels without openat2", function()
+      local out, code = support.sh("CDP_FS_NO_OPENAT2=1 " .. q(support.cdp()) .. " tests/fixtures/fs_beneath.lua "
+        .. q(dir), { may_fail = true })
+      assert.are.equal(0, code, out)
+      assert.are.equal("nofollow", trim(out))
+    end)
+
+    it("rejects a root that is not a string", function()
+      assert.has_error(function() fs.read("x", { beneath = 7 }) end)
     end)
   end)
 

@@ -267,6 +267,24 @@ describe("cdp.git", function()
       assert.matches("crates/a/missing.toml", msg, 1, true)
       assert.are.equal("ENOTFOUND", select(3, r:read_blob("HEAD", "crates")))
     end)
+
+    it("lists a commit's symbolic links and never reads one as a file", function()
+      local dir = support.git_init()
+      support.commit(dir, "crates", { ["crates/a/Cargo.toml"] = "[package]\n", ["docs/x.md"] = "x\n" })
+      support.sh(("cd %s && ln -s /proc/self/environ crates/a/CHANGELOG.md && ln -s ../docs crates/b "
+        .. "&& git add -A && git commit -qm links"):format(q(dir)))
+      local r = assert(git.open(dir))
+      assert.are.same({
+        { path = "crates/a/CHANGELOG.md", target = "/proc/self/environ" },
+        { path = "crates/b", target = "../docs" },
+      }, r:symlinks("HEAD"))
+      assert.are.same({}, r:symlinks("HEAD~1"))
+      local content, msg, code = r:read_blob("HEAD", "crates/a/CHANGELOG.md")
+      assert.is_nil(content)
+      assert.are.equal("ELOOP", code)
+      assert.matches("crates/a/CHANGELOG.md' is a symbolic link", msg, 1, true)
+      assert.are.equal("ENOTFOUND", select(3, r:symlinks("nope")))
+    end)
   end)
 
   describe("tags", function()

@@ -235,6 +235,39 @@ describe("cdp.proc", function()
       assert.are.equal(os.getenv("PATH"), env.PATH)
     end)
 
+    it("take_env keeps a secret in memory only: no child reads it from /proc/$PPID/environ", function()
+      -- cdp itself takes GITHUB_TOKEN (named like a secret) when it starts, and the
+      -- script takes HOOK_KEY (named like anything) as a setting would.
+      local script = [[
+        local proc = require "cdp.proc"
+        assert(proc.take_env("HOOK_KEY") == "hook-value-7f2a")
+        assert(proc.take_env("HOOK_KEY") == "hook-value-7f2a", "a second call returns the kept value")
+        assert(os.getenv("GITHUB_TOKEN") == "gh-value-91c3", "os.getenv still sees it")
+        assert(proc.getenv("HOOK_KEY") == "hook-value-7f2a")
+        assert(proc.environ().GITHUB_TOKEN == nil and proc.environ().HOOK_KEY == nil)
+        assert(proc.taken().GITHUB_TOKEN == "gh-value-91c3")
+        assert(proc.take_env("CDP_SURELY_UNSET_VARIABLE") == nil)
+        local res = assert(proc.run { argv = { "sh", "-c", 'tr "\\0" "\\n" </proc/$PPID/environ; echo ==; env' } })
+        io.write(res.stdout)
+      ]]
+      local out = support.sh(("GITHUB_TOKEN=gh-value-91c3 HOOK_KEY=hook-value-7f2a KEEP_ME=plain-value %s -e %s")
+        :format(q(support.cdp()), q(script)))
+      local parent, child = out:match("^(.*)==\n(.*)$")
+      assert.truthy(parent, out)
+      assert.is_nil(out:find("gh-value-91c3", 1, true), out)
+      assert.is_nil(out:find("hook-value-7f2a", 1, true), out)
+      assert.truthy(parent:find("KEEP_ME=plain-value", 1, true), "the rest of the environment is as it was")
+      assert.truthy(child:find("KEEP_ME=plain-value", 1, true))
+      assert.is_nil(child:find("GITHUB_TOKEN", 1, true))
+      assert.has_error(function() proc.take_env("A=B") end)
+    end)
+
+    it("cdp is not dumpable and makes no core files", function()
+      assert.is_false(proc.dumpable())
+      local limits = assert(proc.run { argv = { "sh", "-c", "cat /proc/$PPID/limits" } }).stdout
+      assert.matches("Max core file size%s+0%s+0", limits)
+    end)
+
     it("isatty answers for 0, 1, 2 only", function()
       assert.is_boolean(proc.isatty(1))
       local out = support.sh(q(support.cdp()) .. " -e 'print(cdp.proc.isatty(1))' | cat")

@@ -114,4 +114,21 @@ describe("cdp changelog", function()
     local _, code = support.sh(("cd %s && %s changelog nope"):format(q(work), q(cdp)), { may_fail = true })
     assert.are.equal(1, code)
   end)
+
+  it("reads the committed changelog, never the work tree's file or what a link points at", function()
+    local work = demo()
+    support.commit(work, "docs(core): a changelog", { ["crates/demo-core/CHANGELOG.md"] = "# Committed\n" })
+    support.write(work .. "/crates/demo-core/CHANGELOG.md", "# Not committed\n")
+    local whole = support.sh(("cd %s && %s changelog demo-core"):format(q(work), q(cdp)))
+    assert.are.equal(1, whole:find("==> crates/demo-core/CHANGELOG.md <==\n# Committed\n", 1, true), whole)
+    assert.is_nil(whole:find("Not committed", 1, true))
+
+    support.sh(("cd %s && rm crates/demo-core/CHANGELOG.md && ln -s /proc/self/environ crates/demo-core/CHANGELOG.md "
+      .. "&& git add -A && git commit -qm 'docs: link'"):format(q(work)))
+    local out, code = support.sh(("cd %s && SECRET_MARK=env-must-not-show %s changelog demo-core"):format(q(work), q(cdp)),
+      { may_fail = true })
+    assert.are_not.equal(0, code)
+    assert.matches("crates/demo%-core/CHANGELOG%.md in commit %x+: .*is a symbolic link", out)
+    assert.is_nil(out:find("env-must-not-show", 1, true))
+  end)
 end)

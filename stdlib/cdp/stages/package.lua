@@ -115,8 +115,21 @@ local function date_of(repo, commit)
   return os.date("!%Y-%m-%d", t)
 end
 
+-- The text of PATH in COMMIT's tree, or nil when it has none. Changelogs and READMEs
+-- are read from the commit, never from a work tree: a committed link
+-- (CHANGELOG.md -> /proc/self/environ) would be read as the file it points at, and
+-- its bytes released. A link is refused, naming the path (Validate refuses it first).
+function package.committed(repo, commit, path)
+  local text, err, code = repo:read_blob(commit, path)
+  if text or code == "ENOTFOUND" then
+    return text
+  end
+  error(("%s in commit %s: %s"):format(path, commit:sub(1, 12), err), 0)
+end
+
 -- What Package writes into crate C's CHANGELOG.md (C is a plan entry). OPTS: root
--- (the work tree), from (the commit whose history is walked), date_of (the commit
+-- (the work tree), from (the commit whose history is walked, and whose CHANGELOG.md
+-- the section goes into), date_of (the commit
 -- being released, whose date heads the section; default FROM), remote (URL or nil),
 -- template, tag_template, single. Returns { path (relative), section, old, text }.
 -- The date is a commit's, not the clock's, so the text is the same on every run.
@@ -135,7 +148,7 @@ function package.changelog(repo, c, opts)
     previous_tag = previous_tag, commits = crate_commits(repo, c, ids),
   }, opts.template)
   local path = (c.dir and c.dir ~= "") and (c.dir .. "/CHANGELOG.md") or "CHANGELOG.md"
-  local old = fs.read(opts.root .. "/" .. path)
+  local old = package.committed(repo, opts.from, path)
   local text = changelog.insert(old, section, c.next, { fold = graduating, template = opts.template })
   return { path = path, section = section, old = old, text = text }
 end
@@ -156,7 +169,7 @@ function package.run(ctx, inputs)
       single = #(plan.crates or {}) == 1,
     })
     if cl.text ~= cl.old then
-      assert(fs.write(fork.path .. "/" .. cl.path, cl.text))
+      assert(fs.write(cl.path, cl.text, { beneath = fork.path }))
       changed[#changed + 1] = cl.path
       ctx.log(("%s: %s section for %s"):format(cl.path, cl.old and "new" or "created with a", c.next))
     end
@@ -170,8 +183,7 @@ function package.run(ctx, inputs)
     end
   end
   for _, rel in ipairs(readmes) do
-    local path = fork.path .. "/" .. rel
-    local text = fs.read(path)
+    local text = package.committed(repo, versioned.commit, rel)
     if text then
       local new, total = text, 0
       for _, c in ipairs(planned) do
@@ -180,7 +192,7 @@ function package.run(ctx, inputs)
         total = total + n
       end
       if new ~= text then
-        assert(fs.write(path, new))
+        assert(fs.write(rel, new, { beneath = fork.path }))
         changed[#changed + 1] = rel
         ctx.log(("%s: %d version snippet(s) updated"):format(rel, total))
       end

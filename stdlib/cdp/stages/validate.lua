@@ -6,7 +6,7 @@
 --   stages = { "activate", validate.with { extra = { { name = "msrv", check = fn } } }, ... }
 --
 -- A check is check(ctx, facts) -> true | false, reason, where facts holds the fork
--- (repo), the workspace (ws) and the user's repository (user_repo).
+-- (repo, commit, fork_path), the workspace (ws) and the user's repository (user_repo).
 local git = require "cdp.git"
 local plan = require "cdp.plan"
 local release = require "cdp.release"
@@ -25,11 +25,105 @@ local function publishable(ws)
   return out
 end
 
+-- Files cdp and cargo read and write by these names, wherever they are.
+local RELEASE_FILES = { ["CHANGELOG.md"] = true, ["README.md"] = true, ["Cargo.toml"] = true, ["Cargo.lock"] = true }
+
+-- TARGET of a link at PATH, as a path from the repository root, or nil when it
+-- leads out of the repository (absolute, or climbing above the root).
+local function link_destination(path, target)
+  if target:sub(1, 1) == "/" then
+    return nil
+  end
+  local parts = {}
+  for p in (path:match("^(.*)/[^/]*$") or ""):gmatch("[^/]+") do
+    parts[#parts + 1] = p
+  end
+  for p in target:gmatch("[^/]+") do
+    if p == ".." then
+      if #parts == 0 then
+        return nil
+      end
+      parts[#parts] = nil
+    elseif p ~= "." then
+      parts[#parts + 1] = p
+    end
+  end
+  return table.concat(parts, "/")
+end
+
+local function under(path, dir)
+  return dir == "" or path == dir or path:sub(1, #dir + 1) == dir .. "/"
+end
+
+-- The links of the fork's commit that a release must not go through, one line
+-- each, naming the path: a CHANGELOG.md, README.md, Cargo.toml or Cargo.lock; a
+-- crate directory or one above it; a member's readme or license-file; any link in
+-- a published crate's directory that leads out of the repository (cargo package
+-- would ship the file it points at).
+function validate.links(facts)
+  local links, err = facts.repo:symlinks(facts.commit)
+  if not links then
+    return { err }
+  end
+  local members = facts.ws and facts.ws.members or {}
+  local named = {} -- readme and license-file paths, from the repository root
+  for _, m in ipairs(members) do
+    local pkg = m.package or {}
+    for _, field in ipairs { "readme", "license_file" } do
+      local v = pkg[field]
+      if type(v) == "string" and v ~= "" then
+        local at = link_destination((m.dir ~= "" and (m.dir .. "/") or "") .. "x", v)
+        if at then
+          named[at] = field:gsub("_", "-")
+        end
+      end
+    end
+  end
+  local problems = {}
+  for _, l in ipairs(links) do
+    local dest = link_destination(l.path, l.target)
+    local shown = ("%s -> %s"):format(l.path, l.target)
+    local why
+    if RELEASE_FILES[l.path:match("[^/]+$")] then
+      why = "is a file cdp or cargo reads and writes"
+    elseif named[l.path] then
+      why = ("is the %s of a crate"):format(named[l.path])
+    elseif facts.fork_path and require("cdp.fs").exists(facts.fork_path .. "/" .. l.path .. "/Cargo.toml") then
+      why = "is a crate directory"
+    else
+      for _, m in ipairs(members) do
+        if m.dir ~= "" and under(m.dir, l.path) then
+          why = ("holds crate %s"):format(m.name)
+          break
+        elseif not dest and m.publish ~= false and under(l.path, m.dir) then
+          why = ("leads out of the repository from crate %s, whose package would ship what it points at"):format(m.name)
+          break
+        end
+      end
+    end
+    if why then
+      problems[#problems + 1] = ("%s %s"):format(shown, why)
+    end
+  end
+  return problems
+end
+
 validate.CHECKS = {
   { name = "workspace", check = function(_, facts)
     -- Loading it is the check; facts.ws_error says why it failed.
     if not facts.ws then
       return false, facts.ws_error
+    end
+    return true
+  end },
+
+  { name = "links", check = function(_, facts)
+    -- Repository content is untrusted: a committed link would have Package read and
+    -- release whatever it points at, or Version write there. See validate.links.
+    local problems = validate.links(facts)
+    if #problems > 0 then
+      return false, "symbolic links where cdp reads or writes files (commit the files themselves):\n  "
+        .. table.concat(problems, "\n  ")
     end
     return true
   end },
@@ -197,7 +291,7 @@ function validate.with(opts)
     local fork = inputs.fork
     local repo = release.open_fork(fork)
     local before = release.snapshot(repo)
-    local facts = { repo = repo, commit = fork.commit, user_repo = git.discover(ctx.root) }
+    local facts = { repo = repo, commit = fork.commit, user_repo = git.discover(ctx.root), fork_path = fork.path }
     facts.ws, facts.ws_error = workspace.load(fork.path, { repo_root = fork.path })
 
     local skip_now = {}
@@ -209,7 +303,7 @@ function validate.with(opts)
       if skip_now[c.name] then
         results[#results + 1] = { name = c.name, state = "skipped" }
         ctx.log(("check %s: skipped by validate_skip"):format(c.name))
-      elseif not facts.ws and c.name ~= "workspace" and c.name ~= "clean" and c.name ~= "identity"
+      elseif not facts.ws and c.name ~= "workspace" and c.name ~= "links" and c.name ~= "clean" and c.name ~= "identity"
         and c.name ~= "tokens" and c.name ~= "access" then
         results[#results + 1] = { name = c.name, state = "skipped", reason = "the workspace did not load" }
       else

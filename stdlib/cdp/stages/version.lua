@@ -102,7 +102,9 @@ function version.run(ctx, inputs)
   table.sort(paths)
   local changed = {}
   for _, path in ipairs(paths) do
-    local text = assert(fs.read(path))
+    -- Beneath the fork and never through a link: a manifest path cargo reports for
+    -- a linked crate directory must not become a write outside the repository.
+    local text = assert(fs.read(path, { beneath = root }))
     local e = edits[path]
     local new_text, changes_or_err = manifest.edit(text, path, {
       version = e.version, workspace = e.workspace, deps = e.deps })
@@ -110,7 +112,7 @@ function version.run(ctx, inputs)
       error(changes_or_err, 0)
     end
     if new_text ~= text then
-      assert(fs.write(path, new_text))
+      assert(fs.write(path, new_text, { beneath = root }))
       local rel = workspace.relative(path, root)
       changed[#changed + 1] = rel
       for _, c in ipairs(changes_or_err) do

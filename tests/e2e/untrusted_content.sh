@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Repository content is untrusted: whatever a commit holds, no link, path or script in
+# it makes cdp read a secret or write outside the run. pipelines/release.lua through
+# the real CLI, on the demo workspace, against the real peers (bare git remote, the
+# local registry, the GitHub stand-in behind Prism).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+CDP=${CDP:-$here/build/cdp}
+PIPELINE=$here/pipelines/release.lua
+export PATH=$HOME/.cargo/bin:$PATH
+TOKEN=untrusted-e2e-token-5d17
+work=$(mktemp -d /tmp/cdp-untrusted.XXXXXX)
+cleanup() {
+  bash "$here/tests/fixtures/peers.sh" stop "$work/peers" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+pass=0
+ok() { pass=$((pass + 1)); echo "ok - $*"; }
+fail() { echo "FAIL - $*"; exit 1; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+
+bash "$here/tests/fixtures/peers.sh" start "$work/peers" "$TOKEN"
+source "$work/peers/peers.env"
+
+fresh() { bash "$here/tests/fixtures/workspace_demo.sh" "$work/$1" >/dev/null; cd "$work/$1/work"; }
+release() { # [VAR=value...] [cdp options...]: the pipeline in phase 3, every token set
+  local vars=()
+  while [[ $# -gt 0 && $1 == *=* ]]; do vars+=("$1"); shift; done
+  env GITHUB_TOKEN=$TOKEN CARGO_REGISTRY_TOKEN=$TOKEN CDP_FORGE_API=$FORGE_API CDP_FORGE_REPO=demo-org/demo \
+    CDP_REGISTRY_INDEX=$REGISTRY_INDEX CDP_REGISTRY_LIMITS=none "${vars[@]}" "$CDP" "$PIPELINE" --phase 3 "$@"
+}
+stage_state() { "$CDP" status --json | json '[s["state"] for s in d["stages"] if s["name"]=="'"$1"'"][0]'; }
+publishes() { curl -sf "http://127.0.0.1:$REGISTRY_PORT/_log" | json 'len(d)'; }
+# Nothing reached the remote: the three tags of the fixture, main alone, no token in any object.
+untouched_remote() { # name
+  local origin=$work/$1/origin.git
+  [[ $(git -C "$origin" tag | wc -l) == 3 ]] || fail "$1: tags were pushed: $(git -C "$origin" tag | tr '\n' ' ')"
+  [[ $(git -C "$origin" for-each-ref --format='%(refname)' refs/heads | tr '\n' ' ') == "refs/heads/main " ]] \
+    || fail "$1: branches were pushed: $(git -C "$origin" for-each-ref refs/heads)"
+  ! git -C "$origin" log -p --all | grep -q "$TOKEN" || fail "$1: the token is in the remote's history"
+  [[ $(publishes) == 0 ]] || fail "$1: something was uploaded to the registry"
+  [[ $(curl -sf "$FORGE_API/_state" | json 'len(d["pulls"]) + len(d["releases"])') == 0 ]] || fail "$1: the forge was written to"
+}
+# The run stopped at Validate, naming PATH; nothing of the fork changed after Activate.
+refused_at_validate() { # name log path
+  [[ $(stage_state validate) == failed ]] || { cat "$2"; fail "$1: Validate did not refuse it"; }
+  [[ $(stage_state version) == pending || $(stage_state version) == "" || $(stage_state version) == skipped ]] \
+    || { cat "$2"; fail "$1: Version ran: $(stage_state version)"; }
+  grep -q "check links: FAILED" "$2" && grep -qF "$3" "$2" || { cat "$2"; fail "$1: the refusal does not name $3"; }
+  local run; run=$("$CDP" status --json | json 'd["run"]')
+  [[ -z $(git -C ".cdp/runs/$run/fork" status --porcelain) ]] || fail "$1: the fork was written to"
+  ! grep -rqF "$TOKEN" .cdp || fail "$1: the token is in the run's files"
+}
+
+# A release of the commit made in $work/NAME/work fails at Validate, naming SHOWN, and
+# nothing reached the remote, the registry or the forge.
+expect_refused() { # name shown
+  if release >"$work/$1.log" 2>&1; then cat "$work/$1.log"; fail "$1: released"; fi
+  refused_at_validate "$1" "$work/$1.log" "$2"
+  untouched_remote "$1"
+}
+
+# 1. The critical one: a committed CHANGELOG.md -> /proc/self/environ.
+fresh changelog
+ln -s /proc/self/environ crates/demo-core/CHANGELOG.md
+git add -A && git commit -qm "docs(core): keep the changelog elsewhere"
+expect_refused changelog "crates/demo-core/CHANGELOG.md -> /proc/self/environ"
+ok "a committed CHANGELOG.md -> /proc/self/environ is refused at Validate, naming it; nothing pushed, uploaded or leaked"
+
+# 2. A README.md that climbs out of the repository to a credentials file.
+fresh readme
+printf '[registries.crates-io]\ntoken = "%s"\n' "$TOKEN" >"$work/credentials.toml"
+ln -s ../../../../credentials.toml crates/demo-util/README.md
+[[ $(cat crates/demo-util/README.md) == *"$TOKEN"* ]] || fail "the README fixture does not reach the credentials"
+git add -A && git commit -qm "docs(util): share the README"
+expect_refused readme "crates/demo-util/README.md -> ../../../../credentials.toml"
+ok "a README.md linked to a credentials file outside is refused at Validate; nothing pushed, uploaded or leaked"
+
+# 3. A crate directory that is a link out of the repository: Version and Package would
+#    write where it points.
+fresh crate_dir
+mkdir -p "$work/elsewhere/src"
+printf '[package]\nname = "victim"\nversion = "0.1.0"\nedition = "2021"\ndescription = "x"\nlicense = "MIT"\n' \
+  >"$work/elsewhere/Cargo.toml"
+printf 'pub fn x() {}\n' >"$work/elsewhere/src/lib.rs"
+before=$(cd "$work/elsewhere" && find . -type f | sort | xargs sha256sum)
+ln -s "$work/elsewhere" crates/victim
+git add -A && git commit -qm "feat: add the victim crate"
+expect_refused crate_dir "crates/victim -> $work/elsewhere"
+[[ $(cd "$work/elsewhere" && find . -type f | sort | xargs sha256sum) == "$before" ]] || fail "files were written outside the repository"
+ok "a crate directory linked out of the repository is refused at Validate; nothing is written where it points"
+
+echo "untrusted_content: $pass passed, 0 failed"

@@ -308,6 +308,8 @@ static int host_setup(lua_State *L)
 		{"cdp.fs", luaopen_cdp_fs},
 		{"cdp.proc", luaopen_cdp_proc},
 		{"cdp.git", luaopen_cdp_git},
+		{"cdp.commits.native", luaopen_cdp_commits_native},
+		{"cdp.json.native", luaopen_cdp_json_native},
 		{"cdp.http", luaopen_cdp_http},
 		{"cdp.notify", luaopen_cdp_notify},
 		{"cdp.toml", luaopen_cdp_toml},

@@ -41,6 +41,8 @@ int cdp_push_errno(lua_State *L, int err, const char *thing, const char *other);
 int luaopen_cdp_fs(lua_State *L);
 int luaopen_cdp_proc(lua_State *L);
 int luaopen_cdp_git(lua_State *L);
+int luaopen_cdp_commits_native(lua_State *L);
+int luaopen_cdp_json_native(lua_State *L);
 int luaopen_cdp_http(lua_State *L);
 int luaopen_cdp_notify(lua_State *L);
 int luaopen_cdp_toml(lua_State *L);

@@ -4,6 +4,12 @@
 -- drops commit/revert pairs that cancel out. Nothing is ever dropped silently:
 -- a message that is not conventional is kept with type "other", and cancelled
 -- commits are returned beside the effective ones.
+--
+-- commits.parse runs in C (cdp.commits.native, which the walk also uses to
+-- read each message once); commits.reference_parse below is its definition,
+-- in Lua, and the specs hold the two to the same results.
+local native = require "cdp.commits.native"
+
 local commits = {}
 
 -- type(scope)!: description — the type is a noun; the scope any text but ')'.
@@ -109,6 +115,14 @@ end
 --   breaking_note|nil, description, header, body, footers = {{token, value}},
 --   conventional (bool), revert = {id|nil, header|nil}|nil }
 function commits.parse(message)
+  if type(message) ~= "string" then
+    error(("commits.parse: expected a string, got %s"):format(type(message)), 2)
+  end
+  return native.parse(message)
+end
+
+-- What commits.parse does, written in Lua: the definition the C parser keeps to.
+function commits.reference_parse(message)
   if type(message) ~= "string" then
     error(("commits.parse: expected a string, got %s"):format(type(message)), 2)
   end

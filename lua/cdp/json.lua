@@ -5,7 +5,12 @@
 -- 1..n; an empty table is an array unless marked with json.object(), because
 -- in cdp's outputs empty lists (no commits, no reasons) far outnumber empty
 -- maps. json.null stands for null; NaN and infinities are refused.
+--
+-- json.encode runs in C (cdp.json.native); json.reference_encode below is its
+-- definition, in Lua, and the specs hold the two to the same bytes. The C one
+-- exists for speed: a large plan is megabytes of small tables.
 local cjson = require "cjson"
+local native = require "cdp.json.native"
 
 local json = {}
 
@@ -155,6 +160,11 @@ end
 -- Encode VALUE with sorted keys. OPTS.indent: a string (e.g. "  ") for
 -- pretty output with one value per line.
 function json.encode(value, opts)
+  return native.encode(value, opts and opts.indent, object_mt)
+end
+
+-- What json.encode does, written in Lua: the definition the C encoder keeps to.
+function json.reference_encode(value, opts)
   local out = {}
   encode_value(value, out, opts and opts.indent, 0, {})
   return table.concat(out)

@@ -389,6 +389,7 @@ struct stream {
 	char *buf;        /* everything read so far */
 	size_t len, cap;
 	size_t line_start; /* first byte not yet handed to on_line */
+	size_t dropped;    /* bytes let go from the front to keep the tail */
 };
 
 struct run {
@@ -407,6 +408,8 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+static void group_reaped(pid_t pgid);
+
 /* Idempotent: kill and reap the child's group, close, free. */
 static void run_release(struct run *r)
 {
@@ -420,6 +423,7 @@ static void run_release(struct run *r)
 		kill(-r->pid, SIGKILL);
 		while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR)
 			;
+		group_reaped(r->pid);
 		r->pid = 0;
 	}
 	free(r->out.buf);
@@ -457,7 +461,158 @@ struct child_setup {
 	char **envp; /* NULL: inherit */
 	const char *cwd;
 	int in, out, err, report; /* -1: leave as is */
+	pid_t parent;
 };
+
+/* Every descriptor above 2 close-on-exec: a child inherits no socket (the
+ * keep-alive connection to the forge), lock or journal of cdp's. Async-signal-safe. */
+static void cloexec_above_stderr(void)
+{
+	if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	/* Kernels before 5.11: each descriptor the limit allows. */
+	struct rlimit lim;
+	int max = getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+	                  lim.rlim_cur < 1048576
+	              ? (int)lim.rlim_cur
+	              : 65536;
+	for (int fd = 3; fd < max; fd++) {
+		int flags = fcntl(fd, F_GETFD);
+		if (flags >= 0 && !(flags & FD_CLOEXEC))
+			fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+	}
+}
+
+/* The watchdog ------------------------------------------------------------ */
+
+/*
+ * A child dies with cdp: PR_SET_PDEATHSIG kills the child itself, but not
+ * what it started (cargo's rustc and build scripts, a test's servers). So the
+ * first proc.run forks a watchdog, in a process group of its own (a kill of
+ * cdp's group spares it), that reads "+PGID\n" and "-PGID\n" from a pipe
+ * only cdp can write to. When cdp is gone, for whatever reason, the pipe ends
+ * and the watchdog kills every group still listed. It runs only
+ * async-signal-safe calls: cdp may have threads.
+ */
+static int watchdog_fd = -1;   /* cdp's write end */
+static pid_t watchdog_pid;
+static pid_t watchdog_owner;   /* a forked copy of cdp has no watchdog of its own */
+
+#define WATCHED_MAX 1024
+
+static void watchdog_main(int fd)
+{
+	struct sigaction ign;
+	memset(&ign, 0, sizeof ign);
+	ign.sa_handler = SIG_IGN;
+	sigemptyset(&ign.sa_mask);
+	const int quiet[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE};
+	for (size_t i = 0; i < sizeof quiet / sizeof *quiet; i++)
+		sigaction(quiet[i], &ign, NULL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	setpgid(0, 0);
+	if (dup2(fd, 0) < 0)
+		_exit(1);
+	syscall(SYS_close_range, 1U, ~0U, 0U); /* nothing else of cdp's stays open */
+	pid_t groups[WATCHED_MAX];
+	int n = 0, sign = 0;
+	long value = 0;
+	char buf[512];
+	for (;;) {
+		ssize_t got = read(0, buf, sizeof buf);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		for (ssize_t i = 0; i < got; i++) {
+			char c = buf[i];
+			if (c == '+' || c == '-') {
+				sign = c == '+' ? 1 : -1;
+				value = 0;
+			} else if (c >= '0' && c <= '9') {
+				value = value * 10 + (c - '0');
+			} else if (c == '\n' && sign && value > 0) {
+				if (sign > 0 && n < WATCHED_MAX) {
+					groups[n++] = (pid_t)value;
+				} else if (sign < 0) {
+					for (int k = 0; k < n; k++)
+						if (groups[k] == (pid_t)value) {
+							groups[k] = groups[--n];
+							break;
+						}
+				}
+				sign = 0;
+			}
+		}
+	}
+	for (int k = 0; k < n; k++)
+		kill(-groups[k], SIGKILL);
+	_exit(0);
+}
+
+/* Start the watchdog if this process has none; 0 or errno. */
+static int watchdog_start(void)
+{
+	if (watchdog_fd >= 0 && watchdog_owner == getpid())
+		return 0;
+	int p[2];
+	if (pipe(p) != 0)
+		return errno;
+	/* Close-on-exec: a child holding the write end would keep the watchdog waiting. */
+	fcntl(p[0], F_SETFD, FD_CLOEXEC);
+	fcntl(p[1], F_SETFD, FD_CLOEXEC);
+	pid_t pid = fork();
+	if (pid < 0) {
+		int err = errno;
+		close(p[0]);
+		close(p[1]);
+		return err;
+	}
+	if (pid == 0) {
+		close(p[1]);
+		watchdog_main(p[0]);
+	}
+	close(p[0]);
+	if (watchdog_fd >= 0)
+		close(watchdog_fd); /* a forked copy's inherited end: not ours to use */
+	watchdog_fd = p[1];
+	watchdog_pid = pid;
+	watchdog_owner = getpid();
+	return 0;
+}
+
+/* Tell the watchdog a group was started (+) or has ended (-). */
+static void watchdog_tell(char sign, pid_t pgid)
+{
+	if (watchdog_fd < 0 || watchdog_owner != getpid())
+		return;
+	char line[32];
+	int n = snprintf(line, sizeof line, "%c%ld\n", sign, (long)pgid);
+	sigset_t pipe_set, old;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	ssize_t w;
+	while ((w = write(watchdog_fd, line, (size_t)n)) < 0 && errno == EINTR)
+		;
+	if (w < 0 && errno == EPIPE) { /* the watchdog was killed: start another next time */
+		close(watchdog_fd);
+		watchdog_fd = -1;
+		struct timespec zero = {0, 0};
+		sigtimedwait(&pipe_set, NULL, &zero);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* The leader of group PGID was reaped: the watchdog forgets the group once
+ * nothing is left in it (what a child left running still dies with cdp). */
+static void group_reaped(pid_t pgid)
+{
+	if (kill(-pgid, 0) != 0 && errno == ESRCH)
+		watchdog_tell('-', pgid);
+}
 
 static void child_fail(int fd, int stage)
 {
@@ -471,6 +626,10 @@ static void child_fail(int fd, int stage)
 static void child_exec(const struct child_setup *c)
 {
 	setpgid(0, 0);
+	/* Killed when cdp dies, even by SIGKILL (the watchdog takes the group). */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (getppid() != c->parent)
+		_exit(127); /* cdp died before the line above */
 	struct sigaction dfl;
 	memset(&dfl, 0, sizeof dfl);
 	dfl.sa_handler = SIG_DFL;
@@ -491,6 +650,7 @@ static void child_exec(const struct child_setup *c)
 		else if (dup2(from[target], target) < 0)
 			child_fail(c->report, FAILED_EXEC);
 	}
+	cloexec_above_stderr();
 	if (c->cwd && chdir(c->cwd) != 0)
 		child_fail(c->report, FAILED_CWD);
 	if (c->envp)
@@ -540,6 +700,24 @@ static int stream_read(struct stream *s)
 		close_fd(&s->fd);
 	s->len += (size_t)got;
 	return 0;
+}
+
+/* Keep at most MAX bytes of S, the last ones: a child that prints without end
+ * costs memory up to MAX. Lines on_line has not seen yet are kept (bar one
+ * longer than MAX, which it then gets in part). */
+static void stream_trim(struct stream *s, size_t max, int on_line)
+{
+	if (max == 0 || s->len <= max)
+		return;
+	size_t cut = s->len - max;
+	if (on_line && cut > s->line_start && s->len - s->line_start <= max)
+		cut = s->line_start;
+	if (cut == 0)
+		return;
+	memmove(s->buf, s->buf + cut, s->len - cut);
+	s->len -= cut;
+	s->line_start = s->line_start > cut ? s->line_start - cut : 0;
+	s->dropped += cut;
 }
 
 struct line_call {
@@ -605,8 +783,9 @@ static int lines_or_interrupt(lua_State *L, int *on_line, struct stream *s, int 
 
 /* [-0, +1, e] Read and check the options; push the command line for messages. */
 struct run_opts {
-	int argv, cwd, env, env_clear, in, timeout, on_line, inherit; /* stack slots */
+	int argv, cwd, env, env_clear, in, timeout, on_line, inherit, max_output; /* stack slots */
 	double timeout_s;
+	size_t max_bytes; /* 0: no bound */
 };
 
 static void read_opts(lua_State *L, struct run_opts *o)
@@ -614,12 +793,13 @@ static void read_opts(lua_State *L, struct run_opts *o)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_settop(L, 1);
 	static const char *const keys[] = {"argv", "cwd", "env", "env_clear", "stdin",
-	                                   "timeout", "on_line", "inherit"};
+	                                   "timeout", "on_line", "inherit", "max_output"};
 	static const int types[] = {LUA_TTABLE, LUA_TSTRING, LUA_TTABLE, LUA_TBOOLEAN,
-	                            LUA_TSTRING, LUA_TNUMBER, LUA_TFUNCTION, LUA_TBOOLEAN};
+	                            LUA_TSTRING, LUA_TNUMBER, LUA_TFUNCTION, LUA_TBOOLEAN,
+	                            LUA_TNUMBER};
 	int *slots[] = {&o->argv, &o->cwd, &o->env, &o->env_clear,
-	                &o->in, &o->timeout, &o->on_line, &o->inherit};
-	for (int i = 0; i < 8; i++) {
+	                &o->in, &o->timeout, &o->on_line, &o->inherit, &o->max_output};
+	for (int i = 0; i < 9; i++) {
 		int t = lua_getfield(L, 1, keys[i]);
 		if (t != LUA_TNIL && t != types[i])
 			luaL_error(L, "bad option '%s' (%s expected, got %s)", keys[i],
@@ -637,6 +817,10 @@ static void read_opts(lua_State *L, struct run_opts *o)
 			           luaL_typename(L, -1));
 		lua_pop(L, 1);
 	}
+	double max = o->max_output ? lua_tonumber(L, o->max_output) : MAX_OUTPUT_DEFAULT;
+	if (!(max >= 0))
+		luaL_error(L, "bad option 'max_output' (bytes expected, 0 for no bound)");
+	o->max_bytes = max >= 1e15 ? 0 : (size_t)max;
 	o->timeout_s = 0;
 	if (o->timeout) {
 		o->timeout_s = lua_tonumber(L, o->timeout);
@@ -671,23 +855,63 @@ static char **push_argv(lua_State *L, int argv)
 
 /* [-0, +2, e] The child's environment: "K=V" strings anchored in a table
  * pushed first, then the NULL-terminated array. NULL when inherited. */
+/* Whether NAME (LEN bytes) is in the allow list at index ALLOW: a name, or a
+ * prefix ending in '*'. */
+static int allowed(lua_State *L, int allow, const char *name, size_t len)
+{
+	lua_Integer n = (lua_Integer)lua_rawlen(L, allow);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, allow, i);
+		size_t plen;
+		const char *p = lua_tolstring(L, -1, &plen);
+		int match = plen > 0 && p[plen - 1] == '*' ? len >= plen - 1 && memcmp(name, p, plen - 1) == 0
+		                                           : len == plen && memcmp(name, p, len) == 0;
+		lua_pop(L, 1);
+		if (match)
+			return 1;
+	}
+	return 0;
+}
+
 static char **push_envp(lua_State *L, const struct run_opts *o)
 {
 	int clear = o->env_clear && lua_toboolean(L, o->env_clear);
-	if (!clear && !o->env) {
+	int policy = 0;
+	if (lua_getfield(L, LUA_REGISTRYINDEX, CHILD_ENV_KEY) == LUA_TTABLE)
+		policy = lua_gettop(L);
+	else
+		lua_pop(L, 1);
+	if (!clear && !o->env && !policy) {
 		lua_pushnil(L);
 		lua_pushnil(L);
 		return NULL;
 	}
 	lua_newtable(L);
 	int merged = lua_gettop(L);
+	int allow = 0;
+	if (policy && !clear) {
+		lua_pushliteral(L, "allow"); /* a copy proc_child_env made */
+		lua_rawget(L, policy);
+		allow = lua_gettop(L);
+	}
 	for (char **e = clear ? NULL : environ; e && *e; e++) {
 		const char *eq = strchr(*e, '=');
-		if (!eq)
+		if (!eq || (allow && !allowed(L, allow, *e, (size_t)(eq - *e))))
 			continue;
 		lua_pushlstring(L, *e, (size_t)(eq - *e));
 		lua_pushstring(L, eq + 1);
 		lua_rawset(L, merged);
+	}
+	if (allow) {
+		lua_pushliteral(L, "set");
+		lua_rawget(L, policy);
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			lua_pushvalue(L, -2);
+			lua_insert(L, -2);
+			lua_rawset(L, merged);
+		}
+		lua_pop(L, 2); /* set, allow */
 	}
 	if (o->env) {
 		lua_pushnil(L);
@@ -728,7 +952,64 @@ static char **push_envp(lua_State *L, const struct run_opts *o)
 	}
 	envp[n] = NULL;
 	lua_remove(L, merged);
+	if (policy)
+		lua_remove(L, policy);
 	return envp;
+}
+
+/*
+ * proc.child_env{ allow = { "PATH", "LC_*", ... }, set = { NAME = value } } -> previous
+ * proc.child_env(nil) -> previous
+ * From now on every child gets only the variables ALLOW names (a name, or a
+ * prefix and '*'), then SET, then its own `env` option; env_clear still means
+ * exactly `env`. nil goes back to inheriting everything. The policy is read
+ * with raw access and copied, so later changes to the table do not count.
+ */
+static int proc_child_env(lua_State *L)
+{
+	if (!lua_isnoneornil(L, 1))
+		luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	lua_getfield(L, LUA_REGISTRYINDEX, CHILD_ENV_KEY); /* 2: the previous */
+	if (lua_isnil(L, 1)) {
+		lua_pushnil(L);
+		lua_setfield(L, LUA_REGISTRYINDEX, CHILD_ENV_KEY);
+		return 1;
+	}
+	lua_createtable(L, 0, 2); /* 3: the copy */
+	lua_newtable(L);          /* 4: allow */
+	lua_pushliteral(L, "allow");
+	if (lua_rawget(L, 1) != LUA_TTABLE)
+		return luaL_error(L, "bad option 'allow' (a list of variable names expected)");
+	lua_Integer n = (lua_Integer)lua_rawlen(L, 5);
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_rawgeti(L, 5, i) != LUA_TSTRING)
+			return luaL_error(L, "bad option 'allow' (string expected at [%d])", (int)i);
+		lua_rawseti(L, 4, i);
+	}
+	lua_pop(L, 1);
+	lua_setfield(L, 3, "allow");
+	lua_newtable(L); /* 4: set */
+	lua_pushliteral(L, "set");
+	int t = lua_rawget(L, 1);
+	if (t == LUA_TTABLE) {
+		lua_pushnil(L);
+		while (lua_next(L, 5)) {
+			if (lua_type(L, -2) != LUA_TSTRING || strchr(lua_tostring(L, -2), '=') ||
+			    lua_type(L, -1) != LUA_TSTRING)
+				return luaL_error(L, "bad option 'set' (names without '=' to string values expected)");
+			lua_pushvalue(L, -2);
+			lua_insert(L, -2);
+			lua_rawset(L, 4);
+		}
+	} else if (t != LUA_TNIL) {
+		return luaL_error(L, "bad option 'set' (table expected, got %s)", luaL_typename(L, -1));
+	}
+	lua_pop(L, 1);
+	lua_setfield(L, 3, "set");
+	lua_setfield(L, LUA_REGISTRYINDEX, CHILD_ENV_KEY);
+	lua_settop(L, 2);
+	return 1;
 }
 
 /* [-0, +1, m] The result table. */
@@ -754,6 +1035,15 @@ static void push_result(lua_State *L, const struct run *r, int status, int known
 	lua_setfield(L, -2, "stdout");
 	lua_pushlstring(L, r->err.buf ? r->err.buf : "", r->err.len);
 	lua_setfield(L, -2, "stderr");
+	if (r->out.dropped || r->err.dropped) {
+		/* What max_output let go of, from the front of each stream. */
+		lua_createtable(L, 0, 2);
+		lua_pushinteger(L, (lua_Integer)r->out.dropped);
+		lua_setfield(L, -2, "stdout");
+		lua_pushinteger(L, (lua_Integer)r->err.dropped);
+		lua_setfield(L, -2, "stderr");
+		lua_setfield(L, -2, "dropped");
+	}
 	lua_pushnumber(L, duration);
 	lua_setfield(L, -2, "duration");
 	lua_pushboolean(L, timed_out);
@@ -761,9 +1051,12 @@ static void push_result(lua_State *L, const struct run *r, int status, int known
 }
 
 /*
- * proc.run{ argv=, cwd=, env=, env_clear=, stdin=, timeout=, on_line=, inherit= }
- *   -> { code, signal, signame, stdout, stderr, duration, timed_out }
+ * proc.run{ argv=, cwd=, env=, env_clear=, stdin=, timeout=, on_line=, inherit=,
+ *           max_output=16 MiB }
+ *   -> { code, signal, signame, stdout, stderr, duration, timed_out, dropped }
  *    | nil, msg, code
+ * stdout and stderr are the last max_output bytes of each (0: all of it);
+ * dropped = { stdout = n, stderr = n } says how much came before, when any did.
  */
 static int proc_run(lua_State *L)
 {
@@ -797,8 +1090,8 @@ static int proc_run(lua_State *L)
 	lua_toclose(L, -1);
 
 	/* child_fds: 0 stdin, 1 stdout, 2 stderr, 3 exec report */
-	int err = 0;
-	if (!inherit) {
+	int err = watchdog_start();
+	if (!err && !inherit) {
 		err = make_pipe(&r->out.fd, &r->child_fds[1]);
 		if (!err)
 			err = make_pipe(&r->err.fd, &r->child_fds[2]);
@@ -821,7 +1114,7 @@ static int proc_run(lua_State *L)
 	double start = now_monotonic();
 	struct child_setup setup = {argv, envp, o.cwd ? lua_tostring(L, o.cwd) : NULL,
 	                            r->child_fds[0], r->child_fds[1], r->child_fds[2],
-	                            r->child_fds[3]};
+	                            r->child_fds[3], getpid()};
 	pid_t pid = fork();
 	if (pid < 0) {
 		err = errno;
@@ -832,6 +1125,7 @@ static int proc_run(lua_State *L)
 		child_exec(&setup);
 	r->pid = pid;
 	setpgid(pid, pid); /* also done by the child: whoever is first wins the race */
+	watchdog_tell('+', pid);
 	for (int i = 0; i < 4; i++)
 		close_fd(&r->child_fds[i]);
 
@@ -888,6 +1182,7 @@ static int proc_run(lua_State *L)
 					err = stream_read(streams[i]);
 					if (err || streams[i]->len == before)
 						break;
+					stream_trim(streams[i], o.max_bytes, on_line != 0);
 				}
 			}
 			break;
@@ -944,6 +1239,7 @@ static int proc_run(lua_State *L)
 					run_release(r);
 					return lua_error(L);
 				}
+				stream_trim(s, o.max_bytes, on_line != 0);
 			}
 		}
 		if (err)
@@ -957,6 +1253,7 @@ static int proc_run(lua_State *L)
 	while ((reaped = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
 		;
 	int known = reaped == pid;
+	group_reaped(pid);
 	r->pid = 0;
 	double duration = now_monotonic() - start;
 	close_fd(&r->in_fd);
@@ -978,6 +1275,8 @@ static int proc_run(lua_State *L)
 		lua_pushliteral(L, "EINTR");
 		return 3;
 	}
+	stream_trim(&r->out, o.max_bytes, 0); /* every line has been handed on */
+	stream_trim(&r->err, o.max_bytes, 0);
 	push_result(L, r, status, known, duration, timed_out);
 	return 1;
 }
@@ -1108,6 +1407,7 @@ int luaopen_cdp_proc(lua_State *L)
 		{"run", proc_run},
 		{"getenv", proc_getenv},
 		{"take_env", proc_take_env},
+		{"child_env", proc_child_env},
 		{"taken", proc_taken},
 		{"dumpable", proc_dumpable},
 		{"environ", proc_environ},

@@ -208,7 +208,8 @@ function pipeline.new(spec, where, file)
     fail(where, "cdp.pipeline expects a table { name =, stages = {...}, ... }")
   end
   for key in pairs(spec) do
-    local known = { name = 1, phase = 1, stages = 1, policy = 1, alerts = 1, settings = 1, description = 1 }
+    local known = { name = 1, phase = 1, stages = 1, policy = 1, alerts = 1, settings = 1, description = 1,
+      child_env = 1 }
     if not known[key] then
       fail(where, "cdp.pipeline: unknown field '%s'", tostring(key))
     end
@@ -270,6 +271,18 @@ function pipeline.new(spec, where, file)
       end
     end
   end
+  if spec.child_env ~= nil then
+    -- Variables the commands stages run get beyond cdp.secrets.CHILD_ENV.
+    local ok = type(spec.child_env) == "table"
+    for i, name in ipairs(ok and spec.child_env or {}) do
+      if type(name) ~= "string" or not name:match("^[%w_]+%*?$") then
+        fail(where, "child_env[%d]: a variable name, or a prefix and '*', expected (got %s)", i, tostring(name))
+      end
+    end
+    if not ok then
+      fail(where, "cdp.pipeline: child_env must be a list of variable names, like { \"DATABASE_URL\", \"MYAPP_*\" }")
+    end
+  end
   if spec.alerts ~= nil then
     local ok, err = require("cdp.run").notify().check_alerts(spec.alerts)
     if not ok then
@@ -288,6 +301,7 @@ function pipeline.new(spec, where, file)
     settings = values,
     declarations = declarations,
     alerts = spec.alerts,
+    child_env = spec.child_env,
     policy = spec.policy,
     where = where,
     file = file,

@@ -768,7 +768,10 @@ local function with_run(R)
   if P.trap_signals then
     P.trap_signals()
   end
+  -- Every command a stage runs gets the allow-listed environment, marked with the run.
+  local previous_env = P.child_env(require("cdp.secrets").child_policy(R.id, R.p.child_env))
   local ok, code = pcall(drive, R)
+  P.child_env(previous_env)
   local failures = R.alerts.flush((R.p.alerts and R.p.alerts.flush) or 10)
   for _, f in ipairs(failures) do
     R.writer:append("delivery.failed", f)
@@ -836,6 +839,26 @@ function run.start(p, opts)
   return with_run(R), id
 end
 
+-- Processes a killed run RUN_ID left running: { {pid, command} } by pid. Every
+-- child of a run has CDP_RUN=<id> in its environment (cdp.secrets.child_policy),
+-- and its own children inherit it.
+function run.orphans(run_id)
+  local found = {}
+  local me = tostring(proc().pid())
+  local marker = "\0CDP_RUN=" .. run_id .. "\0"
+  for _, pid in ipairs(fs.list("/proc") or {}) do
+    if pid:match("^%d+$") and pid ~= me then
+      local env = fs.read("/proc/" .. pid .. "/environ")
+      if env and ("\0" .. env):find(marker, 1, true) then
+        local cmd = (fs.read("/proc/" .. pid .. "/cmdline") or ""):gsub("%z+$", ""):gsub("%z", " ")
+        found[#found + 1] = { pid = tonumber(pid), command = cmd }
+      end
+    end
+  end
+  table.sort(found, function(a, b) return a.pid < b.pid end)
+  return found
+end
+
 -- Re-load the pipeline a run was started with, and drive it again.
 -- opts: root, interactive, load(script) -> pipeline
 function run.resume(id, opts)
@@ -876,6 +899,17 @@ function run.resume(id, opts)
   local dir = run.runs_dir(root) .. "/" .. id
   local writer = assert(journal.open(dir .. "/" .. journal.FILE, redact))
   writer:append("run.resumed", { run = id })
+  -- cdp's watchdog kills what a killed run started; name whatever outlived both.
+  local orphans = run.orphans(id)
+  if #orphans > 0 then
+    local lines = {}
+    for i, o in ipairs(orphans) do
+      lines[i] = ("  pid %d: %s"):format(o.pid, redact(o.command))
+    end
+    io.stderr:write(("cdp: %d process(es) of run %s from before it stopped are still running; they may "
+      .. "still write to its fork (kill them, or wait for them to end):\n%s\n"):format(#orphans, id,
+      table.concat(lines, "\n")))
+  end
   -- force applies to the first pass only: what was forced and passed stays
   local R = { p = p, id = id, dir = dir, root = root, writer = writer, effective = effective, redact = redact,
     opts = options, lock = lock, interactive = opts.interactive, resumed = true }
@@ -933,12 +967,8 @@ function run.dry_run(p, opts)
   return lines
 end
 
--- Every health check of every stage. Returns ok, lines.
-function run.check(p, opts)
-  local root = opts.root or run.root()
-  local effective = resolve_settings(p, opts.sets)
-  local redact = make_redactor(effective, p)
-  local values = settings.values(effective)
+-- The health checks of every stage, with the values of the settings.
+local function check_all(p, root, values, redact)
   local all_ok, lines = true, {}
   for _, stage in ipairs(p.stages) do
     local ctx = { run = nil, root = root, stage = stage.name, pipeline = p.name, settings = values, policy = p.policy,
@@ -956,6 +986,22 @@ function run.check(p, opts)
         lines[#lines + 1] = redact(("✗ %s: %s: %s"):format(stage.name, check.name, why))
       end
     end
+  end
+  return all_ok, lines
+end
+
+-- Every health check of every stage. Returns ok, lines.
+function run.check(p, opts)
+  local root = opts.root or run.root()
+  local effective = resolve_settings(p, opts.sets)
+  local redact = make_redactor(effective, p)
+  local values = settings.values(effective)
+  local P = proc()
+  local previous_env = P.child_env(require("cdp.secrets").child_policy(nil, p.child_env))
+  local ok, all_ok, lines = pcall(check_all, p, root, values, redact)
+  P.child_env(previous_env)
+  if not ok then
+    error(all_ok, 0)
   end
   return all_ok, lines
 end

@@ -58,6 +58,37 @@ expect_code 0 env ENGINE_TRACE="$work/trace" "$CDP" resume "$run"
 resumed=$("$CDP" status --json "$run" | stages_of)
 [ "$resumed" = "$reference" ] || fail "resumed state differs: $resumed vs $reference"
 
+# a killed run's children die with it; what left their process group is named on resume
+git init -q "$work/orphans"
+cd "$work/orphans"
+# (setsid: a process group of its own, so that killing it kills only cdp, as a CI runner's cancel does)
+ENGINE_SPAWN="test:$work/spawned" ENGINE_WAIT="test:$work/go2" setsid "$CDP" "$pipeline" </dev/null >"$work/orphans.out" 2>&1 &
+pid=$!
+pids+=("$pid")
+for _ in $(seq 1 500); do [ -e "$work/go2.started" ] && break; sleep 0.02; done
+[ -e "$work/go2.started" ] || fail "stage test never started"
+in_group=$(sed -n 1p "$work/spawned")
+escaped=$(sed -n 2p "$work/spawned")
+pids+=("$escaped")
+kill -0 "$in_group" && kill -0 "$escaped" || fail "the stage's processes did not start"
+[ "$(ps -o pgid= "$pid" | tr -d ' ')" = "$pid" ] || fail "cdp is not in a process group of its own"
+kill -KILL -- "-$pid"
+wait "$pid" 2>/dev/null || true
+gone=0
+for _ in $(seq 1 250); do
+	if ! kill -0 "$in_group" 2>/dev/null || [ "$(ps -o stat= "$in_group" | cut -c1)" = Z ]; then gone=1; break; fi
+	sleep 0.02
+done
+[ "$gone" = 1 ] || fail "a child of the killed run outlived it (pid $in_group)"
+kill -0 "$escaped" || fail "the process in its own session did not survive (the test cannot show the report)"
+touch "$work/go2"
+run=$("$CDP" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["run"])')
+expect_code 0 "$CDP" resume "$run"
+grep -q "1 process(es) of run $run from before it stopped are still running" "$work/last.out" \
+	&& grep -q "pid $escaped: sleep 302" "$work/last.out" || { cat "$work/last.out" >&2; fail "resume does not name the orphan"; }
+kill -KILL "$escaped"
+cd "$work/repo"
+
 # a second run runs nothing
 rm "$work/trace"
 expect_code 0 env ENGINE_TRACE="$work/trace" "$CDP" run "$pipeline"

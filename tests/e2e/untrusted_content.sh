@@ -91,4 +91,38 @@ expect_refused crate_dir "crates/victim -> $work/elsewhere"
 [[ $(cd "$work/elsewhere" && find . -type f | sort | xargs sha256sum) == "$before" ]] || fail "files were written outside the repository"
 ok "a crate directory linked out of the repository is refused at Validate; nothing is written where it points"
 
+# 4. A build script that prints its environment, and every ancestor's it can read
+#    (/proc/<pid>/environ up to init), during a whole release: Test runs it.
+fresh buildrs
+cat >crates/demo-core/build.rs <<RS
+use std::io::Write;
+fn main() {
+    let mut out = String::new();
+    for (k, v) in std::env::vars() {
+        out.push_str(&format!("own {k}={v}\n"));
+    }
+    let mut pid = std::process::id();
+    while pid > 1 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let Some(close) = stat.rfind(')') else { break };
+        let comm = &stat[stat.find('(').unwrap_or(0) + 1..close];
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        out.push_str(&format!("ancestor {pid} {comm} {}\n", String::from_utf8_lossy(&environ).replace('\0', " ")));
+        pid = stat[close + 2..].split(' ').nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    }
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open("$work/buildrs-env.txt").unwrap();
+    f.write_all(out.as_bytes()).unwrap();
+    println!("cargo:rerun-if-changed=build.rs");
+}
+RS
+git add -A && git commit -qm "build(core): a build script"
+release >"$work/buildrs.log" 2>&1 || { cat "$work/buildrs.log"; fail "the release with a build script failed"; }
+[[ -s $work/buildrs-env.txt ]] || fail "the build script did not run"
+grep -q "^ancestor [0-9]* cdp " "$work/buildrs-env.txt" || fail "the build script did not reach cdp's /proc entry"
+! grep -qF "$TOKEN" "$work/buildrs-env.txt" || fail "a build script read a token: $(grep -F "$TOKEN" "$work/buildrs-env.txt" | cut -c1-200)"
+grep -q "^own CDP_RUN=" "$work/buildrs-env.txt" || fail "the build script's environment is not the run's"
+! grep -Eq "^own (GITHUB_TOKEN|CARGO_REGISTRY_TOKEN|CDP_[A-Z_]*TOKEN)=" "$work/buildrs-env.txt" || fail "a token variable reached the build script"
+! grep -rqF "$TOKEN" "$work/buildrs/origin.git" .cdp || fail "the token is in the remote or the run's files"
+ok "a build.rs that prints its environment and its ancestors' (cdp's included) finds none of the tokens"
+
 echo "untrusted_content: $pass passed, 0 failed"

@@ -217,6 +217,87 @@ describe("cdp.proc", function()
       assert.are.equal(marker, err2)
     end)
 
+    it("gives a child no descriptor above 2: no socket, no file of cdp's", function()
+      local http = require "cdp.http"
+      local server, ports = support.start_fixture("python3 tests/fixtures/http_server.py")
+      -- A live keep-alive connection to a server, and a file Lua holds open (no O_CLOEXEC).
+      assert.are.equal(200, assert(http.request { url = ("http://127.0.0.1:%d/echo"):format(ports.PORT) }).status)
+      local dir = support.tmpdir()
+      local held <close> = assert(io.open(dir .. "/held", "w"))
+      -- `[ -e ]` opens nothing, so the shell's own descriptors do not show.
+      local r = assert(sh('n=0; while [ $n -lt 1024 ]; do [ -e /proc/$$/fd/$n ] && echo "$n $(readlink /proc/$$/fd/$n)"; '
+        .. 'n=$((n+1)); done'))
+      server:close()
+      local fds = {}
+      for fd in r.stdout:gmatch("(%d+) [^\n]*") do
+        fds[#fds + 1] = fd
+      end
+      assert.are.same({ "0", "1", "2" }, fds, r.stdout)
+    end)
+
+    it("kills its children and their children when cdp is killed", function()
+      local dir = support.tmpdir()
+      local pids = dir .. "/pids"
+      -- In a session of its own, so that killing its process group kills only cdp.
+      local code = ("require('cdp.proc').run { argv = { 'sh', '-c', %q } }")
+        :format("sleep 300 & echo $! > " .. pids .. ".tmp; echo $$ >> " .. pids .. ".tmp; mv "
+          .. pids .. ".tmp " .. pids .. "; wait")
+      local pid = support.sh("setsid " .. q(support.cdp()) .. " -e " .. q(code) .. " </dev/null >"
+        .. q(dir .. "/out") .. " 2>&1 & echo $!"):gsub("%s+$", "")
+      assert.is_true(wait_for(function() return fs.exists(pids) end, 10), "the child did not start")
+      local child, grandchild = nil, nil
+      for line in fs.read(pids):gmatch("%d+") do
+        if grandchild then child = line else grandchild = line end
+      end
+      assert.is_true(alive(child) and alive(grandchild))
+      -- SIGKILL to cdp's whole process group, as a CI runner cancelling a job does.
+      assert.are.equal(pid, (support.sh("ps -o pgid= " .. pid):gsub("%s", "")))
+      support.sh("kill -9 -" .. pid)
+      assert.is_true(wait_for(function() return not alive(child) end, 5), "the child outlived cdp")
+      assert.is_true(wait_for(function() return not alive(grandchild) end, 5), "the grandchild outlived cdp")
+    end)
+
+    it("keeps the tail of output beyond max_output, and says how much went", function()
+      local r = assert(sh("i=0; while [ $i -lt 3000 ]; do printf '%0999d\\n' $i; i=$((i+1)); done; echo last",
+        { max_output = 100000 }))
+      assert.are.equal(100000, #r.stdout)
+      assert.matches("\nlast\n$", r.stdout)
+      assert.are.equal(3000 * 1000 + 5 - 100000, r.dropped.stdout)
+      assert.are.equal(0, r.dropped.stderr)
+      local lines = 0
+      local all = assert(sh("i=0; while [ $i -lt 3000 ]; do printf '%0999d\\n' $i; i=$((i+1)); done",
+        { max_output = 100000, on_line = function() lines = lines + 1 end }))
+      assert.are.equal(3000, lines) -- on_line still sees every line
+      assert.are.equal(100000, #all.stdout)
+      assert.is_nil(assert(sh("echo small")).dropped)
+      assert.has_error(function() sh("true", { max_output = -1 }) end)
+    end)
+
+    it("gives children only the allow-listed environment under child_env", function()
+      local script = [[
+        local proc = require "cdp.proc"
+        local function env(opts)
+          opts = opts or {}
+          opts.argv = { "env" }
+          local out = {}
+          for k in assert(proc.run(opts)).stdout:gmatch("([^=\n]+)=") do out[#out + 1] = k end
+          table.sort(out)
+          return table.concat(out, " ")
+        end
+        assert(proc.child_env { allow = { "KEEP_ME", "KEEP_*" }, set = { CDP_RUN = "r1" } } == nil)
+        print(env())
+        print(env { env = { EXTRA = "x" } })
+        print(env { env = { ONLY = "y" }, env_clear = true })
+        local previous = proc.child_env(nil)
+        assert(previous.allow[2] == "KEEP_*" and previous.set.CDP_RUN == "r1")
+        print(env():find("DROP_ME", 1, true) ~= nil)
+      ]]
+      local out = support.sh(("env KEEP_ME=1 KEEP_TOO=2 DROP_ME=3 %s -e %s"):format(q(support.cdp()), q(script)))
+      assert.are.equal("CDP_RUN KEEP_ME KEEP_TOO\nCDP_RUN EXTRA KEEP_ME KEEP_TOO\nONLY\ntrue\n", out)
+      assert.has_error(function() proc.child_env { allow = { 7 } } end)
+      assert.has_error(function() proc.child_env { allow = {}, set = { ["A=B"] = "x" } } end)
+    end)
+
     it("lets the child use our stdout with inherit", function()
       local dir = support.tmpdir()
       local code = "local r = cdp.proc.run{argv={'sh','-c','echo to-stdout; echo to-stderr >&2'}, inherit=true}\n"

@@ -37,13 +37,17 @@ function test.commands(ctx)
   return list
 end
 
--- cargo's closing lines ("test result: ok. 3 passed; 0 failed; ...") added up.
-local function tally(text)
-  local passed, failed, ignored = 0, 0, 0
-  for p, f, i in text:gmatch("test result: %a+%. (%d+) passed; (%d+) failed; (%d+) ignored") do
-    passed, failed, ignored = passed + tonumber(p), failed + tonumber(f), ignored + tonumber(i)
+-- cargo's closing lines ("test result: ok. 3 passed; 0 failed; ...") added up, a
+-- line at a time: captured output keeps only its tail, and each line is seen here.
+local function tally()
+  local t = { passed = 0, failed = 0, ignored = 0 }
+  function t.line(line)
+    local p, f, i = line:match("test result: %a+%. (%d+) passed; (%d+) failed; (%d+) ignored")
+    if p then
+      t.passed, t.failed, t.ignored = t.passed + tonumber(p), t.failed + tonumber(f), t.ignored + tonumber(i)
+    end
   end
-  return passed, failed, ignored
+  return t
 end
 
 function test.run(ctx, inputs)
@@ -57,17 +61,18 @@ function test.run(ctx, inputs)
   for _, argv in ipairs(test.commands(ctx)) do
     local shown = table.concat(argv, " ")
     ctx.log("$ " .. shown)
+    local count = tally()
     local res, err = proc.run {
       argv = argv, cwd = fork.path, timeout = timeout,
       env = { CARGO_TARGET_DIR = ctx.run_dir .. "/target", CARGO_TERM_COLOR = "never" },
-      on_line = function(_, line) ctx.log(line) end,
+      on_line = function(_, line) count.line(line) ctx.log(line) end,
     }
     if not res then
       failure = ("cannot run %s: %s"):format(shown, err)
       results[#results + 1] = { command = shown, error = err }
       break
     end
-    local passed, failed, ignored = tally(res.stdout .. "\n" .. res.stderr)
+    local passed, failed, ignored = count.passed, count.failed, count.ignored
     results[#results + 1] = { command = shown, code = res.code or false, signal = res.signame or false,
       timed_out = res.timed_out, seconds = math.floor(res.duration * 10 + 0.5) / 10,
       passed = passed, failed = failed, ignored = ignored }

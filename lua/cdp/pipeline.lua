@@ -358,14 +358,23 @@ end
 local file_lines = {}
 local function lines_of(path)
   if file_lines[path] == nil then
-    local f = io.open(path, "rb")
     local lines = false
-    if f then
+    -- A pipeline cdp ships was loaded from the binary, not from a file of that name.
+    local shipped = require("cdp.script").shipped_source(path)
+    if shipped then
       lines = {}
-      for line in f:lines() do
+      for line in (shipped .. "\n"):gmatch("(.-)\r?\n") do
         lines[#lines + 1] = line
       end
-      f:close()
+    else
+      local f = io.open(path, "rb")
+      if f then
+        lines = {}
+        for line in f:lines() do
+          lines[#lines + 1] = line
+        end
+        f:close()
+      end
     end
     file_lines[path] = lines
   end

@@ -712,15 +712,9 @@ local function with_run(R)
   return code
 end
 
--- Absolute path of a script.
-local function absolute(path)
-  if path:sub(1, 1) == "/" then
-    return path
-  end
-  return fs.join(assert(fs.cwd()), path)
-end
-
--- opts: script, from, to, only, force (set of names), phase, sets (list of {key,value}), interactive
+-- opts: script (what finds the pipeline again: an absolute path or a shipped name, see
+-- cdp.script.locate), from, to, only, force (set of names), phase, sets (list of
+-- {key,value}), interactive
 function run.start(p, opts)
   local root = opts.root or run.root()
   local effective = resolve_settings(p, opts.sets)
@@ -751,7 +745,7 @@ function run.start(p, opts)
   end
   table.sort(force)
   writer:append("run.started", {
-    run = id, pipeline = p.name, script = opts.script and absolute(opts.script) or json.null,
+    run = id, pipeline = p.name, script = opts.script or json.null,
     phase = opts.phase or p.phase,
     time = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(proc().time())),
     options = json.object { from = opts.from, to = opts.to, only = opts.only, force = force,

@@ -482,6 +482,17 @@ function pipeline.fingerprint(value)
   return fp(value, 0)
 end
 
+-- The code of the Lua module NAME and of the cdp.* modules it requires (by name), or
+-- nil when there is no such module: what a setting declared `module = true` (a changelog
+-- template) adds to the key of the stages that read it.
+function pipeline.module_code(name)
+  local text = require("cdp.host").source(name)
+  if not text then
+    return nil
+  end
+  return text .. "\n" .. required_sources(name, text)
+end
+
 function pipeline.code(stage)
   if stage.module then
     local text = require("cdp.host").source(stage.module)

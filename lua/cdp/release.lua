@@ -211,14 +211,17 @@ function release.push_url(fork, what)
   return fork.origin
 end
 
--- The release notes of CRATE (a plan entry) at its next version: its section of
--- <fork>/<dir>/CHANGELOG.md in the fork's work tree (as Package left it), or nil.
-function release.crate_notes(fork_path, crate)
+-- The release notes of CRATE (a plan entry) at its next version: what Package recorded
+-- in PACKAGED (its outputs), else its section of <fork>/<dir>/CHANGELOG.md as Package
+-- left it in the fork's work tree; nil when there is none.
+function release.crate_notes(fork_path, crate, packaged)
+  local recorded = type(packaged) == "table" and type(packaged.notes) == "table" and packaged.notes[crate.name]
+  if type(recorded) == "string" then
+    return recorded ~= "" and recorded or nil
+  end
   local changelog = require "cdp.changelog"
   local fs = require "cdp.fs"
-  local dir = (crate.dir == nil or crate.dir == "" or crate.dir == ".") and fork_path
-    or (fork_path .. "/" .. crate.dir)
-  local text = fs.read(dir .. "/CHANGELOG.md")
+  local text = fs.read(fork_path .. "/" .. changelog.path(nil, crate))
   if not text then
     return nil
   end

@@ -164,10 +164,27 @@ local function code_hash(stage)
   return h
 end
 
+-- The code of the modules that settings declared `module = true` name (a changelog
+-- template), by setting: editing a team's template must run its stage again.
+local function module_hashes(stage, used, declarations)
+  local out
+  for k, v in pairs(used) do
+    local d = (stage.declares or {})[k] or (declarations or {})[k]
+    if d and d.module and type(v) == "string" and v ~= "" then
+      local code = require("cdp.pipeline").module_code(v)
+      out = out or {}
+      out[k] = code and fs.sha256(code) or ("no module " .. v)
+    end
+  end
+  return out and json.object(out)
+end
+
 -- sha256 of the stage's name, code, the settings it reads (secrets by name
--- only), its inputs, and for a stage that uses the pipeline's policy (Version),
--- the policy's fingerprint: editing the policy must plan again.
-function run.stage_key(stage, public_settings, inputs, policy)
+-- only), the code of the modules those settings name, its inputs, and for a stage
+-- that uses the pipeline's policy (Version), the policy's fingerprint: editing the
+-- policy must plan again. DECLARATIONS: the pipeline's (for settings a stage reads
+-- but another declares).
+function run.stage_key(stage, public_settings, inputs, policy, declarations)
   local used = public_settings
   if stage.settings then
     used = {}
@@ -176,6 +193,7 @@ function run.stage_key(stage, public_settings, inputs, policy)
     end
   end
   return fs.sha256(json.encode {
+    modules = module_hashes(stage, used, declarations),
     name = stage.name,
     code = code_hash(stage),
     needs = stage.needs,
@@ -476,7 +494,7 @@ local function drive(R)
         end
         inputs[kind] = artifacts[kind]
       end
-      local key = run.stage_key(stage, public, inputs, p.policy)
+      local key = run.stage_key(stage, public, inputs, p.policy, p.declarations)
       local prior = in_run[stage.name]
       local done_here = prior and (prior.state == "passed" or prior.state == "cached") and prior.key == key
       local outputs
@@ -505,6 +523,9 @@ local function drive(R)
         local ctx = {
           run = R.id, run_dir = R.dir, root = R.root, stage = stage.name, pipeline = p.name, phase = phase,
           settings = values, policy = p.policy, running = running,
+          -- The run's start (UTC, ISO 8601) as its journal records it once: the release
+          -- date a changelog shows, the same when the run is resumed days later.
+          started = derived.time,
         }
         function ctx.log(...)
           local parts = {}
@@ -824,7 +845,7 @@ function run.dry_run(p, opts)
       end
       inputs[kind] = artifacts[kind]
     end
-    local key = not blind and run.stage_key(stage, public, inputs, p.policy) or nil
+    local key = not blind and run.stage_key(stage, public, inputs, p.policy, p.declarations) or nil
     local is_selected, why = selected(i)
     local what
     local outputs = key and cache[key]

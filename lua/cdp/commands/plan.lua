@@ -106,7 +106,7 @@ function command.load_pipeline(path)
   if prerelease == "" then
     prerelease = nil
   end
-  return { policy = value.policy, tag_template = template, prerelease = prerelease,
+  return { policy = value.policy, tag_template = template, prerelease = prerelease, settings = settings,
     changelog_template = type(settings.changelog_template) == "string" and settings.changelog_template or nil }
 end
 

@@ -131,13 +131,35 @@ local function cache_index(root)
   return journal.index(lists)
 end
 
-function run.lock(root, what)
+-- .cdp/.gitignore: runs, release forks, logs and the lock are cdp's own and stay out
+-- of the team's `git status`; what the team writes there (.cdp/pipeline.lua, module
+-- overrides in .cdp/lua/) is theirs to commit. It ignores itself, so a first run leaves
+-- no untracked file behind.
+run.GITIGNORE = [[
+# Written by cdp. Runs, release forks, logs and locks are cdp's own and stay out of git;
+# what a team writes here (.cdp/pipeline.lua, module overrides in .cdp/lua/) is not ignored.
+/*
+!/pipeline.lua
+!/lua/
+]]
+-- What cdp wrote before: it ignored .cdp/lua/ too.
+local OLD_GITIGNORE = "# Made by cdp: runs, release forks and logs are not part of the repository.\n*\n"
+
+-- Make ROOT/.cdp with its .gitignore (an old cdp's is brought up to date; a team's own
+-- is left alone). Returns the directory.
+function run.cdp_dir(root)
   local dir = root .. "/.cdp"
   assert(fs.mkdir(dir, { parents = true }))
-  -- Runs, forks and logs are cdp's own: keep them out of the user's `git status`.
-  if not fs.exists(dir .. "/.gitignore") then
-    assert(fs.write(dir .. "/.gitignore", "# Made by cdp: runs, release forks and logs are not part of the repository.\n*\n"))
+  local path = dir .. "/.gitignore"
+  local current = fs.read(path)
+  if current == nil or current == OLD_GITIGNORE then
+    assert(fs.write(path, run.GITIGNORE))
   end
+  return dir
+end
+
+function run.lock(root, what)
+  local dir = run.cdp_dir(root)
   local p = proc()
   local holder = ("cdp %s, pid %d on %s, user %s, since %s"):format(what, p.pid(), p.hostname(), p.user() or "?",
     os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(p.time())))

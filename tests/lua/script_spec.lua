@@ -88,6 +88,30 @@ describe("cdp.script.locate", function()
     assert.matches("no pipeline 'nope'", out, 1, true)
   end)
 
+  it("keeps runs out of git status, and not .cdp/pipeline.lua or .cdp/lua/ overrides", function()
+    local repo = support.git_init()
+    support.commit(repo, "chore: start")
+    support.write(repo .. "/.cdp/pipeline.lua", PIPELINE:format("dot", "dot"))
+    local out, code = run(repo, "run")
+    assert.are.equal(0, code, out)
+    assert.are.equal("?? .cdp/pipeline.lua", support.git(repo, "status", "--porcelain", "--untracked-files=all"))
+    support.write(repo .. "/.cdp/lua/team/notes.lua", "return {}")
+    assert.are.equal("?? .cdp/lua/team/notes.lua\n?? .cdp/pipeline.lua",
+      support.git(repo, "status", "--porcelain", "--untracked-files=all"))
+    for _, path in ipairs { ".cdp/runs", ".cdp/lock", ".cdp/.gitignore", ".cdp/events.jsonl" } do
+      support.sh(("git -C %s check-ignore -q %s"):format(q(repo), path))
+    end
+    -- The file an older cdp wrote ignored .cdp/lua/ too: it is brought up to date.
+    support.write(repo .. "/.cdp/.gitignore",
+      "# Made by cdp: runs, release forks and logs are not part of the repository.\n*\n")
+    run(repo, "run")
+    assert.matches("!/lua/", support.read(repo .. "/.cdp/.gitignore"), 1, true)
+    -- A team's own is theirs.
+    support.write(repo .. "/.cdp/.gitignore", "runs/\n")
+    run(repo, "run")
+    assert.are.equal("runs/\n", support.read(repo .. "/.cdp/.gitignore"))
+  end)
+
   it("resumes a run of a shipped pipeline by its name", function()
     local repo = support.git_init()
     support.commit(repo, "chore: start")

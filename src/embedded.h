@@ -4,13 +4,17 @@
 
 /* One Lua module compiled into the binary as source (see tools/embed.c). */
 struct cdp_embedded {
-	const char *module; /* "cdp.plan" */
+	const char *module; /* "cdp.plan"; for a script, its name: "release" */
 	const char *path;   /* "lua/cdp/plan.lua", relative to the source root */
 	const char *source;
 	size_t size;
 };
 
-/* Terminated by an entry whose module is NULL. */
+/* Lua modules (lua/, stdlib/), terminated by an entry whose module is NULL. */
 extern const struct cdp_embedded cdp_embedded[];
+
+/* Scripts (pipelines/release.lua as "release"), not modules: `require` never
+ * finds them. Terminated the same way. */
+extern const struct cdp_embedded cdp_scripts[];
 
 #endif

@@ -256,6 +256,36 @@ static int host_modules(lua_State *L)
 	return 1;
 }
 
+/* host.script(name) -> source, path | nil: a script shipped in the binary ("release"). */
+static int host_script(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	for (const struct cdp_embedded *e = cdp_scripts; e->module; e++)
+		if (strcmp(e->module, name) == 0) {
+			lua_pushlstring(L, e->source, e->size);
+			lua_pushstring(L, e->path);
+			return 2;
+		}
+	lua_pushnil(L);
+	return 1;
+}
+
+/* host.scripts() -> { {name=, path=}, ... }: the shipped scripts, sorted by path. */
+static int host_scripts(lua_State *L)
+{
+	lua_newtable(L);
+	int i = 0;
+	for (const struct cdp_embedded *e = cdp_scripts; e->module; e++) {
+		lua_createtable(L, 0, 2);
+		lua_pushstring(L, e->module);
+		lua_setfield(L, -2, "name");
+		lua_pushstring(L, e->path);
+		lua_setfield(L, -2, "path");
+		lua_rawseti(L, -2, ++i);
+	}
+	return 1;
+}
+
 /* host.dirs() -> the override directories, in search order. */
 static int host_dirs(lua_State *L)
 {
@@ -275,6 +305,8 @@ static int luaopen_cdp_host(lua_State *L)
 	static const luaL_Reg funcs[] = {
 		{"source", host_source},
 		{"modules", host_modules},
+		{"script", host_script},
+		{"scripts", host_scripts},
 		{"dirs", host_dirs},
 		{"loaded_from_disk", host_ondisk},
 		{NULL, NULL},

@@ -25,6 +25,12 @@ function cli.usage_error(msg, command)
   error(setmetatable({ msg = msg, command = command }, UsageError), 0)
 end
 
+-- Raised for input that is not there or not usable (a pipeline that is missing,
+-- unreadable or does not compile): one line, "cdp: MSG", and exit code 2.
+function cli.fail(msg)
+  error(setmetatable({ msg = msg, hint = false }, UsageError), 0)
+end
+
 local function command_names()
   local names = {}
   for _, m in ipairs(host.modules()) do
@@ -234,7 +240,9 @@ function cli.main(argv)
   end
   if getmetatable(result) == UsageError then
     io.stderr:write("cdp: ", result.msg, "\n")
-    io.stderr:write("Try 'cdp ", result.command and ("help " .. result.command) or "--help", "'.\n")
+    if result.hint ~= false then
+      io.stderr:write("Try 'cdp ", result.command and ("help " .. result.command) or "--help", "'.\n")
+    end
     return cli.EXIT.usage
   end
   io.stderr:write(result, "\n")

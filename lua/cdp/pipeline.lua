@@ -372,14 +372,23 @@ end
 local file_lines = {}
 local function lines_of(path)
   if file_lines[path] == nil then
-    local f = io.open(path, "rb")
     local lines = false
-    if f then
+    -- A pipeline cdp ships was loaded from the binary, not from a file of that name.
+    local shipped = require("cdp.script").shipped_source(path)
+    if shipped then
       lines = {}
-      for line in f:lines() do
+      for line in (shipped .. "\n"):gmatch("(.-)\r?\n") do
         lines[#lines + 1] = line
       end
-      f:close()
+    else
+      local f = io.open(path, "rb")
+      if f then
+        lines = {}
+        for line in f:lines() do
+          lines[#lines + 1] = line
+        end
+        f:close()
+      end
     end
     file_lines[path] = lines
   end
@@ -485,6 +494,17 @@ function pipeline.fingerprint(value)
     return t .. ":" .. tostring(v)
   end
   return fp(value, 0)
+end
+
+-- The code of the Lua module NAME and of the cdp.* modules it requires (by name), or
+-- nil when there is no such module: what a setting declared `module = true` (a changelog
+-- template) adds to the key of the stages that read it.
+function pipeline.module_code(name)
+  local text = require("cdp.host").source(name)
+  if not text then
+    return nil
+  end
+  return text .. "\n" .. required_sources(name, text)
 end
 
 function pipeline.code(stage)

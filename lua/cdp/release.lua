@@ -211,15 +211,18 @@ function release.push_url(fork, what)
   return fork.origin
 end
 
--- The release notes of CRATE (a plan entry) at its next version: its section of
--- <fork>/<dir>/CHANGELOG.md in the fork's work tree (as Package left it), or nil.
--- Read beneath the fork, never through a link.
-function release.crate_notes(fork_path, crate)
+-- The release notes of CRATE (a plan entry) at its next version: what Package recorded
+-- in PACKAGED (its outputs), else its section of <fork>/<dir>/CHANGELOG.md as Package
+-- left it in the fork's work tree; nil when there is none. Read beneath the fork,
+-- never through a link.
+function release.crate_notes(fork_path, crate, packaged)
+  local recorded = type(packaged) == "table" and type(packaged.notes) == "table" and packaged.notes[crate.name]
+  if type(recorded) == "string" then
+    return recorded ~= "" and recorded or nil
+  end
   local changelog = require "cdp.changelog"
   local fs = require "cdp.fs"
-  local rel = (crate.dir == nil or crate.dir == "" or crate.dir == ".") and "CHANGELOG.md"
-    or (crate.dir .. "/CHANGELOG.md")
-  local text = fs.read(rel, { beneath = fork_path })
+  local text = fs.read(changelog.path(nil, crate), { beneath = fork_path })
   if not text then
     return nil
   end

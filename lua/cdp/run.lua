@@ -131,13 +131,35 @@ local function cache_index(root)
   return journal.index(lists)
 end
 
-function run.lock(root, what)
+-- .cdp/.gitignore: runs, release forks, logs and the lock are cdp's own and stay out
+-- of the team's `git status`; what the team writes there (.cdp/pipeline.lua, module
+-- overrides in .cdp/lua/) is theirs to commit. It ignores itself, so a first run leaves
+-- no untracked file behind.
+run.GITIGNORE = [[
+# Written by cdp. Runs, release forks, logs and locks are cdp's own and stay out of git;
+# what a team writes here (.cdp/pipeline.lua, module overrides in .cdp/lua/) is not ignored.
+/*
+!/pipeline.lua
+!/lua/
+]]
+-- What cdp wrote before: it ignored .cdp/lua/ too.
+local OLD_GITIGNORE = "# Made by cdp: runs, release forks and logs are not part of the repository.\n*\n"
+
+-- Make ROOT/.cdp with its .gitignore (an old cdp's is brought up to date; a team's own
+-- is left alone). Returns the directory.
+function run.cdp_dir(root)
   local dir = root .. "/.cdp"
   assert(fs.mkdir(dir, { parents = true }))
-  -- Runs, forks and logs are cdp's own: keep them out of the user's `git status`.
-  if not fs.exists(dir .. "/.gitignore") then
-    assert(fs.write(dir .. "/.gitignore", "# Made by cdp: runs, release forks and logs are not part of the repository.\n*\n"))
+  local path = dir .. "/.gitignore"
+  local current = fs.read(path)
+  if current == nil or current == OLD_GITIGNORE then
+    assert(fs.write(path, run.GITIGNORE))
   end
+  return dir
+end
+
+function run.lock(root, what)
+  local dir = run.cdp_dir(root)
   local p = proc()
   local holder = ("cdp %s, pid %d on %s, user %s, since %s"):format(what, p.pid(), p.hostname(), p.user() or "?",
     os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(p.time())))
@@ -164,10 +186,27 @@ local function code_hash(stage)
   return h
 end
 
+-- The code of the modules that settings declared `module = true` name (a changelog
+-- template), by setting: editing a team's template must run its stage again.
+local function module_hashes(stage, used, declarations)
+  local out
+  for k, v in pairs(used) do
+    local d = (stage.declares or {})[k] or (declarations or {})[k]
+    if d and d.module and type(v) == "string" and v ~= "" then
+      local code = require("cdp.pipeline").module_code(v)
+      out = out or {}
+      out[k] = code and fs.sha256(code) or ("no module " .. v)
+    end
+  end
+  return out and json.object(out)
+end
+
 -- sha256 of the stage's name, code, the settings it reads (secrets by name
--- only), its inputs, and for a stage that uses the pipeline's policy (Version),
--- the policy's fingerprint: editing the policy must plan again.
-function run.stage_key(stage, public_settings, inputs, policy)
+-- only), the code of the modules those settings name, its inputs, and for a stage
+-- that uses the pipeline's policy (Version), the policy's fingerprint: editing the
+-- policy must plan again. DECLARATIONS: the pipeline's (for settings a stage reads
+-- but another declares).
+function run.stage_key(stage, public_settings, inputs, policy, declarations)
   local used = public_settings
   if stage.settings then
     used = {}
@@ -176,6 +215,7 @@ function run.stage_key(stage, public_settings, inputs, policy)
     end
   end
   return fs.sha256(json.encode {
+    modules = module_hashes(stage, used, declarations),
     name = stage.name,
     code = code_hash(stage),
     needs = stage.needs,
@@ -377,6 +417,7 @@ local function new_drive(R)
   D.cache = cache_index(R.root)
   local derived = journal.derive(R.writer.entries)
   D.gates = derived.gates
+  D.started = derived.time
   D.in_run = {}
   for _, s in ipairs(derived.stages) do
     D.in_run[s.name] = s
@@ -491,6 +532,9 @@ function Drive:context(stage)
   local ctx = {
     run = self.id, run_dir = self.dir, root = self.root, stage = stage.name, pipeline = self.p.name,
     phase = self.phase, settings = self.values, policy = self.p.policy, running = self.running,
+    -- The run's start (UTC, ISO 8601) as its journal records it once: the release
+    -- date a changelog shows, the same when the run is resumed days later.
+    started = self.started,
   }
   local redact, term = self.redact, self.term
   function ctx.log(...)
@@ -675,7 +719,7 @@ function Drive:step(i, stage)
     self:emit("stage.failed", { stage = stage.name, error = { code = "ENOINPUT", msg = msg } })
     return self:finish("failed", { reason = msg })
   end
-  local key = run.stage_key(stage, self.public, inputs, self.p.policy)
+  local key = run.stage_key(stage, self.public, inputs, self.p.policy, self.p.declarations)
   local done_here = prior and (prior.state == "passed" or prior.state == "cached") and prior.key == key
   local outputs
   if not is_selected then
@@ -787,15 +831,9 @@ local function with_run(R)
   return code
 end
 
--- Absolute path of a script.
-local function absolute(path)
-  if path:sub(1, 1) == "/" then
-    return path
-  end
-  return fs.join(assert(fs.cwd()), path)
-end
-
--- opts: script, from, to, only, force (set of names), phase, sets (list of {key,value}), interactive
+-- opts: script (what finds the pipeline again: an absolute path or a shipped name, see
+-- cdp.script.locate), from, to, only, force (set of names), phase, sets (list of
+-- {key,value}), interactive
 function run.start(p, opts)
   local root = opts.root or run.root()
   local effective = resolve_settings(p, opts.sets)
@@ -826,7 +864,7 @@ function run.start(p, opts)
   end
   table.sort(force)
   writer:append("run.started", {
-    run = id, pipeline = p.name, script = opts.script and absolute(opts.script) or json.null,
+    run = id, pipeline = p.name, script = opts.script or json.null,
     phase = opts.phase or p.phase,
     time = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(proc().time())),
     options = json.object { from = opts.from, to = opts.to, only = opts.only, force = force,
@@ -936,7 +974,7 @@ function run.dry_run(p, opts)
       end
       inputs[kind] = artifacts[kind]
     end
-    local key = not blind and run.stage_key(stage, public, inputs, p.policy) or nil
+    local key = not blind and run.stage_key(stage, public, inputs, p.policy, p.declarations) or nil
     local is_selected, why = selected(i)
     local what
     local outputs = key and cache[key]

@@ -9,7 +9,9 @@
 --                   default = ..., doc = "one line",
 --                   env = "GITHUB_TOKEN",                 -- secrets: where the value is read
 --                   items = "string" | "command",         -- lists: what each item is
---                   choices = { "a", "b" } }               -- strings: the values allowed
+--                   choices = { "a", "b" },                -- strings: the values allowed
+--                   module = true }                        -- strings: a Lua module's name,
+--                                                          -- whose code is part of stage keys
 --
 -- A secret is read from its environment variable only (never CDP_<KEY>, never --set,
 -- which would show it in /proc/PID/cmdline) and is never written anywhere: stage keys
@@ -182,7 +184,7 @@ function settings.declare(name, spec, where)
     fail("a declaration is a table { type =, default =, doc = }, got %s", type(spec))
   end
   local decl = { name = name, doc = spec.doc, default = spec.default, env = spec.env, items = spec.items,
-    choices = spec.choices }
+    choices = spec.choices, module = spec.module }
   decl.type = spec.type or (spec.env and "secret") or (spec.default ~= nil and infer_type(spec.default)) or "string"
   for _, t in ipairs(type_list(decl.type)) do
     if not TYPES[t] then
@@ -201,6 +203,9 @@ function settings.declare(name, spec, where)
   end
   if decl.items ~= nil and decl.items ~= "string" and decl.items ~= "command" then
     fail("items is \"string\" or \"command\"")
+  end
+  if decl.module ~= nil and (decl.module ~= true or decl.type ~= "string") then
+    fail("module = true is for a string setting that names a Lua module")
   end
   if decl.doc ~= nil and type(decl.doc) ~= "string" then
     fail("doc is one line of text")
@@ -400,7 +405,8 @@ local function same_declaration(a, b)
   end
   local json = require "cdp.json"
   local function text(d)
-    return json.encode { type = d.type, default = d.default, env = d.env, items = d.items, choices = d.choices }
+    return json.encode { type = d.type, default = d.default, env = d.env, items = d.items, choices = d.choices,
+      module = d.module }
   end
   return text(a) == text(b)
 end

@@ -54,8 +54,9 @@ grep -A3 '^\[dependencies.demo-core\]' "$work/unpacked/demo-cli-0.2.0/Cargo.toml
 ok "the .crate files unpack to the new versions"
 
 grep -q "rename the entry point to run" "$fork/crates/demo-cli/CHANGELOG.md" || fail "demo-cli changelog"
+date=$(head -n 1 "$repo/.cdp/runs/$run/journal.ndjson" | field 'd["time"][:10]')
 for c in demo-cli demo-core demo-util; do
-  [[ $("$CDP" changelog "$c") == "==> crates/$c/CHANGELOG.md <==
+  [[ $("$CDP" changelog "$c" --date "$date") == "==> crates/$c/CHANGELOG.md <==
 $(cat "$fork/crates/$c/CHANGELOG.md")" ]] || fail "cdp changelog $c differs from what Package wrote"
 done
 grep -q "^### Breaking changes" "$fork/crates/demo-cli/CHANGELOG.md" || fail "demo-cli breaking section"

@@ -82,10 +82,24 @@ commit_parsers = [
       table.insert(theirs[c.group], c.id)
       if c.breaking then breaking[#breaking + 1] = c.id end
     end
-    for _, ids in pairs(theirs) do table.sort(ids) end
+    -- git-cliff lists a breaking change in its type's group and marks it; cdp lists it
+    -- once, under its own heading.
+    local is_breaking = {}
+    for _, id in ipairs(breaking) do is_breaking[id] = true end
+    for group, ids in pairs(theirs) do
+      local kept = {}
+      for _, id in ipairs(ids) do
+        if not is_breaking[id] then kept[#kept + 1] = id end
+      end
+      table.sort(kept)
+      theirs[group] = #kept > 0 and kept or nil
+    end
     table.sort(breaking)
     theirs["Breaking changes"] = breaking
     assert.are.same(theirs, ours)
+    local text = changelog.render { crate = "demo", version = "0.2.0", commits = history(dir) }
+    local _, n = text:gsub("rename the entry point", "")
+    assert.are.equal(1, n, text)
   end)
 
   it("renders Keep a Changelog with commit and compare links when the remote is known", function()
@@ -120,10 +134,10 @@ commit_parsers = [
     assert.are.equal(out:gsub("a fix", "the fix"), again)
   end)
 
-  it("starts a new file with the template's header", function()
+  it("starts a new file with the template's header and an Unreleased heading to write notes under", function()
     local out = changelog.insert(nil, "## [0.1.0]\n\n- x\n", "0.1.0")
     assert.matches("^# Changelog\n", out)
-    assert.matches("\n## %[0%.1%.0%]\n\n%- x\n$", out)
+    assert.matches("\n## %[Unreleased%]\n\n## %[0%.1%.0%]\n\n%- x\n$", out)
   end)
 
   it("folds pre-release sections into the graduated release", function()
@@ -172,5 +186,114 @@ commit_parsers = [
       commits = { { id = "abc", message = "feat: x" }, { id = "def", message = "fix: y" } } }, template)
     assert.are.equal("demo 1.0.0: 2 entries\n", text)
     assert.are.equal("CHANGES\n\n" .. text, changelog.insert(nil, text, "1.0.0", { template = template }))
+  end)
+
+  -- Changelogs as teams write them by hand: the newest heading sets the style.
+  local A, B = ("a"):rep(40), ("b"):rep(40)
+  local function release(version, extra)
+    local r = { crate = "tool", version = version, date = "2026-03-04",
+      commits = { { id = A, message = "feat: a new flag" }, { id = B, message = "fix: a new fix" } } }
+    for k, v in pairs(extra or {}) do r[k] = v end
+    return r
+  end
+
+  it("writes a #-style file's way: # headings, ## groups, no date when it has none", function()
+    local old = "# Changelog of tool\n\nBy hand.\n\n# 0.5.6\n\n## Fixed\n\n- an old fix\n\n# 0.5.5\n\n- older\n"
+    local r = changelog.update(old, release("0.5.7"))
+    assert.are.equal("# Changelog of tool\n\nBy hand.\n\n"
+      .. "# 0.5.7\n\n## Added\n\n- a new flag (aaaaaaa)\n\n## Fixed\n\n- a new fix (bbbbbbb)\n\n"
+      .. "# 0.5.6\n\n## Fixed\n\n- an old fix\n\n# 0.5.5\n\n- older\n", r.text)
+    assert.are.equal("## Added\n\n- a new flag (aaaaaaa)\n\n## Fixed\n\n- a new fix (bbbbbbb)", r.notes)
+    assert.are.equal("## Fixed\n\n- an old fix", changelog.extract(r.text, "0.5.6"))
+  end)
+
+  it("follows brackets, a leading v, the date's punctuation and links, or their absence", function()
+    local remote = "https://github.com/o/tool.git"
+    local function heading(old)
+      local r = changelog.update(old, release("0.2.0", { remote = remote, tag = "v0.2.0", previous_tag = "v0.1.0" }))
+      return ("\n" .. r.text):match("\n(#+ [^\n]*0%.2%.0[^\n]*)\n")
+    end
+    assert.are.equal("## [0.2.0] - 2026-03-04", heading("# Changelog\n\n## [0.1.0] - 2026-01-01\n\n- x\n"))
+    assert.are.equal("## [0.2.0](https://github.com/o/tool/compare/v0.1.0...v0.2.0) - 2026-03-04",
+      heading("# Changelog\n\n## [0.1.0](https://github.com/o/tool/compare/v0.0.1...v0.1.0) - 2026-01-01\n\n- x\n"))
+    assert.are.equal("## v0.2.0 (2026-03-04)", heading("## v0.1.0 (2025-12-31)\n\n- x\n"))
+    assert.are.equal("## [v0.2.0] — 2026-03-04", heading("## [v0.1.0] — 2025-12-31\n\n- x\n"))
+    assert.are.equal("### Version 0.2.0", heading("## Releases\n\n### Version 0.1.0\n\n- x\n"))
+    -- A new file: Keep a Changelog, with the compare link.
+    assert.are.equal("## [0.2.0](https://github.com/o/tool/compare/v0.1.0...v0.2.0) - 2026-03-04", heading(nil))
+  end)
+
+  it("reads no heading in a code block, and no subheading with a version, as a release", function()
+    local old = "# Changelog\n\n```sh\n# 9.9.9 is not a release\n```\n\n"
+      .. "## [1.0.0] - 2026-01-01\n\n### Upgrading from 0.9.0\n\n- steps\n\n## [0.9.0] - 2025-01-01\n\n- old\n"
+    assert.are.equal("- old", changelog.extract(old, "0.9.0"))
+    assert.are.equal("### Upgrading from 0.9.0\n\n- steps", changelog.extract(old, "1.0.0"))
+    assert.is_nil(changelog.extract(old, "9.9.9"))
+    local r = changelog.update(old, release("1.1.0"))
+    local at = assert(r.text:find("## [1.1.0] - 2026-03-04\n", 1, true))
+    assert.are.equal(old, r.text:sub(1, at - 1) .. r.text:sub(at + #r.section))
+    assert.is_true(at > old:find("```\n\n", 1, true))
+    assert.is_true(at < old:find("## [1.0.0]", 1, true) + 1)
+  end)
+
+  it("moves the notes under [Unreleased] into the release, merged into its groups", function()
+    local old = "# Changelog\n\n## [Unreleased]\n\nA release of the new parser.\n\n"
+      .. "### Fixed\n\n- a fix written by hand\n\n### Removed\n\n- the old flag\n\n"
+      .. "## [0.1.0] - 2026-01-01\n\n- first\n"
+    local r = changelog.update(old, release("0.2.0"))
+    assert.are.equal("# Changelog\n\n## [Unreleased]\n\n"
+      .. "## [0.2.0] - 2026-03-04\n\nA release of the new parser.\n\n"
+      .. "### Added\n\n- a new flag (aaaaaaa)\n\n"
+      .. "### Fixed\n\n- a fix written by hand\n- a new fix (bbbbbbb)\n\n"
+      .. "### Removed\n\n- the old flag\n\n"
+      .. "## [0.1.0] - 2026-01-01\n\n- first\n", r.text)
+    assert.matches("^A release of the new parser%.\n", r.notes)
+    assert.matches("- a fix written by hand", r.notes, 1, true)
+    -- The next release finds the Unreleased heading empty: nothing is taken twice.
+    local again = changelog.update(r.text, release("0.2.1"))
+    assert.are.equal(1, select(2, again.text:gsub("a fix written by hand", "")))
+    -- cargo-release's markers stay where they are; an empty Unreleased block is left alone.
+    local marked = "<!-- next-header -->\n## [Unreleased] - ReleaseDate\n\n<!-- next-url -->\n\n## [0.1.0] - 2026-01-01\n\n- x\n"
+    local m = changelog.update(marked, release("0.2.0"))
+    assert.are.equal(marked:gsub("## %[0%.1%.0%]", function() return m.section .. "## [0.1.0]" end), m.text)
+  end)
+
+  it("gives each crate its own headings in a changelog they share", function()
+    local crates = { "demo-cli", "demo-core" }
+    local function add(text, crate, version)
+      return changelog.update(text, { crate = crate, version = version, date = "2026-03-04",
+        commits = { { id = A, message = "fix: in " .. crate } } }, { crate = crate, shared = true, crates = crates }).text
+    end
+    local text = add(nil, "demo-core", "0.2.0")
+    text = add(text, "demo-cli", "0.2.0")
+    assert.matches("## %[demo%-cli 0%.2%.0%] %- 2026%-03%-04\n\n### Fixed\n\n%- in demo%-cli", text)
+    assert.matches("## %[demo%-core 0%.2%.0%] %- 2026%-03%-04\n\n### Fixed\n\n%- in demo%-core", text)
+    assert.is_true(text:find("[demo-cli 0.2.0]", 1, true) < text:find("[demo-core 0.2.0]", 1, true))
+    assert.are.equal("### Fixed\n\n- in demo-core (aaaaaaa)", changelog.extract(text, "0.2.0", "demo-core", true))
+    assert.are.equal("### Fixed\n\n- in demo-cli (aaaaaaa)", changelog.extract(text, "0.2.0", "demo-cli", true))
+    -- Writing one crate's section again replaces its own only.
+    assert.are.equal(text, add(text, "demo-core", "0.2.0"))
+    -- A hand-written shared file's style, with the crate's name where it stands.
+    local by_hand = "# Changes\n\n## demo-core v0.1.0 (2025-01-01)\n\n- x\n"
+    local styled = changelog.update(by_hand, { crate = "demo-cli", version = "0.3.0", date = "2026-03-04" },
+      { crate = "demo-cli", shared = true, crates = crates })
+    assert.matches("^## demo%-cli v0%.3%.0 %(2026%-03%-04%)\n", styled.section)
+  end)
+
+  it("finds each crate's changelog from changelog_path", function()
+    local core = { name = "demo-core", dir = "crates/demo-core" }
+    local root = { name = "demo", dir = "" }
+    assert.are.equal("crates/demo-core/CHANGELOG.md", changelog.path(nil, core))
+    assert.are.equal("CHANGELOG.md", changelog.path(nil, root))
+    assert.are.equal("CHANGELOG.md", changelog.path("CHANGELOG.md", core))
+    assert.are.equal("docs/changes/demo-core.md", changelog.path("docs/changes/{crate}.md", core))
+    local spec = { ["demo-core"] = "docs/CORE.md", demo = false, ["*"] = "{dir}/CHANGES.md" }
+    assert.are.equal("docs/CORE.md", changelog.path(spec, core))
+    assert.is_false(changelog.path(spec, root))
+    assert.are.equal("crates/x/CHANGES.md", changelog.path(spec, { name = "x", dir = "crates/x" }))
+    assert.are.same({ ["CHANGELOG.md"] = true }, changelog.shared_paths("CHANGELOG.md", { core, root }))
+    assert.are.same({}, changelog.shared_paths(nil, { core, root }))
+    assert.has_error(function() changelog.path({ ["demo-core"] = 3 }, core) end,
+      "changelog_path for demo-core must be a path or false, not 3")
   end)
 end)

@@ -1,20 +1,31 @@
--- cdp changelog [CRATE] [--unreleased] [--dir DIR] [--pipeline FILE] [--prerelease LABEL]
--- Prints what the Package stage would write into each planned crate's CHANGELOG.md,
--- from the same plan and the same code, without touching anything.
+-- cdp changelog [CRATE] [--unreleased] [--dir DIR] [--pipeline FILE] [--prerelease LABEL] [--date DATE]
+-- Prints what the Package stage would write into each planned crate's changelog, from
+-- the same plan and the same code, without touching anything.
 local cli = require "cdp.cli"
 
 local command = {
   summary = "show the changelog Package would write (nothing is written)",
-  usage = "cdp changelog [CRATE] [--unreleased] [--dir DIR] [--pipeline FILE] [--prerelease LABEL]",
+  usage = "cdp changelog [CRATE] [--unreleased] [--dir DIR] [--pipeline PIPELINE] [--prerelease LABEL] [--date YYYY-MM-DD]",
   help = [[
-For every crate the Release Plan releases (or only CRATE), print its CHANGELOG.md as the
-Package stage would leave it: the new section above the earlier ones, text written by hand
-kept as it is, pre-release sections folded when a release graduates.
+For every crate the Release Plan releases (or only CRATE), print its changelog as the
+Package stage would leave it: the new section above the newest release, in the style
+the file already has (heading level, brackets, a leading v, a date or none), the notes
+under [Unreleased] taken into it, text written by hand kept as it is, pre-release
+sections folded when a release graduates.
 
-  --unreleased     print only the new sections, not whole files
-  --dir DIR        the workspace (default: the current directory)
-  --pipeline FILE  take the policy, tag template and changelog template from a pipeline script
-  --prerelease L   plan -L.N pre-releases, as the prerelease setting does]],
+  --unreleased        print only the new sections, not whole files
+  --dir DIR           the workspace (default: the current directory)
+  --pipeline P        take the policy, tag template and changelog settings (changelog,
+                      changelog_path, changelog_template) from a pipeline, found as
+                      `cdp run` finds it (default: the shipped defaults)
+  --prerelease L      plan -L.N pre-releases, as the prerelease setting does
+  --date YYYY-MM-DD   the release date in the headings (default: $SOURCE_DATE_EPOCH,
+                      else today, UTC; a run uses its start)
+
+Examples:
+  cdp changelog --unreleased                 the sections the next release adds
+  cdp changelog demo-core --pipeline cdp.lua  one crate's whole file, with the project's settings
+  cdp changelog --date 2026-01-31 > /tmp/preview.md]],
 }
 
 local function parse_args(args)
@@ -37,6 +48,11 @@ local function parse_args(args)
       o.pipeline = value()
     elseif a == "--prerelease" then
       o.prerelease = value()
+    elseif a == "--date" then
+      o.date = value()
+      if not o.date:match("^%d%d%d%d%-%d%d%-%d%d$") then
+        cli.usage_error(("--date takes YYYY-MM-DD, not '%s'"):format(o.date), "changelog")
+      end
     elseif a:sub(1, 1) == "-" then
       cli.usage_error(("unknown option '%s'"):format(a), "changelog")
     elseif not o.crate then
@@ -49,6 +65,13 @@ local function parse_args(args)
   return o
 end
 
+-- The date a release made now would carry: SOURCE_DATE_EPOCH (reproducible builds'
+-- convention) when set, else today, in UTC.
+local function today()
+  local epoch = math.tointeger(tonumber(os.getenv("SOURCE_DATE_EPOCH") or ""))
+  return os.date("!%Y-%m-%d", epoch or math.floor(require("cdp.proc").time()))
+end
+
 function command.run(args)
   local o = parse_args(args)
   local git = require "cdp.git"
@@ -57,6 +80,7 @@ function command.run(args)
   local release = require "cdp.release"
   local opts = { dir = o.dir or ".", prerelease = o.prerelease }
   local template
+  local settings = {}
   if o.pipeline then
     local p, err = require("cdp.commands.plan").load_pipeline(o.pipeline)
     if not p then
@@ -65,6 +89,7 @@ function command.run(args)
     end
     opts.policy, opts.tag_template, template = p.policy, p.tag_template, p.changelog_template
     opts.prerelease = opts.prerelease or p.prerelease
+    settings = p.settings or {}
   end
   local p, err = plan.make(opts)
   if not p then
@@ -81,24 +106,31 @@ function command.run(args)
   for _, r in ipairs(repo:remotes()) do
     if r.name == "origin" then origin = r.url end
   end
-  local shown = 0
-  for _, c in ipairs(release.planned(p)) do
-    if not o.crate or c.name == o.crate then
-      local cl = package.changelog(repo, c, {
-        root = root, from = p.from, remote = origin, template = template,
-        tag_template = p.tag_template, single = #p.crates == 1,
-      })
-      if shown > 0 then
-        io.stdout:write("\n")
-      end
-      if o.unreleased then
-        io.stdout:write(cl.section)
-      else
-        io.stdout:write(("==> %s <==\n"):format(cl.path), cl.text)
-      end
-      shown = shown + 1
-    end
+  local enabled = settings.changelog
+  if enabled == nil then
+    enabled = true
   end
+  local shown = 0
+  package.changelogs(repo, p, release.planned(p), { changelog = enabled, changelog_path = settings.changelog_path }, {
+    root = root, from = p.from, remote = origin, template = template, date = o.date or today(),
+    tag_template = p.tag_template, single = #p.crates == 1,
+  }, function(cl, c)
+    if o.crate and c.name ~= o.crate then
+      return
+    end
+    if shown > 0 then
+      io.stdout:write("\n")
+    end
+    if o.unreleased then
+      io.stdout:write(cl.section)
+    elseif not cl.path then
+      io.stdout:write(("==> %s: no changelog file (%s) <==\n"):format(c.name,
+        enabled and "changelog_path names none" or "changelog = false"), cl.section)
+    else
+      io.stdout:write(("==> %s <==\n"):format(cl.path), cl.text)
+    end
+    shown = shown + 1
+  end)
   if shown == 0 then
     io.stderr:write(o.crate and ("%s has nothing to release\n"):format(o.crate) or "nothing to release\n")
   end

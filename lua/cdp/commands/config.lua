@@ -1,18 +1,21 @@
--- cdp config PIPELINE: the effective settings, where each comes from.
+-- cdp config [PIPELINE]: the effective settings, where each comes from.
 local cli = require "cdp.cli"
 
 local command = {
   summary = "show a pipeline's effective settings and where each comes from",
-  usage = "cdp config PIPELINE [--set KEY=VALUE]... [--json]",
+  usage = "cdp config [PIPELINE] [--set KEY=VALUE]... [--json]",
   help = [[
 Every setting the pipeline's stages declare, with its value and where the value
 comes from: the declaration's default, the script's `settings`, a CDP_<KEY>
 environment variable, or --set KEY=VALUE (each later one wins). Secrets are read
 from their environment variable only and shown as ***; a password in a URL is
-shown as ***. `cdp help settings` documents every setting.
+shown as ***. `cdp help settings` documents every setting. PIPELINE is found as
+`cdp run` finds it (default: the project's cdp.lua or .cdp/pipeline.lua).
 
-Example:
-  cdp config pipelines/release.lua --set registry_limits=none]],
+Examples:
+  cdp config                                  the project's pipeline
+  cdp config release --set registry_limits=none
+  CDP_TEST_CLIPPY=1 cdp config --json         what a CI job with that variable would run with]],
 }
 
 function command.run(args)
@@ -20,8 +23,8 @@ function command.run(args)
   local settings = require "cdp.settings"
   local json = require "cdp.json"
   local o, positional = runcmd.parse(args, { ["--set"] = "list", ["--json"] = "flag" }, "config")
-  if #positional ~= 1 then
-    cli.usage_error("cdp config needs one PIPELINE script", "config")
+  if #positional > 1 then
+    cli.usage_error("cdp config takes at most one PIPELINE", "config")
   end
   local p = runcmd.load(positional[1])
   local opts = runcmd.options(o, "config")

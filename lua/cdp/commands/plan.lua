@@ -72,7 +72,12 @@ end
 -- overrides the script), so `cdp plan --pipeline` shows the plan a run makes.
 function command.load_pipeline(path)
   local script = require "cdp.script"
-  local chunk, err = script.load(path)
+  local loc, lerr = script.locate(path, require("cdp.run").root())
+  if not loc then
+    return nil, lerr
+  end
+  path = loc.path
+  local chunk, err = script.load_located(loc)
   if not chunk then
     return nil, err
   end
@@ -101,7 +106,7 @@ function command.load_pipeline(path)
   if prerelease == "" then
     prerelease = nil
   end
-  return { policy = value.policy, tag_template = template, prerelease = prerelease,
+  return { policy = value.policy, tag_template = template, prerelease = prerelease, settings = settings,
     changelog_template = type(settings.changelog_template) == "string" and settings.changelog_template or nil }
 end
 

@@ -1,15 +1,23 @@
--- cdp run PIPELINE: start a run. `cdp PIPELINE.lua [options]` is short for it.
+-- cdp run [PIPELINE]: start a run. `cdp PIPELINE.lua [options]` is short for it.
 local cli = require "cdp.cli"
 local script = require "cdp.script"
 
 local command = {
-  summary = "run a pipeline (cdp PIPELINE.lua is short for cdp run PIPELINE.lua)",
-  usage = "cdp run PIPELINE [--from S] [--to S] [--only S] [--force S]... [--dry-run] [--phase N] [--set KEY=VALUE]...",
-  help = [[
+  summary = "run a pipeline: the project's own, a shipped one (release), or a file",
+  usage = "cdp run [PIPELINE] [--from S] [--to S] [--only S] [--force S]... [--dry-run] [--phase N] [--set KEY=VALUE]...",
+  help = ([[
 Runs the stages of PIPELINE in order, recording each step in
 .cdp/runs/<run-id>/journal.ndjson under the repository (or the current directory).
 A stage whose key (name, code, settings, inputs) is unchanged since it last
 passed is not run again: its recorded outputs are used ("cached").
+
+PIPELINE is
+  (nothing)       the project's own pipeline: cdp.lua, else .cdp/pipeline.lua
+                  (`cdp init` writes cdp.lua)
+  a name          a pipeline shipped in cdp: %s
+  a path          a pipeline script (anything with a / or ending in .lua)
+`cdp config`, `cdp check`, `cdp plan --pipeline` and `cdp changelog --pipeline` find
+PIPELINE the same way. A pipeline that is missing or cannot be read is one line, exit 2.
 
 Options:
   --from S        start at stage S (earlier stages are skipped; their recorded outputs are used)
@@ -22,7 +30,13 @@ Options:
   --set KEY=VAL   override a setting (after CDP_<KEY> environment variables)
   --no-prompt     never prompt, even on a terminal: stop awaiting approval instead
 
-]] .. cli.EXIT_HELP,
+Examples:
+  cdp run --to package                 the project's pipeline up to Package: nothing pushed
+  cdp run release --dry-run            what the shipped pipeline would run, and what is cached
+  cdp run release --phase 3            the whole release, no approvals
+  cdp run ci/release.lua --set registry_limits=none
+
+]]):format(table.concat(script.shipped(), ", ")) .. cli.EXIT_HELP,
 }
 
 -- Parse ARGS (from index FIRST) by SPEC: { ["--from"] = "value" | "list" | "flag" }.
@@ -74,21 +88,28 @@ command.SPEC = {
   ["--dry-run"] = "flag", ["--phase"] = "value", ["--set"] = "list", ["--no-prompt"] = "flag",
 }
 
--- Load the pipeline script at PATH; raises (exit 2) on any error in it.
-function command.load(path)
+-- Find and load the pipeline REF (nil: the project's own; a shipped name; a path: see
+-- cdp.script.locate). Returns the pipeline and the reference a run's journal records to
+-- find it again. Missing, unreadable or not compiling: one line, exit 2 (cli.fail); an
+-- error while the script runs raises with its traceback.
+function command.load(ref)
   local pipeline = require "cdp.pipeline"
-  local chunk, err = script.load(path)
+  local loc, err = script.locate(ref, require("cdp.run").root())
+  if not loc then
+    cli.fail(err)
+  end
+  local chunk, lerr = script.load_located(loc)
   if not chunk then
-    error(err, 0)
+    cli.fail(lerr)
   end
   local saved = _G.arg
-  _G.arg = { [0] = path }
+  _G.arg = { [0] = loc.path }
   local result = chunk()
   _G.arg = saved
   if not pipeline.is(result) then
-    cli.usage_error(("%s does not return a pipeline (return cdp.pipeline{ ... })"):format(path))
+    cli.usage_error(("%s does not return a pipeline (return cdp.pipeline{ ... })"):format(loc.path))
   end
-  return result
+  return result, loc.ref
 end
 
 -- Turn parsed options into the runner's.
@@ -113,10 +134,10 @@ function command.options(o, name)
     dry_run = o.dry_run, interactive = o.no_prompt and false or nil }
 end
 
-local function execute(p, path, o)
+local function execute(p, ref, o)
   local run = require "cdp.run"
   local opts = command.options(o, "run")
-  opts.script = path
+  opts.script = ref
   if opts.dry_run then
     run.selection(p, opts) -- usage errors first
     io.stdout:write(table.concat(run.dry_run(p, opts), "\n"), "\n")
@@ -132,16 +153,16 @@ function command.run_pipeline(p, path, arg)
   if #positional > 0 then
     cli.usage_error(("unexpected argument '%s'"):format(positional[1]), "run")
   end
-  return execute(p, path, o)
+  return execute(p, assert(script.locate(path)).ref, o)
 end
 
 function command.run(args)
   local o, positional = command.parse(args, command.SPEC, "run", 1)
-  if #positional ~= 1 then
-    cli.usage_error("cdp run needs one PIPELINE script", "run")
+  if #positional > 1 then
+    cli.usage_error(("cdp run takes one PIPELINE, not '%s' too"):format(positional[2]), "run")
   end
-  local path = positional[1]
-  return execute(command.load(path), path, o)
+  local p, ref = command.load(positional[1])
+  return execute(p, ref, o)
 end
 
 return command

@@ -37,7 +37,7 @@ function merge.body(ctx, inputs)
     out[#out + 1] = ""
     out[#out + 1] = ("## %s %s"):format(c.name, c.next)
     out[#out + 1] = ""
-    out[#out + 1] = release.crate_notes(fork.path, c) or "_No changelog section for this version._"
+    out[#out + 1] = release.crate_notes(fork.path, c, inputs.packaged) or "_No changelog section for this version._"
   end
   out[#out + 1] = ""
   out[#out + 1] = "Merging this pull request brings the version bumps and changelogs to the base branch; "

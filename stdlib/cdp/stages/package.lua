@@ -1,10 +1,16 @@
--- Package: write each planned crate's CHANGELOG.md from git history and bring README
+-- Package: write each planned crate's changelog from git history and bring README
 -- version snippets up to date, as one commit on the fork; then build the .crate files
 -- for the crates to publish with `cargo package --offline` and keep them, with their
 -- sha256, in the run folder. Nothing is published here.
 --
--- Settings: changelog_template (a module name; default cdp.templates.keepachangelog),
--- tag_template.
+-- A changelog is written in the style its file already has, with the notes written by
+-- hand under [Unreleased] taken into the new section, dated with the release date (the
+-- run's start, as the journal records it: a resumed run writes the same date). Each
+-- crate's release notes (its section without the heading) are in the outputs, for
+-- Merge and Publish, also when no file is written (changelog = false).
+--
+-- Settings: changelog, changelog_path, changelog_template (a module, whose code is part
+-- of this stage's key), tag_template.
 local changelog = require "cdp.changelog"
 local fs = require "cdp.fs"
 local json = require "cdp.json"
@@ -20,8 +26,13 @@ local package = {
   modifies_fork = true,
   settings = release.settings {
     "tag_template", "registry_name", "registry_index",
-    changelog_template = { type = "string", default = "cdp.templates.keepachangelog",
-      doc = "the Lua module that renders a changelog section (header and render(release))" },
+    changelog = { type = "boolean", default = true,
+      doc = "false: Package writes no changelog (release notes are still made from the commits)" },
+    changelog_path = { type = { "string", "table" }, default = "{dir}/CHANGELOG.md",
+      doc = "each crate's changelog: a path with {dir} or {crate}; one path without them is a changelog "
+        .. "the crates share; a table maps crate names (\"*\": the rest) to paths, or false for none" },
+    changelog_template = { type = "string", default = "cdp.templates.keepachangelog", module = true,
+      doc = "the Lua module that renders a changelog section (header and render(release)); its code is part of Package's key" },
   },
 }
 
@@ -127,12 +138,13 @@ function package.committed(repo, commit, path)
   error(("%s in commit %s: %s"):format(path, commit:sub(1, 12), err), 0)
 end
 
--- What Package writes into crate C's CHANGELOG.md (C is a plan entry). OPTS: root
--- (the work tree), from (the commit whose history is walked, and whose CHANGELOG.md
--- the section goes into), date_of (the commit
--- being released, whose date heads the section; default FROM), remote (URL or nil),
--- template, tag_template, single. Returns { path (relative), section, old, text }.
--- The date is a commit's, not the clock's, so the text is the same on every run.
+-- What Package writes into crate C's changelog (C is a plan entry). OPTS: root (the
+-- work tree), from (the commit whose history is walked), date ("YYYY-MM-DD", the
+-- release date; default FROM's commit date), remote (URL or nil), template,
+-- tag_template, single, path (from cdp.changelog.path; false: no file, the section
+-- only), shared (several crates write that file), crates (every crate's name), texts
+-- (path -> text so far, shared by the crates of one release, so a shared file takes
+-- each crate's section in turn). Returns { path, section, notes, old, text }.
 function package.changelog(repo, c, opts)
   local graduating = not release.is_prerelease(c.next) and release.is_prerelease(c.current)
   local ids, previous_tag
@@ -142,15 +154,48 @@ function package.changelog(repo, c, opts)
   if not previous_tag and c.last_tag and c.last_tag ~= json.null then
     previous_tag = c.last_tag
   end
-  local section = changelog.render({
-    crate = c.name, version = c.next, date = date_of(repo, opts.date_of or opts.from), remote = opts.remote,
+  local path = opts.path
+  if path == nil then
+    path = changelog.path(nil, c)
+  end
+  local old
+  if path then
+    old = opts.texts and opts.texts[path]
+    if old == nil then
+      old = package.committed(repo, opts.from, path)
+    end
+  end
+  local result = changelog.update(old, {
+    crate = c.name, version = c.next, date = opts.date or date_of(repo, opts.from), remote = opts.remote,
     tag = release.tag_name(opts.tag_template, c.name, c.next, opts.single),
     previous_tag = previous_tag, commits = crate_commits(repo, c, ids),
-  }, opts.template)
-  local path = (c.dir and c.dir ~= "") and (c.dir .. "/CHANGELOG.md") or "CHANGELOG.md"
-  local old = package.committed(repo, opts.from, path)
-  local text = changelog.insert(old, section, c.next, { fold = graduating, template = opts.template })
-  return { path = path, section = section, old = old, text = text }
+  }, { template = opts.template, fold = graduating, crate = c.name, shared = opts.shared, crates = opts.crates })
+  if path and opts.texts then
+    opts.texts[path] = result.text
+  end
+  return { path = path, section = result.section, notes = result.notes, old = old,
+    text = path and result.text or nil }
+end
+
+-- The changelogs of PLANNED (plan entries) as settings say, one call of WRITE(cl) per
+-- crate in plan order (cl as package.changelog returns it). OPTS as package.changelog's,
+-- less path, shared and texts; SETTINGS: { changelog, changelog_path }. Shared by
+-- Package and `cdp changelog`, so what one shows is what the other writes.
+function package.changelogs(repo, plan, planned, settings, opts, write)
+  local spec = settings.changelog_path
+  local shared = changelog.shared_paths(spec, plan.crates or {})
+  local names = {}
+  for i, c in ipairs(plan.crates or {}) do
+    names[i] = c.name
+  end
+  local texts = {}
+  for _, c in ipairs(planned) do
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.path = settings.changelog ~= false and changelog.path(spec, c) or false
+    o.shared, o.crates, o.texts = o.path and shared[o.path] or false, names, texts
+    write(package.changelog(repo, c, o), c)
+  end
 end
 
 function package.run(ctx, inputs)
@@ -161,19 +206,32 @@ function package.run(ctx, inputs)
   assert(repo:checkout(fork.branch, { force = true }))
 
   local planned = release.planned(plan)
-  local changed = {}
-  for _, c in ipairs(planned) do
-    local cl = package.changelog(repo, c, {
-      root = fork.path, from = versioned.commit, date_of = fork.commit, remote = fork.origin or nil,
-      template = release.setting(ctx, "changelog_template"), tag_template = release.setting(ctx, "tag_template"),
-      single = #(plan.crates or {}) == 1,
-    })
-    if cl.text ~= cl.old then
-      assert(fs.write(cl.path, cl.text, { beneath = fork.path }))
-      changed[#changed + 1] = cl.path
-      ctx.log(("%s: %s section for %s"):format(cl.path, cl.old and "new" or "created with a", c.next))
-    end
+  local changed, seen, notes = {}, {}, {}
+  local enabled = release.setting(ctx, "changelog")
+  if not enabled then
+    ctx.log("changelog = false: no changelog is written; release notes come from the commits")
   end
+  package.changelogs(repo, plan, planned, { changelog = enabled, changelog_path = release.setting(ctx, "changelog_path") }, {
+    root = fork.path, from = versioned.commit, remote = fork.origin or nil,
+    -- The release date: the run's start, recorded once in its journal, never the clock.
+    date = ctx.started and ctx.started:sub(1, 10) or nil,
+    template = release.setting(ctx, "changelog_template"), tag_template = release.setting(ctx, "tag_template"),
+    single = #(plan.crates or {}) == 1,
+  }, function(cl, c)
+    notes[c.name] = cl.notes
+    if not cl.path then
+      if enabled then
+        ctx.log(("%s: no changelog (changelog_path names none for it)"):format(c.name))
+      end
+    elseif cl.text ~= cl.old then
+      assert(fs.write(cl.path, cl.text, { beneath = fork.path }))
+      if not seen[cl.path] then
+        seen[cl.path] = true
+        changed[#changed + 1] = cl.path
+      end
+      ctx.log(("%s: %s section for %s %s"):format(cl.path, cl.old and "new" or "created with a", c.name, c.next))
+    end
+  end)
 
   -- README snippets in each crate's folder and at the root.
   local readmes = { "README.md" }
@@ -249,7 +307,7 @@ function package.run(ctx, inputs)
     end
   end
   repo:close()
-  return { packaged = { commit = commit, path = fork.path, crates = crates } }
+  return { packaged = { commit = commit, path = fork.path, crates = crates, notes = notes } }
 end
 
 -- Recorded outputs hold while the fork has the commit and every .crate its bytes.

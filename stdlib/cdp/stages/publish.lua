@@ -201,7 +201,7 @@ function publish.run(ctx, inputs)
       local tag = release.crate_tag(ctx, plan, c)
       local rel, what, code = gh:ensure_release {
         tag = tag, name = ("%s %s"):format(c.name, c.next),
-        body = release.crate_notes(fork.path, c) or "", prerelease = release.is_prerelease(c.next),
+        body = release.crate_notes(fork.path, c, inputs.packaged) or "", prerelease = release.is_prerelease(c.next),
       }
       if not rel then
         error(("cannot make the GitHub release for %s: %s%s"):format(tag, what,

@@ -271,7 +271,7 @@ function pipeline.new(spec, where, file)
     end
   end
   if spec.alerts ~= nil then
-    local ok, err = require("cdp.run").notify().check_alerts(spec.alerts)
+    local ok, err = require("cdp.alerts").check_alerts(spec.alerts)
     if not ok then
       fail(where, "alerts: %s", err)
     end

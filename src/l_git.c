@@ -1208,12 +1208,18 @@ static int repo_branch_create(lua_State *L)
 	return 1;
 }
 
-/* repo:checkout(rev_or_branch, {force=true}) -> true | nil, msg, code */
+/*
+ * repo:checkout(rev_or_branch, {force=true, clean=false}) -> true | nil, msg, code
+ * CLEAN also removes untracked files that are not ignored (`git clean -fd`), so
+ * the work tree is the commit's and nothing an interrupted writer left.
+ */
 static int repo_checkout(lua_State *L)
 {
 	git_repository *repo = cdp_git_check_repo(L, 1);
 	const char *target = luaL_checkstring(L, 2);
-	int force = opt_bool(L, check_opts(L, 3), "force", 1);
+	int t = check_opts(L, 3);
+	int force = opt_bool(L, t, "force", 1);
+	int clean = opt_bool(L, t, "clean", 0);
 	struct scratch *s = scratch_new(L);
 	lua_pushfstring(L, "checkout %s", target);
 	const char *what = lua_tostring(L, -1);
@@ -1242,6 +1248,8 @@ static int repo_checkout(lua_State *L)
 	git_checkout_options co;
 	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
 	co.checkout_strategy = force ? GIT_CHECKOUT_FORCE : GIT_CHECKOUT_SAFE;
+	if (clean)
+		co.checkout_strategy |= GIT_CHECKOUT_REMOVE_UNTRACKED;
 	err = git_checkout_tree(repo, (git_object *)c, &co);
 	if (err)
 		return cdp_git_push_error(L, err, what);
@@ -1393,6 +1401,8 @@ static const char *workdir_status(unsigned int f)
 		return "renamed";
 	if (f & GIT_STATUS_WT_TYPECHANGE)
 		return "typechange";
+	if (f & GIT_STATUS_IGNORED)
+		return "ignored";
 	return NULL;
 }
 
@@ -1405,8 +1415,11 @@ static const char *delta_path(const git_diff_delta *d)
 
 static void free_block(void *p) { free(p); }
 
-/* [-0, +1 | +3, m] Push the status array, or nil, msg, code. */
-static int push_status(lua_State *L, struct scratch *s, git_repository *repo, int untracked)
+/*
+ * [-0, +1 | +3, m] Push the status array, or nil, msg, code. IGNORED adds the
+ * ignored files and directories (a directory as one entry, not its contents).
+ */
+static int push_status(lua_State *L, struct scratch *s, git_repository *repo, int untracked, int ignored)
 {
 	git_status_options so;
 	git_status_options_init(&so, GIT_STATUS_OPTIONS_VERSION);
@@ -1414,6 +1427,8 @@ static int push_status(lua_State *L, struct scratch *s, git_repository *repo, in
 	so.flags = GIT_STATUS_OPT_RENAMES_HEAD_TO_INDEX | GIT_STATUS_OPT_SORT_CASE_SENSITIVELY;
 	if (untracked)
 		so.flags |= GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS;
+	if (ignored)
+		so.flags |= GIT_STATUS_OPT_INCLUDE_IGNORED;
 	git_status_list *list = NULL;
 	int err = git_status_list_new(&list, repo, &so);
 	if (err)
@@ -1466,13 +1481,18 @@ static int push_status(lua_State *L, struct scratch *s, git_repository *repo, in
 	return 1;
 }
 
-/* repo:status{ untracked = true } -> { {path, status, staged, old_path?}, ... } by path */
+/*
+ * repo:status{ untracked = true, ignored = false }
+ *   -> { {path, status, staged, old_path?}, ... } by path; status "ignored" with IGNORED
+ */
 static int repo_status(lua_State *L)
 {
 	git_repository *repo = cdp_git_check_repo(L, 1);
-	int untracked = opt_bool(L, check_opts(L, 2), "untracked", 1);
+	int t = check_opts(L, 2);
+	int untracked = opt_bool(L, t, "untracked", 1);
+	int ignored = opt_bool(L, t, "ignored", 0);
 	struct scratch *s = scratch_new(L);
-	return push_status(L, s, repo, untracked);
+	return push_status(L, s, repo, untracked, ignored);
 }
 
 /* repo:is_clean{ untracked = true } -> bool, status */
@@ -1481,7 +1501,7 @@ static int repo_is_clean(lua_State *L)
 	git_repository *repo = cdp_git_check_repo(L, 1);
 	int untracked = opt_bool(L, check_opts(L, 2), "untracked", 1);
 	struct scratch *s = scratch_new(L);
-	if (push_status(L, s, repo, untracked) != 1)
+	if (push_status(L, s, repo, untracked, 0) != 1)
 		return 3;
 	lua_pushboolean(L, luaL_len(L, -1) == 0);
 	lua_insert(L, -2);

@@ -377,6 +377,7 @@ static int fs_write(lua_State *L)
 		atomic_abort(&a);
 		return push_fail(L, err, path);
 	}
+	cdp_test_point("write", path);
 	int step;
 	err = atomic_commit(&a, path, mode, &step);
 	if (err)

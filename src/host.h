@@ -37,6 +37,17 @@ const char *cdp_errno_name(int err);
  */
 int cdp_push_errno(lua_State *L, int err, const char *thing, const char *other);
 
+/*
+ * A point where cdp's kill tests may stop it (src/test_point.c): when
+ * CDP_TEST_PAUSE is KIND, or KIND:TEXT and DETAIL contains TEXT, cdp writes
+ * "PID KIND DETAIL" to CDP_TEST_PAUSE_FILE and waits until that file is removed
+ * (or cdp is killed), once per process. Kinds: "write" (fs.write, the temporary
+ * file written and not yet renamed; DETAIL the path), "commit" (repo:commit_index,
+ * before the commit; DETAIL its message), "push" (repo:push, objects going out;
+ * DETAIL the URL).
+ */
+void cdp_test_point(const char *kind, const char *detail);
+
 /* The C modules, registered in package.preload by cdp_host_open. */
 int luaopen_cdp_fs(lua_State *L);
 int luaopen_cdp_proc(lua_State *L);

@@ -641,6 +641,7 @@ static int fs_write(lua_State *L)
 		atomic_abort(&a);
 		return push_where_fail(L, err, &w);
 	}
+	cdp_test_point("write", path);
 	int step;
 	err = atomic_commit(&a, mode, &step);
 	if (err)

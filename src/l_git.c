@@ -588,6 +588,10 @@ struct remote_op {
 	int rejected;
 	char ref[256];
 	char reason[256];
+	const char *url;     /* redacted, for the kill tests' "push" point */
+	int sent;            /* objects started going out */
+	size_t said_len;
+	char said[1024];     /* what the server printed (a hook's own reason), the first 1 KiB */
 };
 
 static int credentials_cb(git_credential **out, const char *url, const char *username_from_url,
@@ -618,11 +622,95 @@ static int push_update_reference_cb(const char *refname, const char *status, voi
 	return 0;
 }
 
+/* The server's messages ("remote: ..." in git): a hook's own reason is there. */
+static int sideband_cb(const char *str, int len, void *payload)
+{
+	struct remote_op *op = payload;
+	size_t room = sizeof op->said - 1 - op->said_len;
+	size_t n = len > 0 ? (size_t)len : 0;
+	if (n > room)
+		n = room;
+	memcpy(op->said + op->said_len, str, n);
+	op->said_len += n;
+	op->said[op->said_len] = '\0';
+	return 0;
+}
+
+static int push_transfer_cb(unsigned int current, unsigned int total, size_t bytes, void *payload)
+{
+	struct remote_op *op = payload;
+	(void)current, (void)total, (void)bytes;
+	if (!op->sent++)
+		cdp_test_point("push", op->url);
+	return 0;
+}
+
 static void remote_callbacks(git_remote_callbacks *cb, struct remote_op *op)
 {
 	cb->credentials = credentials_cb;
 	cb->push_update_reference = push_update_reference_cb;
+	cb->sideband_progress = sideband_cb;
+	cb->push_transfer_progress = push_transfer_cb;
 	cb->payload = op;
+}
+
+/*
+ * [-0, +1, m] What the server said, as one line: its lines joined with "; ",
+ * blank lines, progress and git's generic advice left out. Empty when it said
+ * nothing worth showing.
+ */
+static const char *push_remote_said(lua_State *L, const struct remote_op *op)
+{
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	const char *p = op->said, *end = op->said + op->said_len;
+	int lines = 0;
+	while (p < end) {
+		size_t n = strcspn(p, "\r\n");
+		const char *line = p, *stop = p + n;
+		p = stop < end ? stop + 1 : end;
+		while (line < stop && (*line == ' ' || *line == '\t'))
+			line++;
+		while (stop > line && (stop[-1] == ' ' || stop[-1] == '\t'))
+			stop--;
+		if (stop == line || strncmp(line, "Resolving deltas", 16) == 0 ||
+		    strncmp(line, "Counting objects", 16) == 0)
+			continue;
+		if (lines++)
+			luaL_addstring(&b, "; ");
+		luaL_addlstring(&b, line, (size_t)(stop - line));
+	}
+	luaL_pushresult(&b);
+	return lua_tostring(L, -1);
+}
+
+/*
+ * A lock file a push found in the remote, named in TEXT as git and libgit2
+ * name it ("'/srv/r.git/refs/tags/v1.lock'"): copied into OUT, or 0.
+ */
+static int stale_lock_in(const char *text, char *out, size_t size)
+{
+	for (const char *q = strstr(text, ".lock'"); q; q = strstr(q + 1, ".lock'")) {
+		const char *open = q;
+		while (open > text && open[-1] != '\'')
+			open--;
+		if (open == text)
+			continue;
+		size_t n = (size_t)(q + 5 - open);
+		if (n + 1 > size)
+			return 0;
+		memcpy(out, open, n);
+		out[n] = '\0';
+		return 1;
+	}
+	return 0;
+}
+
+/* [-0, +3, m] A push that found a lock a killed push left: say what it is and what to do. */
+static int push_locked(lua_State *L, const char *url, const char *lock)
+{
+	return push_failure(L, "ELOCKED", "push to %s: a previous push was interrupted; remove %s if no git "
+	                    "process is running", url, lock);
 }
 
 /* [-0, +3, m] The failure of a remote operation, with the token scrubbed. */
@@ -1297,12 +1385,18 @@ static int repo_branch_create(lua_State *L)
 	return 1;
 }
 
-/* repo:checkout(rev_or_branch, {force=true}) -> true | nil, msg, code */
+/*
+ * repo:checkout(rev_or_branch, {force=true, clean=false}) -> true | nil, msg, code
+ * CLEAN also removes untracked files that are not ignored (`git clean -fd`), so
+ * the work tree is the commit's and nothing an interrupted writer left.
+ */
 static int repo_checkout(lua_State *L)
 {
 	git_repository *repo = cdp_git_check_repo(L, 1);
 	const char *target = luaL_checkstring(L, 2);
-	int force = opt_bool(L, check_opts(L, 3), "force", 1);
+	int t = check_opts(L, 3);
+	int force = opt_bool(L, t, "force", 1);
+	int clean = opt_bool(L, t, "clean", 0);
 	struct scratch *s = scratch_new(L);
 	lua_pushfstring(L, "checkout %s", target);
 	const char *what = lua_tostring(L, -1);
@@ -1331,6 +1425,8 @@ static int repo_checkout(lua_State *L)
 	git_checkout_options co;
 	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
 	co.checkout_strategy = force ? GIT_CHECKOUT_FORCE : GIT_CHECKOUT_SAFE;
+	if (clean)
+		co.checkout_strategy |= GIT_CHECKOUT_REMOVE_UNTRACKED;
 	err = git_checkout_tree(repo, (git_object *)c, &co);
 	if (err)
 		return cdp_git_push_error(L, err, what);
@@ -1482,6 +1578,8 @@ static const char *workdir_status(unsigned int f)
 		return "renamed";
 	if (f & GIT_STATUS_WT_TYPECHANGE)
 		return "typechange";
+	if (f & GIT_STATUS_IGNORED)
+		return "ignored";
 	return NULL;
 }
 
@@ -1494,8 +1592,11 @@ static const char *delta_path(const git_diff_delta *d)
 
 static void free_block(void *p) { free(p); }
 
-/* [-0, +1 | +3, m] Push the status array, or nil, msg, code. */
-static int push_status(lua_State *L, struct scratch *s, git_repository *repo, int untracked)
+/*
+ * [-0, +1 | +3, m] Push the status array, or nil, msg, code. IGNORED adds the
+ * ignored files and directories (a directory as one entry, not its contents).
+ */
+static int push_status(lua_State *L, struct scratch *s, git_repository *repo, int untracked, int ignored)
 {
 	git_status_options so;
 	git_status_options_init(&so, GIT_STATUS_OPTIONS_VERSION);
@@ -1503,6 +1604,8 @@ static int push_status(lua_State *L, struct scratch *s, git_repository *repo, in
 	so.flags = GIT_STATUS_OPT_RENAMES_HEAD_TO_INDEX | GIT_STATUS_OPT_SORT_CASE_SENSITIVELY;
 	if (untracked)
 		so.flags |= GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS;
+	if (ignored)
+		so.flags |= GIT_STATUS_OPT_INCLUDE_IGNORED;
 	git_status_list *list = NULL;
 	int err = git_status_list_new(&list, repo, &so);
 	if (err)
@@ -1555,13 +1658,18 @@ static int push_status(lua_State *L, struct scratch *s, git_repository *repo, in
 	return 1;
 }
 
-/* repo:status{ untracked = true } -> { {path, status, staged, old_path?}, ... } by path */
+/*
+ * repo:status{ untracked = true, ignored = false }
+ *   -> { {path, status, staged, old_path?}, ... } by path; status "ignored" with IGNORED
+ */
 static int repo_status(lua_State *L)
 {
 	git_repository *repo = cdp_git_check_repo(L, 1);
-	int untracked = opt_bool(L, check_opts(L, 2), "untracked", 1);
+	int t = check_opts(L, 2);
+	int untracked = opt_bool(L, t, "untracked", 1);
+	int ignored = opt_bool(L, t, "ignored", 0);
 	struct scratch *s = scratch_new(L);
-	return push_status(L, s, repo, untracked);
+	return push_status(L, s, repo, untracked, ignored);
 }
 
 /* repo:is_clean{ untracked = true } -> bool, status */
@@ -1570,7 +1678,7 @@ static int repo_is_clean(lua_State *L)
 	git_repository *repo = cdp_git_check_repo(L, 1);
 	int untracked = opt_bool(L, check_opts(L, 2), "untracked", 1);
 	struct scratch *s = scratch_new(L);
-	if (push_status(L, s, repo, untracked) != 1)
+	if (push_status(L, s, repo, untracked, 0) != 1)
 		return 3;
 	lua_pushboolean(L, luaL_len(L, -1) == 0);
 	lua_insert(L, -2);
@@ -1691,6 +1799,7 @@ static int repo_commit_index(lua_State *L)
 	    (err = git_object_lookup(&tree, repo, &tree_id, GIT_OBJECT_TREE)))
 		return cdp_git_push_error(L, err, "commit: write the index");
 	hold(L, s, tree, free_object);
+	cdp_test_point("commit", message);
 	err = git_commit_create(&oid, repo, update_ref, author, committer, NULL, message,
 	                        (git_tree *)tree, nparents, parents);
 	if (err) {
@@ -1910,6 +2019,7 @@ static int remote_begin(lua_State *L, git_repository *repo, const char *target, 
 		return push_remote_error(L, op, err, lua_tostring(L, -1));
 	}
 	*url = push_redacted(L, git_remote_url(*remote) ? git_remote_url(*remote) : target);
+	op->url = *url;
 	op->network = is_network_url(*url);
 	*what = lua_pushfstring(L, "%s %s", verb, *url);
 	return 0;
@@ -1942,7 +2052,19 @@ static int repo_push(lua_State *L)
 	if (err)
 		return push_remote_error(L, &op, err, what);
 	if (op.rejected) {
+		char lock[512];
+		const char *said = push_remote_said(L, &op);
+		if (stale_lock_in(op.reason, lock, sizeof lock) || stale_lock_in(said, lock, sizeof lock))
+			return push_locked(L, url, lock);
 		int nonff = strstr(op.reason, "non-fast-forward") || strstr(op.reason, "fetch first");
+		size_t n = strlen(op.reason);
+		while (n > 0 && (op.reason[n - 1] == ' ' || op.reason[n - 1] == ':'))
+			n--;
+		op.reason[n] = '\0';
+		/* "pre-receive hook declined" says who refused; what the hook printed says why. */
+		if (*said)
+			return push_failure(L, nonff ? "ENONFASTFORWARD" : "EREJECTED", "ref %s rejected by %s: %s; "
+			                    "the remote said: %s", op.ref, url, op.reason, said);
 		return push_failure(L, nonff ? "ENONFASTFORWARD" : "EREJECTED", "ref %s rejected by %s: %s",
 		                    op.ref, url, op.reason);
 	}

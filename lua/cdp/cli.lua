@@ -3,6 +3,7 @@
 -- Commands are modules named cdp.commands.<name>, each returning
 -- { summary = "one line", usage = "cdp name ...", help = "more", run = fn(args) }.
 -- run returns an exit code (cli.EXIT). Adding a command is adding a module.
+local errors = require "cdp.errors"
 local host = require "cdp.host"
 local script = require "cdp.script"
 
@@ -13,22 +14,32 @@ cli.EXIT = { ok = 0, failed = 1, usage = 2, approval = 3 }
 cli.EXIT_HELP = [[
 Exit codes:
   0  done
-  1  a run, stage or check failed (the run stays resumable)
-  2  bad usage, or an error in a script (file:line and a traceback are printed)
-  3  a run stopped awaiting approval (cdp approve RUN, then cdp resume RUN)]]
+  1  a run, stage or check failed, or the world did (a read-only or full disk, a
+     peer that does not answer): one line names the path or URL; the run stays resumable
+  2  bad usage (an unknown option, stage or run id), or an error in a script
+     (file:line and a traceback are printed)
+  3  a run stopped awaiting approval (cdp approve RUN, then cdp resume RUN)
+CDP_DEBUG=1 adds a traceback to every error.]]
 
--- Raised for bad usage; main() turns it into a message and exit code 2.
-local UsageError = { __name = "cdp.UsageError" }
-UsageError.__tostring = function(e) return e.msg end
+-- What a run ended in (cdp.run's outcomes) as an exit code.
+local OUTCOME = { done = cli.EXIT.ok, failed = cli.EXIT.failed, interrupted = cli.EXIT.failed,
+  paused = cli.EXIT.approval }
 
-function cli.usage_error(msg, command)
-  error(setmetatable({ msg = msg, command = command }, UsageError), 0)
+function cli.outcome_code(outcome)
+  local code = OUTCOME[outcome]
+  if not code then
+    error(("cli.outcome_code: no run outcome '%s'"):format(tostring(outcome)), 2)
+  end
+  return code
 end
 
--- Raised for input that is not there or not usable (a pipeline that is missing,
--- unreadable or does not compile): one line, "cdp: MSG", and exit code 2.
+-- Bad usage; main() turns it into a message and exit code 2.
+cli.usage_error = errors.usage
+
+-- Input that is not there or not usable (a pipeline that is missing, unreadable or
+-- does not compile): one line, "cdp: MSG", exit code 2, and no "Try ..." hint.
 function cli.fail(msg)
-  error(setmetatable({ msg = msg, hint = false }, UsageError), 0)
+  error(errors.new("usage", tostring(msg), { hint = false }), 0)
 end
 
 local function command_names()
@@ -225,12 +236,22 @@ local function dispatch(argv)
   return run_script(argv, 1)
 end
 
+local function debugging()
+  local v = os.getenv("CDP_DEBUG")
+  return v ~= nil and v ~= "" and v ~= "0"
+end
+
+-- Every error that reaches the command line, and its exit code: typed errors
+-- (cdp.errors) are one line, code 2 for usage and 1 for the world; anything else is
+-- an error in a script or in cdp, shown with its traceback, code 2.
 function cli.main(argv)
   -- Before any command or script runs: secrets out of the environment, so that no
   -- child inherits them or reads them from /proc/<cdp>/environ.
   require("cdp.secrets").take_all()
+  local traceback
   local ok, result = xpcall(dispatch, function(e)
-    if getmetatable(e) == UsageError then
+    traceback = debug.traceback(nil, 2)
+    if errors.is(e) then
       return e
     end
     return debug.traceback(type(e) == "string" and e or tostring(e), 2)
@@ -238,12 +259,18 @@ function cli.main(argv)
   if ok then
     return result
   end
-  if getmetatable(result) == UsageError then
+  if errors.is(result) then
     io.stderr:write("cdp: ", result.msg, "\n")
-    if result.hint ~= false then
-      io.stderr:write("Try 'cdp ", result.command and ("help " .. result.command) or "--help", "'.\n")
+    if debugging() then
+      io.stderr:write(traceback, "\n")
     end
-    return cli.EXIT.usage
+    if errors.is_usage(result) then
+      if result.hint ~= false then
+        io.stderr:write("Try 'cdp ", result.command and ("help " .. result.command) or "--help", "'.\n")
+      end
+      return cli.EXIT.usage
+    end
+    return cli.EXIT.failed
   end
   io.stderr:write(result, "\n")
   return cli.EXIT.usage

@@ -18,6 +18,7 @@
 --   approval.needed {stage, when}  approval.granted / approval.rejected {stage, when, user, time, note}
 --   delivery.failed {id, sink, about (the event), stage?, error, code, attempts, status?}
 --   run.finished {}  run.failed {reason}  run.interrupted {signal}  run.paused {reason}
+local errors = require "cdp.errors"
 local json = require "cdp.json"
 
 local journal = {}
@@ -61,19 +62,28 @@ function journal.read(path)
 end
 
 -- A journal open for appending. REDACT (a function) is applied to every entry.
+-- A journal that cannot be read or written raises a world error (cdp.errors) that
+-- names it: a run whose journal does not take entries cannot go on.
 local Writer = { __name = "cdp.journal.Writer" }
 Writer.__index = Writer
+
+local function unwritable(path, err, code)
+  errors.world(("cannot record the run in its journal: %s"):format(err or path), code)
+end
 
 function journal.open(path, redact)
   local fs = require "cdp.fs"
   local entries = {}
   if fs.exists(path) then
-    local text = assert(fs.read(path))
+    local text, rerr, rcode = fs.read(path)
+    if not text then
+      errors.world(("cannot read the run's journal: %s"):format(rerr), rcode)
+    end
     entries = journal.parse(text)
     if #text > 0 and text:sub(-1) ~= "\n" then
-      local ok, err = fs.append(path, "\n")
+      local ok, err, code = fs.append(path, "\n")
       if not ok then
-        return nil, err
+        unwritable(path, err, code)
       end
     end
   end
@@ -98,7 +108,10 @@ function Writer:append(event, fields)
   entry.seq = self.seq
   entry = self.redact(entry)
   local line = json.encode(entry) .. "\n"
-  assert(fs.append(self.path, line))
+  local ok, err, code = fs.append(self.path, line)
+  if not ok then
+    unwritable(self.path, err, code)
+  end
   -- keep what readers will see: the decoded form
   self.entries[#self.entries + 1] = json.decode(line)
   return entry

@@ -15,7 +15,8 @@
 --   health(ctx) -> true | false, reason      or a list { {name=, check=fn}, ... }
 --   verify(ctx, outputs, inputs) -> true | false, reason   optional: do recorded
 --                                 outputs still hold in the world? (else re-run)
---   modifies_fork boolean
+--   modifies_fork boolean: such a stage starts with release.fork_at(fork, its input
+--                 commit), so whatever a killed attempt left in the fork is gone
 --   approval      "before": with phase 2, ask before this stage (publish always does)
 --   settings      the settings the stage reads: string keys declare its own
 --                 ({ type =, default =, doc = }, see cdp.settings), list items name
@@ -284,7 +285,7 @@ function pipeline.new(spec, where, file)
     end
   end
   if spec.alerts ~= nil then
-    local ok, err = require("cdp.run").notify().check_alerts(spec.alerts)
+    local ok, err = require("cdp.alerts").check_alerts(spec.alerts)
     if not ok then
       fail(where, "alerts: %s", err)
     end

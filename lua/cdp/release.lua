@@ -78,6 +78,38 @@ function release.open_fork(fork)
   return repo
 end
 
+-- cdp.fs's atomic writes go through a temporary file beside the target.
+local ATOMIC_TEMP = "^%..+%.cdp%-%w%w%w%w%w%w$"
+
+-- The Release Fork, open, returned to COMMIT (the stage's input commit) on its release
+-- branch. Every stage that modifies the fork calls it first, so a run killed at any
+-- byte of an earlier attempt resumes: the attempt's edits are reset, and the files it
+-- made are removed — untracked files (a CHANGELOG.md written before its commit, the
+-- Cargo.lock cargo makes for a workspace that commits none) and the temporary files of
+-- cdp's own atomic writes (.Cargo.toml.cdp-XXXXXX), even where .gitignore hides them.
+-- What the repository ignores otherwise (a target/) stays. The stage names its commit
+-- itself; the engine could only guess which of its inputs is the one it builds on.
+function release.fork_at(fork, commit)
+  local fs = require "cdp.fs"
+  local repo = release.open_fork(fork)
+  local function must(ok, err)
+    if not ok then
+      error(("cannot return the release fork %s to commit %s: %s"):format(fork.path, commit, err), 0)
+    end
+    return ok
+  end
+  -- Detached first: a branch cannot be moved while HEAD is on it.
+  must(repo:checkout(commit, { force = true }))
+  must(repo:branch_create(fork.branch, commit, { force = true }))
+  must(repo:checkout(fork.branch, { force = true, clean = true }))
+  for _, s in ipairs(must(repo:status { untracked = true, ignored = true })) do
+    if s.status == "ignored" and fs.basename(s.path):match(ATOMIC_TEMP) then
+      must(fs.remove(fork.path .. "/" .. s.path))
+    end
+  end
+  return repo
+end
+
 -- The tag template in force: the setting, or the plan's default for a workspace of
 -- several crates ({crate}-v{version}) or of one (v{version}).
 function release.template(template, single)

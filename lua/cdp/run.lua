@@ -1,25 +1,29 @@
 -- The runner: takes a checked pipeline through a run, recording every step
 -- in the run journal before and after it happens.
 --
---   run.start(pipeline, opts)  a new run   -> exit code, run id
---   run.resume(run_id, opts)   continue one -> exit code
+--   run.start(pipeline, opts)  a new run   -> outcome, run id
+--   run.resume(run_id, opts)   continue one -> outcome
 --   run.dry_run(pipeline, opts) what would happen, nothing written
 --   run.check(pipeline, opts)  every health check, no stage runs
+--
+-- An outcome is what the run ended in: "done", "paused" (awaiting approval), "failed"
+-- or "interrupted"; cdp.cli maps it to an exit code. Bad usage raises a usage error,
+-- and a failure of the world outside any stage (a read-only .cdp/, a full disk, the
+-- lock held) a world error (cdp.errors); neither leaves a half-made run behind.
 --
 -- Resumption and SIGKILL: a stage is recorded as started before it runs and
 -- as passed (with its outputs) after; anything else is derived. A stage that
 -- started and never ended is run again (stages are idempotent by contract);
 -- a stage that passed in this run with the same key is not. So a run killed
 -- at any moment and resumed ends in the state of a run never killed.
+local errors = require "cdp.errors"
 local fs = require "cdp.fs"
 local json = require "cdp.json"
 local journal = require "cdp.journal"
+local pipeline = require "cdp.pipeline"
 local settings = require "cdp.settings"
-local cli = require "cdp.cli"
 
 local run = {}
-
-local EXIT = cli.EXIT
 
 -- Events, alert rules, sinks and redaction (lua/cdp/alerts.lua); delivery is
 -- the C queue, cdp.notify.
@@ -34,9 +38,9 @@ end
 ---------------------------------------------------------------------------
 -- Where runs live
 
--- The repository root above the current directory, or the current directory.
-function run.root()
-  local cwd = assert(fs.cwd())
+-- The root of the git repository the current directory is in, or nil, the current directory.
+function run.repository_root()
+  local cwd = errors.check(fs.cwd())
   local dir = cwd
   while true do
     if fs.exists(dir .. "/.git") then
@@ -44,10 +48,31 @@ function run.root()
     end
     local parent = fs.dirname(dir)
     if parent == dir then
-      return cwd
+      return nil, cwd
     end
     dir = parent
   end
+end
+
+-- Where runs are read: the repository root, or the current directory outside one.
+function run.root()
+  local root, cwd = run.repository_root()
+  return root or cwd
+end
+
+-- Where a run may be written: the repository root. Outside a repository this is a
+-- usage error, raised before anything is written (no .cdp/ is left in a stray
+-- directory).
+function run.writable_root(opts)
+  if opts and opts.root then
+    return opts.root
+  end
+  local root, cwd = run.repository_root()
+  if not root then
+    errors.usage(("%s is not in a git repository; cdp keeps its runs in the repository's .cdp/ — "
+      .. "run it inside your repository (or git init one)"):format(cwd))
+  end
+  return root
 end
 
 function run.runs_dir(root)
@@ -77,7 +102,7 @@ function run.list(root)
     return {}
   end
   local out = {}
-  for _, name in ipairs(assert(fs.list(dir))) do
+  for _, name in ipairs(errors.check(fs.list(dir))) do
     if fs.exists(dir .. "/" .. name .. "/" .. journal.FILE) then
       out[#out + 1] = name
     end
@@ -146,14 +171,21 @@ run.GITIGNORE = [[
 local OLD_GITIGNORE = "# Made by cdp: runs, release forks and logs are not part of the repository.\n*\n"
 
 -- Make ROOT/.cdp with its .gitignore (an old cdp's is brought up to date; a team's own
--- is left alone). Returns the directory.
+-- is left alone). Returns the directory; a .cdp/ that cannot be made or written raises
+-- a world error naming the path.
 function run.cdp_dir(root)
   local dir = root .. "/.cdp"
-  assert(fs.mkdir(dir, { parents = true }))
+  local _, merr = fs.mkdir(dir, { parents = true })
+  if merr then
+    errors.world(("cannot make cdp's folder in the repository: %s"):format(merr), (merr:match("^(%u+):")))
+  end
   local path = dir .. "/.gitignore"
   local current = fs.read(path)
   if current == nil or current == OLD_GITIGNORE then
-    assert(fs.write(path, run.GITIGNORE))
+    local ok, err, code = fs.write(path, run.GITIGNORE)
+    if not ok then
+      errors.world(("cannot write in cdp's folder: %s"):format(err), code)
+    end
   end
   return dir
 end
@@ -168,7 +200,7 @@ function run.lock(root, what)
     if code == "ELOCKED" then
       return nil, ("another cdp holds %s/lock: %s"):format(dir, held_by ~= "" and held_by or "unknown holder")
     end
-    return nil, err
+    errors.world(("cannot lock the repository's runs: %s"):format(err), code)
   end
   return lock
 end
@@ -180,7 +212,7 @@ local code_hashes = setmetatable({}, { __mode = "k" })
 local function code_hash(stage)
   local h = code_hashes[stage]
   if not h then
-    h = fs.sha256(require("cdp.pipeline").code(stage))
+    h = fs.sha256(pipeline.code(stage))
     code_hashes[stage] = h
   end
   return h
@@ -222,7 +254,7 @@ function run.stage_key(stage, public_settings, inputs, policy, declarations)
     gives = stage.gives,
     settings = json.object(used),
     inputs = json.object(inputs),
-    policy = stage.uses_policy and fs.sha256(require("cdp.pipeline").fingerprint(policy)) or nil,
+    policy = stage.uses_policy and fs.sha256(pipeline.fingerprint(policy)) or nil,
   })
 end
 
@@ -234,14 +266,14 @@ function run.selection(p, opts)
   local function index(name, flag)
     local s = p.by_name[name]
     if not s then
-      cli.usage_error(("%s: no stage '%s' in pipeline %s (stages: %s)"):format(flag, name, p.name,
+      errors.usage(("%s: no stage '%s' in pipeline %s (stages: %s)"):format(flag, name, p.name,
         table.concat(p:names(), ", ")))
     end
     return s.index
   end
   if opts.only then
     if opts.from or opts.to then
-      cli.usage_error("--only cannot be combined with --from or --to")
+      errors.usage("--only cannot be combined with --from or --to")
     end
     lo = index(opts.only, "--only")
     hi = lo
@@ -253,7 +285,7 @@ function run.selection(p, opts)
     hi = index(opts.to, "--to")
   end
   if lo > hi then
-    cli.usage_error(("--from %s comes after --to %s"):format(opts.from, opts.to))
+    errors.usage(("--from %s comes after --to %s"):format(opts.from, opts.to))
   end
   for name in pairs(opts.force or {}) do
     index(name, "--force")
@@ -287,7 +319,7 @@ end
 local function resolve_settings(p, sets)
   local effective, err = p:resolve_settings(sets)
   if not effective then
-    cli.usage_error(err)
+    errors.usage(err)
   end
   return effective
 end
@@ -401,7 +433,7 @@ end
 --             stages as the journal has them), phase, running (name -> stage of
 --             the stages this run runs), artifacts (kind -> outputs so far),
 --             current (the stage running now, for interrupts)
--- A step returns nothing to go on, or the exit code the run ends with.
+-- A step returns nothing to go on, or the outcome the run ends with (Drive:finish).
 
 local Drive = {}
 Drive.__index = Drive
@@ -455,23 +487,23 @@ function Drive:deliveries()
   end
 end
 
--- End the run in STATE ("done", "paused", "interrupted" or "failed"); returns its exit code.
+-- End the run in STATE ("done", "paused", "interrupted" or "failed"); returns it, the
+-- run's outcome.
 function Drive:finish(state, fields)
   if state == "done" then
     self:record("run.finished", {})
     self:emit("run.finished", {})
-    return EXIT.ok
   elseif state == "paused" then
     self:record("run.paused", fields)
-    return EXIT.approval
   elseif state == "interrupted" then
     self:record("run.interrupted", fields)
     self:emit("run.failed", { reason = "interrupted by " .. tostring(fields.signal) })
-    return EXIT.failed
+  else
+    state = "failed"
+    self:record("run.failed", fields)
+    self:emit("run.failed", fields)
   end
-  self:record("run.failed", fields)
-  self:emit("run.failed", fields)
-  return EXIT.failed
+  return state
 end
 
 -- A gate WHEN ("before" or "after") STAGE: "ok", "paused" or "rejected".
@@ -501,7 +533,7 @@ function Drive:gate(stage, when, outputs)
   return "paused"
 end
 
--- The gate as a step: nothing when it is passed, else the exit code.
+-- The gate as a step: nothing when it is passed, else the outcome.
 function Drive:pass_gate(stage, when, outputs)
   local g = self:gate(stage, when, outputs)
   if g == "paused" then
@@ -548,7 +580,7 @@ function Drive:context(stage)
       if #logs > 40 then
         table.remove(logs, 1)
       end
-      assert(fs.append(log_path, line .. "\n"))
+      errors.check(fs.append(log_path, line .. "\n"))
       term.log(stage.name, line)
     end
   end
@@ -572,7 +604,7 @@ function Drive:reusable(stage, key, ctx, inputs)
   return cached
 end
 
--- The stage's health checks: nothing when all pass, else the exit code.
+-- The stage's health checks: nothing when all pass, else the outcome.
 function Drive:check_health(stage, key, ctx, logs)
   for _, check in ipairs(stage.checks) do
     local ok, healthy, reason = pcall(check.check, ctx)
@@ -620,9 +652,9 @@ local function check_outputs(stage, result)
   return json.decode(text)
 end
 
--- Run the stage itself under xpcall. Returns its outputs, or nil and the exit code.
+-- Run the stage itself under xpcall. Returns its outputs, or nil and the outcome.
 function Drive:execute(stage, key, ctx, inputs, logs)
-  assert(fs.mkdir(self.dir .. "/logs", { parents = true }))
+  errors.check(fs.mkdir(self.dir .. "/logs", { parents = true }))
   self:record("stage.started", { stage = stage.name, key = key })
   self:emit("stage.started", { stage = stage.name })
   self.current = stage.name
@@ -661,7 +693,7 @@ function Drive:execute(stage, key, ctx, inputs, logs)
 end
 
 -- A selected stage not yet done in this run: gate, reuse or run, gate.
--- Returns its outputs, or nil and the exit code.
+-- Returns its outputs, or nil and the outcome.
 function Drive:run_stage(stage, key, inputs)
   local before, after = run.gates(self.phase, stage)
   if before then
@@ -680,10 +712,10 @@ function Drive:run_stage(stage, key, inputs)
     if stop then
       return nil, stop
     end
-    local exit
-    outputs, exit = self:execute(stage, key, ctx, inputs, logs)
+    local outcome
+    outputs, outcome = self:execute(stage, key, ctx, inputs, logs)
     if not outputs then
-      return nil, exit
+      return nil, outcome
     end
   end
   self.in_run[stage.name] = { state = "passed", key = key, outputs = outputs }
@@ -697,7 +729,7 @@ function Drive:run_stage(stage, key, inputs)
 end
 
 -- The stage at index I: skipped, reused from this run, or run. Returns nothing to
--- go on, or the exit code the run ends with.
+-- go on, or the outcome the run ends with.
 function Drive:step(i, stage)
   local is_selected, why = self.selected(i)
   local inputs, missing = self:inputs(stage)
@@ -731,10 +763,10 @@ function Drive:step(i, stage)
   elseif done_here then
     outputs = prior.outputs
   else
-    local exit
-    outputs, exit = self:run_stage(stage, key, inputs)
+    local outcome
+    outputs, outcome = self:run_stage(stage, key, inputs)
     if outputs == nil then
-      return exit
+      return outcome
     end
   end
   for kind, v in pairs(outputs or {}) do
@@ -745,29 +777,29 @@ end
 
 function Drive:body()
   for i, stage in ipairs(self.p.stages) do
-    local exit = self:step(i, stage)
-    if exit then
-      return exit
+    local outcome = self:step(i, stage)
+    if outcome then
+      return outcome
     end
   end
   return self:finish("done")
 end
 
--- Drive the run R through its pipeline; returns the exit code.
+-- Drive the run R through its pipeline; returns its outcome. A typed error (a usage
+-- error, or the world failing outside any stage: the journal cannot be written, the
+-- disk is full) goes up to cdp.cli as it is, after the run is marked failed where
+-- the journal still takes it; anything else is a bug, raised with its traceback.
 local function drive(R)
   local D = new_drive(R)
   D:emit("run.started", { phase = D.phase, resumed = R.resumed or nil })
-  local ok, code = xpcall(Drive.body, function(e)
-    if getmetatable(e) and getmetatable(e).__name == "cdp.UsageError" then
+  local ok, outcome = xpcall(Drive.body, function(e)
+    if errors.is(e) then
       return e
     end
     return { err = e, traceback = debug.traceback(tostring(e), 2) }
   end, D)
   if ok then
-    return code
-  end
-  if getmetatable(code) and getmetatable(code).__name == "cdp.UsageError" then
-    error(code, 0)
+    return outcome
   end
   local signal = proc().interrupted()
   if signal then
@@ -776,7 +808,13 @@ local function drive(R)
     end
     return D:finish("interrupted", { signal = signal, stage = D.current })
   end
-  error(code.traceback, 0)
+  if errors.is(outcome) then
+    if not errors.is_usage(outcome) then
+      pcall(D.finish, D, "failed", { reason = outcome.msg, stage = D.current })
+    end
+    error(outcome, 0)
+  end
+  error(outcome.traceback, 0)
 end
 
 ---------------------------------------------------------------------------
@@ -814,35 +852,31 @@ local function with_run(R)
   end
   -- Every command a stage runs gets the allow-listed environment, marked with the run.
   local previous_env = P.child_env(require("cdp.secrets").child_policy(R.id, R.p.child_env))
-  local ok, code = pcall(drive, R)
+  local ok, outcome = pcall(drive, R)
   P.child_env(previous_env)
   local failures = R.alerts.flush((R.p.alerts and R.p.alerts.flush) or 10)
-  for _, f in ipairs(failures) do
-    R.writer:append("delivery.failed", f)
-  end
+  -- A journal that no longer takes entries has already failed the run; the
+  -- deliveries' failures are then only shown.
+  local recorded = pcall(function()
+    for _, f in ipairs(failures) do
+      R.writer:append("delivery.failed", f)
+    end
+  end)
   R.alerts.close()
   if #failures > 0 then
-    R.term.print(("%d notification(s) could not be delivered (see cdp status %s)"):format(#failures, R.id))
+    R.term.print(("%d notification(s) could not be delivered%s"):format(#failures,
+      recorded and (" (see cdp status %s)"):format(R.id) or ""))
   end
   R.lock:close()
   if not ok then
-    error(code, 0)
+    error(outcome, 0)
   end
-  return code
+  return outcome
 end
 
--- opts: script (what finds the pipeline again: an absolute path or a shipped name, see
--- cdp.script.locate), from, to, only, force (set of names), phase, sets (list of
--- {key,value}), interactive
-function run.start(p, opts)
-  local root = opts.root or run.root()
-  local effective = resolve_settings(p, opts.sets)
-  local redact = make_redactor(effective, p)
-  local lock, err = run.lock(root, "run " .. p.name)
-  if not lock then
-    io.stderr:write("cdp: ", err, "\n")
-    return EXIT.failed
-  end
+-- A new run folder under ROOT with its journal, or a world error naming the path; a
+-- folder that could not be made whole is removed again (it recorded nothing).
+local function new_run_folder(root, redact, first_entry)
   local ids = run.list(root)
   local id = run.new_id(ids[#ids])
   local dir = run.runs_dir(root) .. "/" .. id
@@ -850,8 +884,34 @@ function run.start(p, opts)
     id = run.new_id(id)
     dir = run.runs_dir(root) .. "/" .. id
   end
-  assert(fs.mkdir(dir .. "/logs", { parents = true }))
-  local writer = assert(journal.open(dir .. "/" .. journal.FILE, redact))
+  local ok, err = pcall(function()
+    local made, merr, mcode = fs.mkdir(dir .. "/logs", { parents = true })
+    if not made then
+      errors.world(("cannot make the run folder: %s"):format(merr), mcode)
+    end
+    local writer = journal.open(dir .. "/" .. journal.FILE, redact)
+    local entry = first_entry(id)
+    writer:append("run.started", entry)
+    return writer
+  end)
+  if not ok then
+    fs.remove(dir, { recursive = true })
+    error(err, 0)
+  end
+  return id, dir, err
+end
+
+-- opts: script (what finds the pipeline again: an absolute path or a shipped name, see
+-- cdp.script.locate), from, to, only, force (set of names), phase, sets (list of
+-- {key,value}), interactive
+function run.start(p, opts)
+  local root = run.writable_root(opts)
+  local effective = resolve_settings(p, opts.sets)
+  local redact = make_redactor(effective, p)
+  local lock, err = run.lock(root, "run " .. p.name)
+  if not lock then
+    errors.world(err, "ELOCKED")
+  end
   local sets = {}
   for _, s in ipairs(opts.sets or {}) do
     if not (effective[s.key] and effective[s.key].secret) then
@@ -863,15 +923,21 @@ function run.start(p, opts)
     force[#force + 1] = name
   end
   table.sort(force)
-  writer:append("run.started", {
-    run = id, pipeline = p.name, script = opts.script or json.null,
-    phase = opts.phase or p.phase,
-    time = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(proc().time())),
-    options = json.object { from = opts.from, to = opts.to, only = opts.only, force = force,
-      phase = opts.phase, sets = sets },
-    settings = json.object(settings.public(effective)),
-    stages = p:names(),
-  })
+  local ok, id, dir, writer = pcall(new_run_folder, root, redact, function(id)
+    return {
+      run = id, pipeline = p.name, script = opts.script or json.null,
+      phase = opts.phase or p.phase,
+      time = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(proc().time())),
+      options = json.object { from = opts.from, to = opts.to, only = opts.only, force = force,
+        phase = opts.phase, sets = sets },
+      settings = json.object(settings.public(effective)),
+      stages = p:names(),
+    }
+  end)
+  if not ok then
+    lock:close()
+    error(id, 0)
+  end
   local R = { p = p, id = id, dir = dir, root = root, writer = writer, effective = effective, redact = redact,
     opts = opts, lock = lock, interactive = opts.interactive }
   return with_run(R), id
@@ -900,24 +966,26 @@ end
 -- Re-load the pipeline a run was started with, and drive it again.
 -- opts: root, interactive, load(script) -> pipeline
 function run.resume(id, opts)
-  local root = opts.root or run.root()
+  local root = run.writable_root(opts)
   local found, err = run.find(id, root)
   if not found then
-    cli.usage_error(err, "resume")
+    errors.usage(err, "resume")
   end
   id = found
-  local state = run.load(id, root)
-  if not state or not state.run then
-    io.stderr:write(("cdp: run %s has no run.started entry; start a new run\n"):format(id))
-    return EXIT.failed
+  local state, lerr = run.load(id, root)
+  if not state then
+    errors.world(("cannot read run %s: %s"):format(id, lerr))
+  end
+  if not state.run then
+    errors.world(("run %s has no run.started entry in %s; start a new run"):format(id,
+      run.runs_dir(root) .. "/" .. id .. "/" .. journal.FILE), "EJOURNAL")
   end
   if state.state == "done" then
     io.stdout:write(("run %s is already done\n"):format(id))
-    return EXIT.ok
+    return "done"
   end
   if type(state.script) ~= "string" then
-    io.stderr:write(("cdp: run %s does not record its pipeline script\n"):format(id))
-    return EXIT.failed
+    errors.world(("run %s does not record its pipeline script; start a new run"):format(id), "EJOURNAL")
   end
   local p = opts.load(state.script)
   local o = state.options or {}
@@ -929,14 +997,20 @@ function run.resume(id, opts)
     sets = o.sets, script = state.script, interactive = opts.interactive }
   local effective = resolve_settings(p, options.sets)
   local redact = make_redactor(effective, p)
-  local lock, lerr = run.lock(root, "resume " .. id)
+  local lock, lockerr = run.lock(root, "resume " .. id)
   if not lock then
-    io.stderr:write("cdp: ", lerr, "\n")
-    return EXIT.failed
+    errors.world(lockerr, "ELOCKED")
   end
   local dir = run.runs_dir(root) .. "/" .. id
-  local writer = assert(journal.open(dir .. "/" .. journal.FILE, redact))
-  writer:append("run.resumed", { run = id })
+  local ok, writer = pcall(function()
+    local w = journal.open(dir .. "/" .. journal.FILE, redact)
+    w:append("run.resumed", { run = id })
+    return w
+  end)
+  if not ok then
+    lock:close()
+    error(writer, 0)
+  end
   -- cdp's watchdog kills what a killed run started; name whatever outlived both.
   local orphans = run.orphans(id)
   if #orphans > 0 then
@@ -965,7 +1039,7 @@ function run.dry_run(p, opts)
   local lines = {}
   local phase = opts.phase or p.phase
   lines[#lines + 1] = ("pipeline %s, phase %d (%s), dry run:"):format(p.name, phase,
-    require("cdp.pipeline").PHASES[phase])
+    pipeline.PHASES[phase])
   for i, stage in ipairs(p.stages) do
     local inputs, blind = {}, false
     for _, kind in ipairs(stage.needs) do

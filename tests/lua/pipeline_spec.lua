@@ -91,7 +91,7 @@ local function wait_exit(pid)
 end
 
 local function write_script(text)
-  local dir = support.tmpdir()
+  local dir = support.git_init()
   local path = dir .. "/pipeline.lua"
   support.write(path, text)
   return dir, path
@@ -178,7 +178,7 @@ end)
 
 describe("cdp run", function()
   it("runs stages in order, records outputs, and a second run runs nothing", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local out, code = run(dir, q(BASIC), { ENGINE_TRACE = dir .. "/trace" })
     assert.are.equal(0, code, out)
     assert.are.same({ "fetch", "build", "test", "publish" }, lines(dir .. "/trace"))
@@ -202,7 +202,7 @@ describe("cdp run", function()
   end)
 
   it("runs a stage again when its settings change, and with --force", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     assert.are.equal(0, select(2, run(dir, q(BASIC))))
     local out, code = run(dir, q(BASIC) .. " --set level=2", { ENGINE_TRACE = dir .. "/trace" })
     assert.are.equal(0, code, out)
@@ -216,7 +216,7 @@ describe("cdp run", function()
   end)
 
   it("honours --to, --from and --only", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local env = { ENGINE_TRACE = dir .. "/trace" }
     local out, code = run(dir, q(BASIC) .. " --to build", env)
     assert.are.equal(0, code, out)
@@ -244,20 +244,20 @@ describe("cdp run", function()
   end)
 
   it("fails a stage whose inputs were skipped and never recorded", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local out, code = run(dir, q(BASIC) .. " --from test")
     assert.are.equal(1, code, out)
     assert.matches("stage test needs 'binary' from stage build, which was skipped", out, 1, true)
   end)
 
   it("--dry-run says what would run and writes nothing", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local out, code = run(dir, q(BASIC) .. " --dry-run --phase 2", { ENGINE_TRACE = dir .. "/trace" })
     assert.are.equal(0, code, out)
     assert.matches("1. fetch        run\n", out, 1, true)
     assert.matches("4. publish      approve, then run", out, 1, true)
     assert.is_nil(support.read(dir .. "/trace"))
-    assert.are.equal("", support.sh("ls -A " .. q(dir)))
+    assert.are.equal(".git\n", support.sh("ls -A " .. q(dir)))
     assert.are.equal(0, select(2, run(dir, q(BASIC))))
     out = run(dir, q(BASIC) .. " --dry-run --to test")
     assert.matches("1. fetch        cached", out, 1, true)
@@ -266,7 +266,7 @@ describe("cdp run", function()
   end)
 
   it("fails on a health check, naming the check and why", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local out, code = run(dir, q(BASIC), { ENGINE_UNHEALTHY = "build", ENGINE_TRACE = dir .. "/trace" })
     assert.are.equal(1, code, out)
     assert.matches("health check 'compiler present' failed: the disk is full (ENGINE_UNHEALTHY)", out, 1, true)
@@ -283,7 +283,7 @@ describe("cdp run", function()
   end)
 
   it("resumes a stage that failed the first time, and records its error and log tail", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local env = { ENGINE_FAIL_ONCE = dir .. "/flag", ENGINE_TRACE = dir .. "/trace" }
     local out, code = run(dir, q(BASIC), env)
     assert.are.equal(1, code, out)
@@ -307,13 +307,13 @@ describe("cdp run", function()
     assert.are.same({ "fetch", "build", "build", "test", "publish" }, lines(dir .. "/trace"))
     local after = status(dir, st.run)
     assert.are.equal("done", after.state)
-    local clean = support.tmpdir()
+    local clean = support.git_init()
     assert.are.equal(0, select(2, run(clean, q(BASIC))))
     assert.are.same(shape(status(clean)), shape(after))
   end)
 
   it("refuses a second run while the first holds the lock, naming the holder", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local pid = spawn(dir, q(BASIC), { ENGINE_WAIT = "build:" .. dir .. "/go" })
     wait_for(dir .. "/go.started")
     local out, code = run(dir, q(BASIC))
@@ -328,7 +328,7 @@ end)
 describe("cdp run under SIGKILL and SIGINT", function()
   local reference
   setup(function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     assert.are.equal(0, select(2, run(dir, q(BASIC))))
     reference = shape(status(dir))
     for _, s in ipairs(reference.stages) do
@@ -339,7 +339,7 @@ describe("cdp run under SIGKILL and SIGINT", function()
   -- Kill cdp with SIGKILL at the point VAR (ENGINE_WAIT or ENGINE_WAIT_HEALTH)
   -- names, optionally tear the journal's last line, then resume.
   local function kill_and_resume(var, stage, tear)
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local trace = dir .. "/trace"
     local pid = spawn(dir, q(BASIC), { [var] = stage .. ":" .. dir .. "/go", ENGINE_TRACE = trace })
     wait_for(dir .. "/go.started")
@@ -387,7 +387,7 @@ describe("cdp run under SIGKILL and SIGINT", function()
   end)
 
   it("SIGINT marks the stage interrupted, exits 1, and the run resumes", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local pid, out = spawn(dir, q(BASIC), { ENGINE_WAIT = "test:" .. dir .. "/go" })
     wait_for(dir .. "/go.started")
     support.sh("kill -INT " .. pid)
@@ -405,7 +405,7 @@ end)
 
 describe("approvals", function()
   it("phase 2 without a terminal stops before publish with exit 3; approve and resume finish", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local env = { ENGINE_TRACE = dir .. "/trace" }
     local out, code = run(dir, q(BASIC) .. " --phase 2", env)
     assert.are.equal(3, code, out)
@@ -419,7 +419,7 @@ describe("approvals", function()
     assert.are.equal(3, code, out)
 
     out, code = run(dir, "approve " .. st.run .. " --stage build")
-    assert.are.equal(1, code)
+    assert.are.equal(2, code)
     assert.matches("awaits approval before stage publish, not build", out, 1, true)
     out, code = run(dir, "approve " .. st.run .. " --stage publish --note 'release 1.2'")
     assert.are.equal(0, code, out)
@@ -437,7 +437,7 @@ describe("approvals", function()
   end)
 
   it("phase 0 asks before and after every stage", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local env = { ENGINE_TRACE = dir .. "/trace" }
     local out, code = run(dir, q(BASIC) .. " --phase 0", env)
     local asked = {}
@@ -462,7 +462,7 @@ describe("approvals", function()
   end)
 
   it("phase 1 on a terminal shows the outputs and honours reject", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     -- drive cdp through a real pseudo-terminal
     local driver = dir .. "/drive_tty.py"
     support.write(driver, [[
@@ -602,7 +602,7 @@ end)
 
 describe("secrets", function()
   it("a token in the environment appears in no file under .cdp/ and not in the output", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local token = "ghp_T0kenThatMustNeverLeak42"
     local other = "s3cr3t-deploy-password-99"
     local env = { ENGINE_GITHUB_TOKEN = token, MY_DEPLOY_PASSWORD = other, ENGINE_LEAK = token .. " and " .. other,
@@ -724,7 +724,7 @@ describe("deliveries from a run", function()
   end)
 
   it("a failing stage sends a signed webhook and an e-mail, and no secret goes out", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local token = "tok-ENGINE-api-0123456789"
     local out, code = run(dir, q(ALERTS), {
       ENGINE_FAIL = "1",
@@ -779,7 +779,7 @@ describe("deliveries from a run", function()
   end)
 
   it("with the endpoints down the pipeline still succeeds and the journal records the failed deliveries", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local dead = closed_port()
     local out, code = run(dir, q(ALERTS), {
       ENGINE_HOOK_SECRET = "hook-s3cret-value",
@@ -815,7 +815,7 @@ describe("deliveries from a run", function()
     local rec = support.tmpdir() .. "/500.ndjson"
     local server, ports = start("python3 " .. q(absolute(root .. "/tests/fixtures/webhook_receiver.py")) .. " "
       .. q(rec) .. " --secret x --status 500")
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local out, code = run(dir, q(ALERTS), {
       ENGINE_HOOK_SECRET = "hook-s3cret-value",
       ENGINE_HOOK_URL = "http://127.0.0.1:" .. ports.PORT .. "/cdp",

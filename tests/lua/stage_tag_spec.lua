@@ -123,6 +123,23 @@ describe("stage tag", function()
     assert.matches("has no remote 'origin' to push to", msg, 1, true)
   end)
 
+  it("names a lock a killed push left in a path remote, and pushes once it is gone", function()
+    local fx = rs.make()
+    -- what a push killed between locking the ref and renaming the lock leaves
+    local lock = fx.origin .. "/refs/tags/demo-core-v0.1.1.lock"
+    support.write(lock, fx.packaged.commit .. "\n")
+    local msg = rs.raises(tag.run, fx.ctx(), fx.inputs())
+    assert.matches("push to " .. fx.origin .. ": a previous push was interrupted; remove " .. lock
+      .. " if no git process is running", msg, 1, true)
+    assert.is_nil(msg:find("a tag that exists there", 1, true))
+    assert.is_nil(tag_on(fx.origin, "demo-core-v0.1.1"))
+    os.remove(lock)
+    tag.run(fx.ctx(), fx.inputs())
+    for _, name in ipairs(TAGS) do
+      assert.are.equal(fx.packaged.commit, tag_on(fx.origin, name).commit)
+    end
+  end)
+
   describe("over smart HTTP", function()
     local TOKEN = "tag-spec-git-token-81f"
     local root, pid, url
@@ -163,17 +180,34 @@ describe("stage tag", function()
       assert.is_nil(fx.log_text():find(TOKEN, 1, true))
     end)
 
-    it("reports a push a hook rejects with the remote, the ref and the reason", function()
-      local fx = served("hooked")
-      local hook = fx.origin .. "/hooks/update"
-      support.write(hook, '#!/bin/sh\ncase "$1" in refs/tags/*) echo "tags are frozen" >&2; exit 1;; esac\nexit 0\n')
+    -- A served origin with the hook NAME (update, pre-receive) running SCRIPT, and the
+    -- message Tag fails with when it pushes there.
+    local function push_with_hook(name, script)
+      local fx = served(name)
+      local hook = fx.origin .. "/hooks/" .. name
+      support.write(hook, script)
       support.sh("chmod +x " .. q(hook))
-      local msg = rs.raises(tag.run, fx.ctx { git_token = TOKEN }, fx.inputs())
+      return fx, rs.raises(tag.run, fx.ctx { git_token = TOKEN }, fx.inputs())
+    end
+
+    it("reports a push a hook rejects with the remote, the ref and the reason", function()
+      local fx, msg = push_with_hook("update",
+        '#!/bin/sh\ncase "$1" in refs/tags/*) echo "tags are frozen" >&2; exit 1;; esac\nexit 0\n')
       assert.matches("cannot push tags demo-cli-v0.2.0, demo-core-v0.1.1, demo-util-v1.0.1 to " .. fx.fork.origin, msg, 1, true)
-      -- the server's own reason, as git reports an update hook's refusal
-      assert.matches("ref refs/tags/demo-cli-v0.2.0 rejected by " .. fx.fork.origin .. ": hook declined", msg, 1, true)
+      -- the server's own reason, as git reports an update hook's refusal, and what the hook said
+      assert.matches("ref refs/tags/demo-cli-v0.2.0 rejected by " .. fx.fork.origin .. ": hook declined; "
+        .. "the remote said: ", msg, 1, true)
+      assert.matches("tags are frozen", msg, 1, true)
       assert.is_nil(msg:find(TOKEN, 1, true))
       assert.is_nil(tag_on(fx.origin, "demo-core-v0.1.1"))
+    end)
+
+    it("shows a pre-receive hook's own reason, not only that it declined", function()
+      local fx, msg = push_with_hook("pre-receive",
+        '#!/bin/sh\necho "release tags need a signed-off changelog (policy REL-7)" >&2\nexit 1\n')
+      assert.matches("ref refs/tags/demo-cli-v0.2.0 rejected by " .. fx.fork.origin .. ": pre-receive hook declined; "
+        .. "the remote said: release tags need a signed-off changelog (policy REL-7)", msg, 1, true)
+      assert.is_nil(tag_on(fx.origin, "demo-cli-v0.2.0"))
     end)
   end)
 end)

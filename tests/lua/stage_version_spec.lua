@@ -110,6 +110,36 @@ base = { path = "base", version = "1.4.0" } # exact on purpose
     assert.matches('name = "core"\nversion = "0.4.0"', support.read(dir .. "/Cargo.lock"), 1, true)
   end)
 
+  it("starts from the fork's commit whatever a killed attempt left in the fork", function()
+    local dir = support.git_init()
+    support.commit(dir, "chore: start", {
+      ["Cargo.toml"] = '[package]\nname = "solo"\nversion = "0.1.0"\nedition = "2021"\n',
+      ["src/lib.rs"] = "",
+      -- a repository that hides dot files: cdp's temporary files are ignored too
+      [".gitignore"] = "/target\n.*.cdp-*\n",
+    })
+    support.git(dir, "tag", "v0.1.0")
+    support.commit(dir, "fix: a fix", { ["src/lib.rs"] = "pub fn f() {}\n" })
+    local fork = fork_of(dir)
+    -- What a SIGKILL at any byte of Version or Package leaves: a half-done edit, the
+    -- temporary file of an atomic write (hidden by .gitignore or not), a changelog
+    -- written before its commit, a staged file, and a build in an ignored target/.
+    support.write(dir .. "/Cargo.toml", '[package]\nname = "solo"\nversion = "0.1.1"\nedition = "2021"\n')
+    support.write(dir .. "/.Cargo.toml.cdp-Ab12Cd", "[package]\nname = \"so")
+    support.write(dir .. "/src/.lib.rs.cdp-x9Y8z7", "pub fn")
+    support.write(dir .. "/CHANGELOG.md", "# Changelog\n\n## [0.1.1]\n")
+    support.write(dir .. "/staged.txt", "staged")
+    support.git(dir, "add", "staged.txt")
+    support.write(dir .. "/target/debug/solo", "binary")
+    support.git(dir, "commit", "-qam", "chore: an attempt's own commit")
+    local out = version.run(ctx_for(dir), { fork = fork })
+    assert.are.equal(fork.commit, support.git(dir, "rev-parse", out.versioned.commit .. "~1"))
+    assert.are.equal("cdp/release/spec", support.git(dir, "rev-parse", "--abbrev-ref", "HEAD"))
+    assert.are.equal("!! target/", support.git(dir, "status", "--porcelain", "--ignored"))
+    assert.are.same({ "Cargo.toml" }, out.versioned.files)
+    assert.are.equal("binary", support.read(dir .. "/target/debug/solo"))
+  end)
+
   it("makes no commit when nothing changed since the last releases", function()
     local dir = support.git_init()
     support.commit(dir, "chore: start", {

@@ -19,25 +19,24 @@ function command.run(args)
   local root = run.root()
   local id, err = run.find(positional[1], root)
   if not id then
-    io.stderr:write("cdp: ", err, "\n")
-    return cli.EXIT.failed
+    cli.usage_error(err, "approve")
   end
   local lock, lerr = run.lock(root, "approve " .. id)
   if not lock then
-    io.stderr:write("cdp: ", lerr, "\n")
-    return cli.EXIT.failed
+    require("cdp.errors").world(lerr, "ELOCKED")
   end
   local st = run.load(id, root)
   local pending = st and st.pending_approval
+  -- Approving what is not pending is a mistake in the command, not in the world.
   if not pending then
     lock:close()
-    io.stderr:write(("cdp: run %s is not awaiting approval (it is %s)\n"):format(id, st and st.state or "unreadable"))
-    return cli.EXIT.failed
+    cli.usage_error(("run %s is not awaiting approval (it is %s)"):format(id, st and st.state or "unreadable"),
+      "approve")
   end
   if o.stage and o.stage ~= pending.stage then
     lock:close()
-    io.stderr:write(("cdp: run %s awaits approval %s stage %s, not %s\n"):format(id, pending.when, pending.stage, o.stage))
-    return cli.EXIT.failed
+    cli.usage_error(("run %s awaits approval %s stage %s, not %s"):format(id, pending.when, pending.stage, o.stage),
+      "approve")
   end
   local proc = require "cdp.proc"
   local journal = require "cdp.journal"

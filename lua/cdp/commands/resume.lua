@@ -18,10 +18,10 @@ function command.run(args)
   if #positional ~= 1 then
     cli.usage_error("cdp resume needs one RUN", "resume")
   end
-  return run.resume(positional[1], {
+  return cli.outcome_code(run.resume(positional[1], {
     load = require("cdp.commands.run").load,
     interactive = o.no_prompt and false or nil,
-  })
+  }))
 end
 
 return command

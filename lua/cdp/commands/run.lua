@@ -144,7 +144,7 @@ local function execute(p, ref, o)
     return cli.EXIT.ok
   end
   run.selection(p, opts)
-  return (run.start(p, opts))
+  return cli.outcome_code((run.start(p, opts)))
 end
 
 -- Called by cdp.cli when a script run as `cdp FILE.lua ARGS` returns a pipeline.

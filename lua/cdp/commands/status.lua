@@ -48,8 +48,7 @@ function command.run(args)
   local root = run.root()
   local id, err = run.find(positional[1], root)
   if not id then
-    io.stderr:write("cdp: ", err, "\n")
-    return cli.EXIT.failed
+    cli.usage_error(err, "status")
   end
   local status, st = command.state(id, root)
   if not status then

@@ -200,10 +200,8 @@ end
 
 function package.run(ctx, inputs)
   local fork, plan, versioned = inputs.fork, inputs.plan, inputs.versioned
-  local repo = release.open_fork(fork)
-  assert(repo:checkout(versioned.commit, { force = true }))
-  assert(repo:branch_create(fork.branch, versioned.commit, { force = true }))
-  assert(repo:checkout(fork.branch, { force = true }))
+  -- Start from Version's commit whatever an interrupted attempt left behind.
+  local repo = release.fork_at(fork, versioned.commit)
 
   local planned = release.planned(plan)
   local changed, seen, notes = {}, {}, {}

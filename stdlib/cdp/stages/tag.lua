@@ -112,7 +112,8 @@ function tag.run(ctx, inputs)
     local ok, perr, code = repo:push(url, specs, credentials)
     if not ok then
       local why = code == "ENONFASTFORWARD" and "the remote refused it as non-fast-forward"
-        or code == "EREJECTED" and "the remote rejected it (a tag that exists there, or a hook)"
+        or code == "EREJECTED" and "the remote rejected it"
+        or code == "ELOCKED" and "the remote is locked"
         or code == "EAUTH" and "authentication failed (git_token)"
         or "the push failed"
       error(("cannot push tags %s to %s: %s: %s"):format(table.concat(names, ", "), url, why, perr), 0)

@@ -76,11 +76,8 @@ end
 
 function version.run(ctx, inputs)
   local fork = inputs.fork
-  local repo = release.open_fork(fork)
   -- Start from the fork's commit whatever an interrupted attempt left behind.
-  assert(repo:checkout(fork.commit, { force = true }))
-  assert(repo:branch_create(fork.branch, fork.commit, { force = true }))
-  assert(repo:checkout(fork.branch, { force = true }))
+  local repo = release.fork_at(fork, fork.commit)
 
   local p, table_plan = version.make_plan(ctx, fork)
   local planned = release.planned(table_plan)

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Bad input and a failing world, as the fault campaign of issue 12 met them: for each,
+# the exit code the README gives, the one line that names the path, run, crate or
+# cycle (no Lua traceback unless CDP_DEBUG=1), and nothing half-done left behind.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+CDP=${CDP:-$here/build/cdp}
+case $CDP in /*) ;; *) CDP=$here/$CDP ;; esac
+BASIC=$here/tests/fixtures/engine_basic.lua
+work=$(mktemp -d /tmp/cdp-bad-input.XXXXXX)
+cleanup() { rm -rf "$work"; }
+trap cleanup EXIT
+pass=0
+ok() { pass=$((pass + 1)); echo "ok - $*"; }
+fail() { echo "FAIL - $*"; exit 1; }
+
+# expect CODE CMD...: runs CMD with stdin from /dev/null, keeps stdout in $out and
+# stderr in $err, and fails unless it exits CODE.
+expect() {
+  local want=$1; shift
+  set +e; "$@" </dev/null >"$work/out" 2>"$work/err"; local got=$?; set -e
+  out=$(cat "$work/out"); err=$(cat "$work/err")
+  [[ $got == "$want" ]] || { echo "stdout: $out"; echo "stderr: $err"; fail "'$*' exited $got, expected $want"; }
+}
+# one_line TEXT [GLOB]: stderr is exactly the cdp: line TEXT, followed by what matches
+# GLOB (a run id), plus the usage hint for usage errors, with no Lua traceback.
+one_line() {
+  local first; first=$(head -n1 <<<"$err")
+  [[ $first == "cdp: $1"${2:-} ]] || fail "stderr's first line: '$first', expected 'cdp: $1${2:-}'"
+  ! grep -q "stack traceback" <<<"$err" || fail "a traceback: $err"
+  local n; n=$(wc -l <<<"$err")
+  [[ $n -le 2 ]] || fail "more than one line: $err"
+}
+
+# --- outside a git repository: exit 2, one line, nothing written
+mkdir "$work/plain"
+cd "$work/plain"
+expect 2 "$CDP" "$BASIC"
+one_line "$work/plain is not in a git repository; cdp keeps its runs in the repository's .cdp/ — run it inside your repository (or git init one)"
+[[ -z $(ls -A "$work/plain") ]] || fail "something was written outside a repository: $(ls -A "$work/plain")"
+expect 2 "$CDP" resume last
+[[ -z $(ls -A "$work/plain") ]] || fail "resume wrote outside a repository"
+ok "outside a git repository: exit 2, the one line, no .cdp/"
+
+# --- an unknown run id: exit 2 in every command that takes one
+git init -q "$work/repo"
+cd "$work/repo"
+expect 0 "$CDP" "$BASIC"
+for cmd in resume status approve; do
+  expect 2 "$CDP" "$cmd" 20990101T000000.000Z-dead
+  one_line "no run '20990101T000000.000Z-dead' under $work/repo/.cdp/runs"
+  grep -q "^Try 'cdp help $cmd'.$" <<<"$err" || fail "$cmd gives no usage hint: $err"
+done
+expect 2 "$CDP" approve last
+one_line "run $("$CDP" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["run"])') is not awaiting approval (it is done)"
+ok "an unknown run id exits 2 for resume, status and approve, naming the id and where runs are"
+
+# --- a read-only .cdp/: exit 1, one line naming the path, nothing half-done
+if unshare -rm true 2>/dev/null; then
+  runs_before=$(ls .cdp/runs | wc -l)
+  expect 1 unshare -rm sh -c 'mount --bind .cdp .cdp && mount -o remount,bind,ro .cdp && exec "$@"' sh "$CDP" "$BASIC"
+  one_line "cannot lock the repository's runs: EROFS: read-only file system: $work/repo/.cdp/lock"
+  expect 1 unshare -rm sh -c 'mount --bind .cdp/runs .cdp/runs && mount -o remount,bind,ro .cdp/runs && exec "$@"' \
+    sh "$CDP" "$BASIC"
+  one_line "cannot make the run folder: EROFS: read-only file system: $work/repo/.cdp/runs/" '2[0-9]*Z-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]'
+
+  [[ $(ls .cdp/runs | wc -l) == "$runs_before" ]] || fail "a half-made run was left: $(ls .cdp/runs)"
+  expect 1 env CDP_DEBUG=1 unshare -rm sh -c 'mount --bind .cdp .cdp && mount -o remount,bind,ro .cdp && exec "$@"' \
+    sh "$CDP" "$BASIC"
+  grep -q "stack traceback" <<<"$err" || fail "CDP_DEBUG=1 shows no traceback: $err"
+  ok "a read-only .cdp/ or .cdp/runs exits 1 with one line naming the path, leaves no half-made run; CDP_DEBUG=1 adds the traceback"
+
+  # --- the disk fills mid-run: the journal cannot take the next entry
+  cat >"$work/full.sh" <<'EOF'
+set -eu
+cdp=$1 basic=$2 work=$3
+mkdir -p "$work/fs" && mount -t tmpfs -o size=512k tmpfs "$work/fs"
+git init -q "$work/fs/repo" && cd "$work/fs/repo"
+# An output bigger than a page: the entry that records it needs a new block.
+big=$(head -c 6000 /dev/zero | tr '\0' x)
+set +e
+ENGINE_LEAK=$big ENGINE_WAIT="test:$work/go" "$cdp" "$basic" >"$work/full.out" 2>"$work/full.err" &
+pid=$!
+for _ in $(seq 500); do [ -e "$work/go.started" ] && break; sleep 0.02; done
+head -c 2000000 /dev/zero >"$work/fs/filler" 2>/dev/null
+touch "$work/go"
+wait $pid; echo "exit $?" >"$work/full.code"
+"$cdp" status >"$work/full.status" 2>&1
+rm "$work/fs/filler"
+ENGINE_LEAK=$big "$cdp" resume last >"$work/full.resume" 2>&1; echo "exit $?" >>"$work/full.code"
+"$cdp" status --json >"$work/full.json"
+EOF
+  unshare -rm bash "$work/full.sh" "$CDP" "$BASIC" "$work"
+  [[ $(cat "$work/full.code") == $'exit 1\nexit 0' ]] || { cat "$work/full.out" "$work/full.err" "$work/full.resume"; fail "exit codes on a full disk: $(cat "$work/full.code")"; }
+  err=$(cat "$work/full.err")
+  one_line "cannot record the run in its journal: ENOSPC: no space left on device: $work/fs/repo/.cdp/runs/$(sed -n 's/^run \([^ ]*\) .*/\1/p' "$work/full.status")/journal.ndjson"
+  grep -q "test         interrupted" "$work/full.status" || fail "the run after a full disk: $(cat "$work/full.status")"
+  python3 - "$work/full.json" <<'EOF' || fail "the resumed run did not finish every stage"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["state"] == "done", s["state"]
+assert [t["state"] for t in s["stages"]] == ["passed"] * 4, s["stages"]
+EOF
+  ok "a disk that fills mid-run: exit 1, one line naming the journal, and the run resumes to done once there is room"
+else
+  echo "skip - read-only and full-disk cases need unprivileged mount namespaces (unshare -rm)"
+fi
+
+echo "bad_input: $pass passed"

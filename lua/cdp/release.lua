@@ -30,6 +30,10 @@ release.SETTINGS = {
     doc = "the name manifests use for that registry: a crate with publish = [\"other\"] is refused before anything is uploaded" },
   registry_token = { type = "secret", env = "CARGO_REGISTRY_TOKEN",
     doc = "the registry token Publish uploads with" },
+  release_branch = { type = "string", default = "cdp/release/{base}",
+    doc = "the one release branch per base branch ({base}), updated on every run; its pull request is the release PR" },
+  cargo_offline = { type = "boolean", default = false,
+    doc = "run cargo offline (CARGO_NET_OFFLINE): for machines whose cargo cache already holds every dependency" },
 }
 
 -- Every declaration a stage module made through release.settings, by name: what
@@ -124,11 +128,13 @@ function release.tag_name(template, crate, version, single)
   return plan.tag_name(release.template(template, single), crate, version)
 end
 
--- Entries of a plan that release something (bump ~= "none"), in plan order.
+-- Entries of a plan that release something (bump ~= "none"), in plan order. A first
+-- release, or a manifest already ahead of its last release, is released at the version
+-- the manifest names: next == current there, and it is released all the same.
 function release.planned(plan)
   local out = {}
   for _, c in ipairs(plan.crates or {}) do
-    if c.bump and c.bump ~= "none" and c.next and c.next ~= c.current then
+    if c.bump and c.bump ~= "none" and type(c.next) == "string" and c.next ~= "" then
       out[#out + 1] = c
     end
   end
@@ -218,9 +224,13 @@ end
 -- ---------------------------------------------------------------------------
 -- Shared by Tag, Merge and Publish (the stages that talk to the user's peers).
 
--- The tag of plan entry CRATE under the `tag_template` setting; "v{version}" by
--- default when the plan has exactly one crate, "{crate}-v{version}" otherwise.
+-- The tag of plan entry CRATE: the one the plan gives it (each crate carries the tag of
+-- its next version, under the convention it uses); for a plan that names none, the
+-- `tag_template` setting, "v{version}" for a plan of one crate, "{crate}-v{version}".
 function release.crate_tag(ctx, plan, crate)
+  if type(crate.tag) == "string" and crate.tag ~= "" then
+    return crate.tag
+  end
   return release.tag_name(release.setting(ctx, "tag_template"), crate.name, crate.next,
     #(plan.crates or {}) == 1)
 end
@@ -277,8 +287,39 @@ function release.forge(ctx, fork)
     repo = repo, log = ctx.log }
 end
 
+-- The environment cargo runs with: EXTRA, plus CARGO_NET_OFFLINE when cargo_offline is
+-- set. The variable rather than --offline, so the commands a team lists in
+-- test_commands are offline too without being rewritten.
+function release.cargo_env(ctx, extra)
+  local env = {}
+  for k, v in pairs(extra or {}) do
+    env[k] = v
+  end
+  if release.setting(ctx, "cargo_offline") then
+    env.CARGO_NET_OFFLINE = "true"
+  end
+  return env
+end
+
+-- Why a cargo command failed: WHAT, then cargo's own words (RES, or ERR when it could
+-- not run). Offline, a dependency cargo has never downloaded is the usual cause, and
+-- the fix is not in cargo's message: say it.
+function release.cargo_failure(ctx, what, res, err)
+  local text = res and ((res.stderr or "") ~= "" and res.stderr or res.stdout or "") or tostring(err)
+  text = text:gsub("%s+$", "")
+  local msg = ("%s: %s"):format(what, text)
+  if release.setting(ctx, "cargo_offline") and res
+    and (text:find("offline", 1, true) or text:find("failed to download", 1, true)
+      or text:find("no matching package", 1, true) or text:find("failed to get", 1, true)) then
+    msg = msg .. "\n(cargo ran offline because cargo_offline is set: run `cargo fetch` in the repository "
+      .. "so the cache holds every dependency, or unset cargo_offline to let cargo download them)"
+  end
+  return msg
+end
+
 -- Decoded `cargo metadata --no-deps --offline` of the workspace in DIR, raw (the
 -- registry's publish metadata is built from its packages), or nil, message, "ECARGO".
+-- --no-deps reads only the workspace's own manifests, so it never needs the network.
 function release.cargo_metadata(dir)
   local json = require "cdp.json"
   local proc = require "cdp.proc"

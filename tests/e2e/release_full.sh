@@ -7,6 +7,7 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 CDP=${CDP:-$here/build/cdp}
 PIPELINE=$here/pipelines/release.lua
 export PATH=$HOME/.cargo/bin:$PATH
+export CDP_CARGO_OFFLINE=true # the test workspaces need nothing from the network
 TOKEN=full-e2e-token-8c41
 work=$(mktemp -d /tmp/cdp-full.XXXXXX)
 registries=()

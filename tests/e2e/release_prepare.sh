@@ -7,6 +7,7 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 CDP=${CDP:-$here/build/cdp}
 export PATH=$HOME/.cargo/bin:$PATH
 export GITHUB_TOKEN=e2e-forge-token-1 CARGO_REGISTRY_TOKEN=e2e-registry-token-2
+export CDP_CARGO_OFFLINE=true # the test workspaces need nothing from the network
 work=$(mktemp -d /tmp/cdp-prepare.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 pass=0

@@ -152,4 +152,50 @@ base = { path = "base", version = "1.4.0" } # exact on purpose
     assert.are.equal(fork.commit, out.versioned.commit)
     assert.are.equal("none", out.plan.crates[1].bump)
   end)
+
+  it("releases a never-released crate at its manifest version, with no edit and no commit", function()
+    local dir = support.git_init()
+    support.commit(dir, "chore: start", {
+      ["Cargo.toml"] = '[workspace]\nmembers = ["old", "fresh"]\nresolver = "2"\n',
+      ["old/Cargo.toml"] = '[package]\nname = "old"\nversion = "1.0.0"\nedition = "2021"\n',
+      ["old/src/lib.rs"] = "",
+    })
+    support.git(dir, "tag", "old-v1.0.0")
+    support.commit(dir, "feat(fresh): a new crate", {
+      ["fresh/Cargo.toml"] = '[package]\nname = "fresh"\nversion = "0.1.0"\nedition = "2021"\n',
+      ["fresh/src/lib.rs"] = "pub fn f() {}\n",
+    })
+    local fork = fork_of(dir)
+    local ctx = ctx_for(dir)
+    local out = version.run(ctx, { fork = fork })
+    local planned = require("cdp.release").planned(out.plan)
+    assert.are.equal(1, #planned)
+    assert.are.equal("fresh", planned[1].name)
+    assert.are.equal("0.1.0", planned[1].next)
+    assert.are.equal(fork.commit, out.versioned.commit)
+    assert.are.same({}, out.versioned.files)
+    assert.matches("no version commit", table.concat(ctx.lines, "\n"), 1, true)
+  end)
+
+  it("says to run cargo fetch or unset cargo_offline when cargo cannot resolve offline", function()
+    local dir = support.git_init()
+    support.commit(dir, "chore: start", {
+      ["Cargo.toml"] = '[package]\nname = "solo"\nversion = "0.1.0"\nedition = "2021"\n',
+      ["src/lib.rs"] = "",
+    })
+    support.sh("cd " .. support.quote(dir) .. " && cargo generate-lockfile --offline -q")
+    support.commit(dir, "chore: lock", {})
+    support.git(dir, "tag", "v0.1.0")
+    -- A dependency this machine's cargo cache has never seen.
+    support.commit(dir, "fix: lean on a crate from the registry", {
+      ["Cargo.toml"] = '[package]\nname = "solo"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\ncdp-nowhere-7f3 = "1"\n',
+    })
+    local fork = fork_of(dir)
+    local ok, err = pcall(version.run, ctx_for(dir, { cargo_offline = true }), { fork = fork })
+    assert.is_false(ok)
+    assert.matches("cannot refresh Cargo.lock with `cargo update --workspace`", err, 1, true)
+    assert.matches("cdp-nowhere-7f3", err, 1, true)
+    assert.matches("run `cargo fetch` in the repository", err, 1, true)
+    assert.matches("or unset cargo_offline", err, 1, true)
+  end)
 end)

@@ -1,7 +1,7 @@
 -- Package: write each planned crate's changelog from git history and bring README
 -- version snippets up to date, as one commit on the fork; then build the .crate files
--- for the crates to publish with `cargo package --offline` and keep them, with their
--- sha256, in the run folder. Nothing is published here.
+-- for the crates to publish with `cargo package` (offline when cargo_offline is set)
+-- and keep them, with their sha256, in the run folder. Nothing is published here.
 --
 -- A changelog is written in the style its file already has, with the notes written by
 -- hand under [Unreleased] taken into the new section, dated with the release date (the
@@ -25,7 +25,7 @@ local package = {
   gives = { "packaged" },
   modifies_fork = true,
   settings = release.settings {
-    "tag_template", "registry_name", "registry_index",
+    "tag_template", "registry_name", "registry_index", "cargo_offline",
     changelog = { type = "boolean", default = true,
       doc = "false: Package writes no changelog (release notes are still made from the commits)" },
     changelog_path = { type = { "string", "table" }, default = "{dir}/CHANGELOG.md",
@@ -167,7 +167,7 @@ function package.changelog(repo, c, opts)
   end
   local result = changelog.update(old, {
     crate = c.name, version = c.next, date = opts.date or date_of(repo, opts.from), remote = opts.remote,
-    tag = release.tag_name(opts.tag_template, c.name, c.next, opts.single),
+    tag = type(c.tag) == "string" and c.tag ~= "" and c.tag or release.tag_name(opts.tag_template, c.name, c.next, opts.single),
     previous_tag = previous_tag, commits = crate_commits(repo, c, ids),
   }, { template = opts.template, fold = graduating, crate = c.name, shared = opts.shared, crates = opts.crates })
   if path and opts.texts then
@@ -279,7 +279,7 @@ function package.run(ctx, inputs)
         error(refused, 0)
       end
     end
-    local argv = { "cargo", "package", "--offline", "--no-verify" }
+    local argv = { "cargo", "package", "--no-verify" }
     for _, c in ipairs(publishable) do
       argv[#argv + 1] = "-p"
       argv[#argv + 1] = c.name
@@ -287,10 +287,10 @@ function package.run(ctx, inputs)
     local target = ctx.run_dir .. "/target"
     ctx.log("$ " .. table.concat(argv, " "))
     local res, err = proc.run { argv = argv, cwd = fork.path, timeout = 900,
-      env = { CARGO_TARGET_DIR = target, CARGO_TERM_COLOR = "never" },
+      env = release.cargo_env(ctx, { CARGO_TARGET_DIR = target, CARGO_TERM_COLOR = "never" }),
       on_line = function(_, line) ctx.log(line) end }
     if not res or res.code ~= 0 then
-      error(("cargo package failed: %s"):format(res and (res.stderr ~= "" and res.stderr or res.stdout) or err), 0)
+      error(release.cargo_failure(ctx, "cargo package failed", res, err), 0)
     end
     assert(fs.mkdir(ctx.run_dir .. "/crates", { parents = true }))
     for _, c in ipairs(publishable) do

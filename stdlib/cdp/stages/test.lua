@@ -15,7 +15,8 @@ local test = {
   gives = { "tests" },
   modifies_fork = false,
   settings = release.settings {
-    test_commands = { type = "list", items = "command", default = { "cargo test --workspace --offline" },
+    "cargo_offline",
+    test_commands = { type = "list", items = "command", default = { "cargo test --workspace" },
       doc = "the commands Test runs in the fork, each split into words and run without a shell" },
     test_timeout = { type = "number", default = 1800, doc = "seconds each test command may take" },
     test_clippy = { type = "boolean", default = false, doc = "also run cargo clippy --workspace -- -D warnings" },
@@ -32,7 +33,7 @@ function test.commands(ctx)
     list[#list + 1] = { "cargo", "fmt", "--all", "--", "--check" }
   end
   if release.setting(ctx, "test_clippy") then
-    list[#list + 1] = { "cargo", "clippy", "--workspace", "--offline", "--", "-D", "warnings" }
+    list[#list + 1] = { "cargo", "clippy", "--workspace", "--", "-D", "warnings" }
   end
   return list
 end
@@ -64,7 +65,7 @@ function test.run(ctx, inputs)
     local count = tally()
     local res, err = proc.run {
       argv = argv, cwd = fork.path, timeout = timeout,
-      env = { CARGO_TARGET_DIR = ctx.run_dir .. "/target", CARGO_TERM_COLOR = "never" },
+      env = release.cargo_env(ctx, { CARGO_TARGET_DIR = ctx.run_dir .. "/target", CARGO_TERM_COLOR = "never" }),
       on_line = function(_, line) count.line(line) ctx.log(line) end,
     }
     if not res then
@@ -82,6 +83,10 @@ function test.run(ctx, inputs)
     elseif res.code ~= 0 then
       failure = ("%s failed (%s); %d tests failed — the log tail above shows where")
         :format(shown, res.code and ("exit code " .. res.code) or res.signame, failed)
+      if failed == 0 and passed == 0 then
+        -- Nothing ran: cargo could not build, and may say why in a way we can add to.
+        failure = release.cargo_failure(ctx, failure, res)
+      end
       break
     end
   end

@@ -2,7 +2,8 @@
 -- write it into the fork as one commit: each planned crate's version, and every
 -- requirement on a bumped crate that no longer admits its new version. Manifests are
 -- edited with cdp.manifest, which changes only the bytes of the values it touches;
--- Cargo.lock is refreshed offline.
+-- a tracked Cargo.lock is refreshed (offline when cargo_offline is set). A crate
+-- released at the version its manifest already names (a first release) needs no edit.
 local fs = require "cdp.fs"
 local git = require "cdp.git"
 local json = require "cdp.json"
@@ -19,7 +20,7 @@ local version = {
   modifies_fork = true,
   uses_policy = true, -- the pipeline's policy is part of this stage's key
   settings = release.settings {
-    "tag_template",
+    "tag_template", "cargo_offline",
     prerelease = { type = "string", default = "",
       doc = "a label such as dev gives X.Y.Z-dev.N releases; \"\" graduates them to X.Y.Z" },
   },
@@ -118,13 +119,20 @@ function version.run(ctx, inputs)
     end
   end
 
+  if #changed == 0 then
+    -- Every planned crate is released at the version its manifest names already.
+    ctx.log("every planned version is in the manifests already: no version commit")
+    repo:close()
+    return { plan = table_plan, versioned = { commit = fork.commit, path = fork.path, files = {} } }
+  end
+
   -- Only a Cargo.lock the repository tracks is part of the release commit.
   if repo:tree_entry(fork.commit, "Cargo.lock") then
-    local argv = { "cargo", "update", "--workspace", "--offline" }
-    local res, err = proc.run { argv = argv, cwd = fork.path, timeout = 300 }
+    local argv = { "cargo", "update", "--workspace" }
+    local res, err = proc.run { argv = argv, cwd = fork.path, timeout = 300, env = release.cargo_env(ctx) }
     if not res or res.code ~= 0 then
-      error(("cannot refresh Cargo.lock with `%s`: %s"):format(table.concat(argv, " "),
-        res and (res.stderr ~= "" and res.stderr or res.stdout) or err), 0)
+      error(release.cargo_failure(ctx, ("cannot refresh Cargo.lock with `%s`"):format(table.concat(argv, " ")),
+        res, err), 0)
     end
     changed[#changed + 1] = "Cargo.lock"
   end

@@ -9,7 +9,7 @@ packages=(
   liblua5.4-dev lua5.4 lua-cjson-dev lua-busted
   libgit2-dev libcurl4-openssl-dev libedit-dev libcmocka-dev
   clang libclang-rt-14-dev
-  python3 tmux
+  python3 python3-yaml tmux
 )
 
 missing=()
@@ -32,7 +32,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-# The test peers (MailDev, Prism, GitHub's OpenAPI description, git-cliff), at the versions
+# The test peers (MailDev, Prism, GitHub's OpenAPI description, git-cliff, action-validator), at the versions
 # package-lock.json pins; reinstalled only when the lockfile changed. `npm install`, not
 # `npm ci`: git-cliff lists a binary package per platform as optional dependencies, the
 # registry this machine reaches serves only the linux-x64 one, so no lockfile can list the

@@ -1181,6 +1181,118 @@ static int repo_read_blob(lua_State *L)
 	return 1;
 }
 
+/* repo:tree_list(rev, path?) -> { {name, oid, type, mode}, ... } in tree order | nil (no such path) | nil, msg, code */
+static int repo_tree_list(lua_State *L)
+{
+	git_repository *repo = cdp_git_check_repo(L, 1);
+	const char *rev = luaL_checkstring(L, 2);
+	const char *path = luaL_optstring(L, 3, "");
+	struct scratch *s = scratch_new(L);
+	lua_pushfstring(L, "tree_list '%s:%s'", rev, path);
+	const char *what = lua_tostring(L, -1);
+	git_tree *tree;
+	int err = lookup_tree(L, s, repo, rev, &tree);
+	if (err)
+		return cdp_git_push_error(L, err, what);
+	git_object *sub = NULL;
+	if (!is_root_path(path)) {
+		if ((err = git_object_lookup_bypath(&sub, (git_object *)tree, path, GIT_OBJECT_ANY)) == GIT_ENOTFOUND) {
+			git_error_clear();
+			lua_pushnil(L);
+			return 1;
+		} else if (err) {
+			return cdp_git_push_error(L, err, what);
+		}
+		hold(L, s, sub, free_object);
+		if (git_object_type(sub) != GIT_OBJECT_TREE)
+			return push_failure(L, "ENOTDIR", "%s: '%s' is a %s, not a folder", what, path,
+			                    git_object_type2string(git_object_type(sub)));
+		tree = (git_tree *)sub;
+	}
+	size_t n = git_tree_entrycount(tree);
+	lua_createtable(L, (int)n, 0);
+	for (size_t i = 0; i < n; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+		lua_createtable(L, 0, 4);
+		lua_pushstring(L, git_tree_entry_name(e));
+		lua_setfield(L, -2, "name");
+		push_oid(L, git_tree_entry_id(e));
+		lua_setfield(L, -2, "oid");
+		lua_pushstring(L, git_object_type2string(git_tree_entry_type(e)));
+		lua_setfield(L, -2, "type");
+		lua_pushinteger(L, git_tree_entry_filemode(e));
+		lua_setfield(L, -2, "mode");
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	return 1;
+}
+
+/* repo:blob_create(content) -> oid | nil, msg, code: the blob is written, nothing refers to it yet */
+static int repo_blob_create(lua_State *L)
+{
+	git_repository *repo = cdp_git_check_repo(L, 1);
+	size_t len;
+	const char *data = luaL_checklstring(L, 2, &len);
+	git_oid oid;
+	int err = git_blob_create_from_buffer(&oid, repo, data, len);
+	if (err)
+		return cdp_git_push_error(L, err, "blob_create");
+	push_oid(L, &oid);
+	return 1;
+}
+
+static void free_treebuilder(void *p) { git_treebuilder_free(p); }
+
+/*
+ * repo:tree_create{ {name=, oid=, type="blob"|"tree"}, ... } -> oid | nil, msg, code
+ * One level of a tree (files 100644, folders made by earlier calls); the order
+ * of ENTRIES does not matter, git's is used.
+ */
+static int repo_tree_create(lua_State *L)
+{
+	git_repository *repo = cdp_git_check_repo(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	struct scratch *s = scratch_new(L);
+	git_treebuilder *tb = NULL;
+	int err = git_treebuilder_new(&tb, repo, NULL);
+	if (err)
+		return cdp_git_push_error(L, err, "tree_create");
+	hold(L, s, tb, free_treebuilder);
+	lua_Integer n = luaL_len(L, 2);
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_rawgeti(L, 2, i) != LUA_TTABLE)
+			luaL_error(L, "tree_create: entry %d must be a table {name=, oid=, type=}", (int)i);
+		int e = lua_gettop(L);
+		const char *name = opt_string(L, e, "name", NULL);
+		const char *hex = opt_string(L, e, "oid", NULL);
+		const char *type = opt_string(L, e, "type", "blob");
+		git_oid oid;
+		if (name == NULL || *name == '\0' || strchr(name, '/') != NULL)
+			luaL_error(L, "tree_create: entry %d needs a name without '/'", (int)i);
+		if (hex == NULL || strlen(hex) != GIT_OID_HEXSZ || git_oid_fromstr(&oid, hex) != 0)
+			luaL_error(L, "tree_create: entry %d needs a 40-character hex oid", (int)i);
+		git_filemode_t mode = GIT_FILEMODE_BLOB;
+		if (strcmp(type, "blob") == 0)
+			mode = GIT_FILEMODE_BLOB;
+		else if (strcmp(type, "tree") == 0)
+			mode = GIT_FILEMODE_TREE;
+		else
+			luaL_error(L, "tree_create: entry %d: type must be \"blob\" or \"tree\", not \"%s\"", (int)i, type);
+		err = git_treebuilder_insert(NULL, tb, name, &oid, mode);
+		if (err) {
+			lua_pushfstring(L, "tree_create: %s", name);
+			return cdp_git_push_error(L, err, lua_tostring(L, -1));
+		}
+		lua_pop(L, 1);
+	}
+	git_oid oid;
+	err = git_treebuilder_write(&oid, tb);
+	if (err)
+		return cdp_git_push_error(L, err, "tree_create");
+	push_oid(L, &oid);
+	return 1;
+}
+
 /* repo:tags{ pattern = "glob" } -> { {name, target, peeled, annotated, message}, ... } by name */
 static int repo_tags(lua_State *L)
 {
@@ -1715,7 +1827,11 @@ static int repo_add(lua_State *L)
 	return 1;
 }
 
-/* repo:commit_index{ message, author, committer, update_ref="HEAD", parents } -> oid | nil, msg, code */
+/*
+ * repo:commit_index{ message, author, committer, update_ref="HEAD", parents, tree } -> oid | nil, msg, code
+ * TREE (an oid) commits that tree instead of the index: for commits that are no
+ * work tree's, such as a run's state.
+ */
 static int repo_commit_index(lua_State *L)
 {
 	git_repository *repo = cdp_git_check_repo(L, 1);
@@ -1738,6 +1854,7 @@ static int repo_commit_index(lua_State *L)
 	int explicit_parents = lua_getfield(L, 2, "parents") != LUA_TNIL;
 	if (explicit_parents)
 		check_strarray(L, -1, &parent_revs, "parents");
+	const char *tree_hex = opt_string(L, 2, "tree", NULL);
 
 	struct scratch *s = scratch_new(L);
 	git_signature *author, *committer, *identity = NULL;
@@ -1788,16 +1905,23 @@ static int repo_commit_index(lua_State *L)
 		}
 	}
 
-	git_index *index = NULL;
-	err = git_repository_index(&index, repo);
-	if (err)
-		return cdp_git_push_error(L, err, "commit");
-	hold(L, s, index, free_index);
 	git_oid tree_id, oid;
 	git_object *tree = NULL;
-	if ((err = git_index_write_tree(&tree_id, index)) ||
-	    (err = git_object_lookup(&tree, repo, &tree_id, GIT_OBJECT_TREE)))
-		return cdp_git_push_error(L, err, "commit: write the index");
+	if (tree_hex != NULL) {
+		if (strlen(tree_hex) != GIT_OID_HEXSZ || git_oid_fromstr(&tree_id, tree_hex) != 0)
+			luaL_error(L, "option 'tree' must be a 40-character hex oid");
+		if ((err = git_object_lookup(&tree, repo, &tree_id, GIT_OBJECT_TREE)))
+			return cdp_git_push_error(L, err, "commit: tree");
+	} else {
+		git_index *index = NULL;
+		err = git_repository_index(&index, repo);
+		if (err)
+			return cdp_git_push_error(L, err, "commit");
+		hold(L, s, index, free_index);
+		if ((err = git_index_write_tree(&tree_id, index)) ||
+		    (err = git_object_lookup(&tree, repo, &tree_id, GIT_OBJECT_TREE)))
+			return cdp_git_push_error(L, err, "commit: write the index");
+	}
 	hold(L, s, tree, free_object);
 	cdp_test_point("commit", message);
 	err = git_commit_create(&oid, repo, update_ref, author, committer, NULL, message,
@@ -1937,12 +2061,51 @@ static int repo_remote_set(lua_State *L)
 }
 
 /*
+ * What the lease (the table at index LEASE, 0 for none) expects of the remote
+ * ref DST: 0 when DST is not leased; else 1, with *ABSENT set for `false` (the
+ * ref must not exist) or *WANT for an oid (the ref must be at it).
+ */
+static int lease_of(lua_State *L, int lease, const char *dst, git_oid *want, int *absent)
+{
+	if (!lease)
+		return 0;
+	int type = lua_getfield(L, lease, dst);
+	int leased = 1;
+	*absent = 0;
+	if (type == LUA_TNIL) {
+		leased = 0;
+	} else if (type == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+		*absent = 1;
+	} else if (type != LUA_TSTRING || lua_rawlen(L, -1) != GIT_OID_HEXSZ ||
+	           git_oid_fromstr(want, lua_tostring(L, -1)) != 0) {
+		luaL_error(L, "option 'lease': %s must be a 40-character hex oid, or false for no such ref", dst);
+	}
+	lua_pop(L, 1);
+	return leased;
+}
+
+/* [-0, +3, m] The refusal of a leased push: DST is at HAVE (NULL: absent), not as expected. */
+static int push_stale(lua_State *L, const char *dst, const char *url, const git_oid *have,
+                      const git_oid *want)
+{
+	char h[GIT_OID_HEXSZ + 1] = "nothing", w[GIT_OID_HEXSZ + 1] = "absent";
+	if (have)
+		git_oid_tostr(h, sizeof h, have);
+	if (want)
+		git_oid_tostr(w, sizeof w, want);
+	return push_failure(L, "ESTALE", "ref %s on %s is %s%s, not %s%s as this push expected: another push came first",
+	                    dst, url, have ? "at " : "", h, want ? "at " : "", w);
+}
+
+/*
  * Before pushing, compare each non-forced refspec with what the remote
  * advertises, so a rejection names the ref: a branch must fast-forward, a
- * tag must not move. Returns 0, or pushes nil, msg, code and returns 3.
+ * tag must not move, a leased ref must be where the lease (the table at
+ * index LEASE, or 0) says. Returns 0, or pushes nil, msg, code and returns 3.
  */
 static int check_push_refspecs(lua_State *L, struct scratch *s, git_repository *repo,
-                               git_remote *remote, const git_strarray *specs, const char *url)
+                               git_remote *remote, const git_strarray *specs, const char *url,
+                               int lease)
 {
 	const git_remote_head **heads;
 	size_t nheads;
@@ -1961,14 +2124,22 @@ static int check_push_refspecs(lua_State *L, struct scratch *s, git_repository *
 		const char *dst = git_refspec_dst(spec);
 		if (dst == NULL || *dst == '\0')
 			dst = src;
+		const git_oid *remote_oid = NULL;
+		for (size_t h = 0; dst != NULL && h < nheads; h++)
+			if (strcmp(heads[h]->name, dst) == 0)
+				remote_oid = &heads[h]->oid;
+		git_oid want;
+		int absent;
+		if (dst != NULL && lease_of(L, lease, dst, &want, &absent)) {
+			if (absent ? remote_oid != NULL : (remote_oid == NULL || !git_oid_equal(remote_oid, &want)))
+				return push_stale(L, dst, url, remote_oid, absent ? NULL : &want);
+			scratch_release(s, mark);
+			continue; /* the lease says what may be replaced: no fast-forward rule */
+		}
 		if (git_refspec_force(spec) || src == NULL || *src == '\0' || dst == NULL) {
 			scratch_release(s, mark);
 			continue;
 		}
-		const git_oid *remote_oid = NULL;
-		for (size_t h = 0; h < nheads; h++)
-			if (strcmp(heads[h]->name, dst) == 0)
-				remote_oid = &heads[h]->oid;
 		git_object *local = NULL;
 		if (remote_oid == NULL || git_revparse_single(&local, repo, src) != 0) {
 			git_error_clear(); /* a new ref, or an unknown source the push will report */
@@ -2025,7 +2196,107 @@ static int remote_begin(lua_State *L, git_repository *repo, const char *target, 
 	return 0;
 }
 
-/* repo:push(remote_or_url, refspecs, {token, username="x-access-token"}) -> true | nil, msg, code */
+static void free_repository(void *p) { git_repository_free(p); }
+
+/*
+ * libgit2 pushes to a path or file:// remote by writing its refs directly,
+ * replacing what is there without comparing: no lease. So a leased push to
+ * such a remote sends the objects under a temporary ref, then moves each
+ * leased ref in the remote repository with a compare-and-swap on its
+ * lockfile (git_reference_create_matching), and drops the temporary refs.
+ * Returns 0, or pushes nil, msg, code and returns 3.
+ */
+static int push_local_leased(lua_State *L, struct scratch *s, git_repository *repo,
+                             git_remote *remote, const git_strarray *specs, int lease,
+                             git_push_options *po, struct remote_op *op, const char *url,
+                             const char *what)
+{
+	size_t n = specs->count;
+	char **sent = lua_newuserdatauv(L, (n ? n : 1) * sizeof *sent, 0);
+	struct leased {
+		const char *dst, *tmp;
+		git_oid loid, want;
+		int absent;
+	} *moves = lua_newuserdatauv(L, (n ? n : 1) * sizeof *moves, 0);
+	size_t nmoves = 0;
+	static unsigned counter;
+	for (size_t i = 0; i < n; i++) {
+		size_t mark = s->n;
+		git_refspec *spec = NULL;
+		sent[i] = specs->strings[i];
+		if (git_refspec_parse(&spec, specs->strings[i], 0) != 0)
+			continue; /* the push reports it */
+		hold(L, s, spec, free_refspec);
+		const char *src = git_refspec_src(spec), *dst = git_refspec_dst(spec);
+		if (dst == NULL || *dst == '\0')
+			dst = src;
+		struct leased *m = &moves[nmoves];
+		git_object *local = NULL;
+		if (src == NULL || *src == '\0' || !lease_of(L, lease, dst, &m->want, &m->absent) ||
+		    git_revparse_single(&local, repo, src) != 0) {
+			git_error_clear();
+			scratch_release(s, mark);
+			continue;
+		}
+		git_oid_cpy(&m->loid, git_object_id(local));
+		git_object_free(local);
+		m->dst = lua_pushstring(L, dst); /* anchored on the stack until we return */
+		m->tmp = lua_pushfstring(L, "refs/cdp/incoming/%d-%d-%d", (int)getpid(), (int)++counter, (int)i);
+		sent[i] = (char *)lua_pushfstring(L, "%s:%s", src, m->tmp);
+		nmoves++;
+		scratch_release(s, mark);
+	}
+	git_strarray send = {sent, n};
+	int err = git_remote_push(remote, &send, po);
+	if (err)
+		return push_remote_error(L, op, err, what);
+	if (op->rejected)
+		return push_failure(L, "EREJECTED", "ref %s rejected by %s: %s", op->ref, url, op->reason);
+	const char *path = git_remote_url(remote);
+	if (strncmp(path, "file://", 7) == 0)
+		path += 7;
+	git_repository *target = NULL;
+	err = git_repository_open(&target, path);
+	if (err)
+		return cdp_git_push_error(L, err, what);
+	hold(L, s, target, free_repository);
+	int failed = -1;
+	for (size_t i = 0; i < nmoves && failed < 0; i++) {
+		struct leased *m = &moves[i];
+		git_reference *ref = NULL;
+		err = m->absent ? git_reference_create(&ref, target, m->dst, &m->loid, 0, "cdp: push")
+		                : git_reference_create_matching(&ref, target, m->dst, &m->loid, 1, &m->want,
+		                                                "cdp: push");
+		if (err)
+			failed = (int)i;
+		git_reference_free(ref);
+	}
+	for (size_t i = 0; i < nmoves; i++) {
+		git_reference *tmp = NULL;
+		if (git_reference_lookup(&tmp, target, moves[i].tmp) == 0)
+			git_reference_delete(tmp);
+		git_reference_free(tmp);
+	}
+	if (failed >= 0) {
+		struct leased *m = &moves[failed];
+		if (err != GIT_EEXISTS && err != GIT_EMODIFIED && err != GIT_ENOTFOUND)
+			return cdp_git_push_error(L, err, what);
+		git_error_clear();
+		git_oid have;
+		int found = git_reference_name_to_id(&have, target, m->dst) == 0;
+		git_error_clear();
+		return push_stale(L, m->dst, url, found ? &have : NULL, m->absent ? NULL : &m->want);
+	}
+	return 0;
+}
+
+/*
+ * repo:push(remote_or_url, refspecs, {token, username="x-access-token", lease}) -> true | nil, msg, code
+ * LEASE = { [remote ref] = oid | false }: each such ref must be at that oid (or
+ * absent) on the remote when it is replaced, else nil, msg, "ESTALE" and nothing
+ * of it moves. Over smart HTTP and ssh the server compares while it holds the
+ * ref's lock; to a path or file:// remote cdp does (push_local_leased).
+ */
 static int repo_push(lua_State *L)
 {
 	lua_settop(L, 4); /* the optional arguments stay at their indices */
@@ -2046,8 +2317,19 @@ static int repo_push(lua_State *L)
 	int err = git_remote_connect(remote, GIT_DIRECTION_PUSH, &po.callbacks, NULL, NULL);
 	if (err)
 		return push_remote_error(L, &op, err, what);
-	if (check_push_refspecs(L, s, repo, remote, &specs, url))
+	int lease = 0;
+	if (!lua_isnoneornil(L, 4) && lua_getfield(L, 4, "lease") != LUA_TNIL) {
+		luaL_checktype(L, -1, LUA_TTABLE);
+		lease = lua_gettop(L);
+	}
+	if (check_push_refspecs(L, s, repo, remote, &specs, url, lease))
 		return 3;
+	if (lease && !op.network) {
+		if (push_local_leased(L, s, repo, remote, &specs, lease, &po, &op, url, what))
+			return 3;
+		lua_pushboolean(L, 1);
+		return 1;
+	}
 	err = git_remote_push(remote, &specs, &po);
 	if (err)
 		return push_remote_error(L, &op, err, what);
@@ -2056,6 +2338,11 @@ static int repo_push(lua_State *L)
 		const char *said = push_remote_said(L, &op);
 		if (stale_lock_in(op.reason, lock, sizeof lock) || stale_lock_in(said, lock, sizeof lock))
 			return push_locked(L, url, lock);
+		git_oid want;
+		int absent;
+		if (lease_of(L, lease, op.ref, &want, &absent))
+			return push_failure(L, "ESTALE", "ref %s rejected by %s: %s: another push came first",
+			                    op.ref, url, op.reason);
 		int nonff = strstr(op.reason, "non-fast-forward") || strstr(op.reason, "fetch first");
 		size_t n = strlen(op.reason);
 		while (n > 0 && (op.reason[n - 1] == ' ' || op.reason[n - 1] == ':'))
@@ -2187,6 +2474,9 @@ static const luaL_Reg repo_methods[] = {
 	{"tree_entry", repo_tree_entry},
 	{"read_blob", repo_read_blob},
 	{"symlinks", repo_symlinks},
+	{"tree_list", repo_tree_list},
+	{"blob_create", repo_blob_create},
+	{"tree_create", repo_tree_create},
 	{"tags", repo_tags},
 	{"tag_create", repo_tag_create},
 	{"tag_delete", repo_tag_delete},

@@ -50,7 +50,8 @@ notify.MIN_SECRET = 4
 -- A redactor for the secret VALUES (a list), plus the values of environment
 -- variables named like secrets (ENV: { name = value }, default the process
 -- environment). Returns redact(v): strings have every secret replaced by
--- ***, tables are copied with their keys and values redacted.
+-- ***, tables are copied with their keys and values redacted; the list of
+-- secrets; and keep(v), which adds a secret come by later (a short-lived token).
 function notify.redactor(values, env)
   local set, list = {}, {}
   local function add(v)
@@ -68,12 +69,15 @@ function notify.redactor(values, env)
     end
   end
   -- Longest first, so a secret that contains another is replaced whole.
-  table.sort(list, function(a, b)
-    if #a ~= #b then
-      return #a > #b
-    end
-    return a < b
-  end)
+  local function longest_first()
+    table.sort(list, function(a, b)
+      if #a ~= #b then
+        return #a > #b
+      end
+      return a < b
+    end)
+  end
+  longest_first()
 
   local function redact_string(s)
     for _, secret in ipairs(list) do
@@ -107,7 +111,10 @@ function notify.redactor(values, env)
 
   return function(v)
     return redact(v)
-  end, list
+  end, list, function(v)
+    add(v)
+    longest_first()
+  end
 end
 
 ---------------------------------------------------------------------------
@@ -311,12 +318,18 @@ function notify.terminal(opts)
       end
       line(text)
     elseif e == "approval.needed" then
-      line(("approval needed %s stage %s: cdp approve %s [--note TEXT], then cdp resume %s")
-        :format(ev.when, ev.stage, ev.run, ev.run))
+      if ev.resume then
+        line(("approval needed %s stage %s: cdp approve --run %s [--note TEXT], then %s")
+          :format(ev.when, ev.stage, ev.run, ev.resume))
+      else
+        line(("approval needed %s stage %s: cdp approve %s [--note TEXT], then cdp resume %s")
+          :format(ev.when, ev.stage, ev.run, ev.run))
+      end
     elseif e == "run.finished" then
       line(("run %s finished"):format(ev.run))
     elseif e == "run.failed" then
-      line(("run %s failed%s; cdp resume %s continues it"):format(ev.run, ev.reason and (": " .. ev.reason) or "", ev.run))
+      line(("run %s failed%s; %s continues it"):format(ev.run, ev.reason and (": " .. ev.reason) or "",
+        ev.resume or ("cdp resume " .. ev.run)))
     end
     out:flush()
   end

@@ -9,9 +9,9 @@
 -- starts on a line of its own.
 --
 -- Entries (all have `seq` and `event`):
---   run.started   {run, pipeline, script, phase, time, options, settings, stages}
+--   run.started   {run, pipeline, script, phase, time, options, settings, stages, distributed?}
 --   run.resumed   {run}
---   stage.started {stage, key}            stage.passed {stage, key, outputs}
+--   stage.started {stage, key, job?}       stage.passed {stage, key, outputs}
 --   stage.cached  {stage, key, outputs}   stage.skipped {stage, reason, key?, outputs?}
 --   stage.failed  {stage, key, error = {code, msg, traceback, check?}, log_tail}
 --   stage.interrupted {stage, signal}
@@ -141,6 +141,7 @@ function journal.derive(entries)
     if ev == "run.started" then
       st.run, st.pipeline, st.script, st.phase = e.run, e.pipeline, e.script, e.phase
       st.options, st.settings, st.time = e.options, e.settings, e.time
+      st.distributed = e.distributed -- {remote}: a run whose state is on a remote (cdp stage)
       st.state = "running"
       for _, name in ipairs(e.stages or {}) do
         stage(name)

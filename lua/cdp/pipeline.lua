@@ -24,6 +24,9 @@
 --                 only those (no `settings` at all: every setting).
 --   requires      names of secret settings the stage cannot run without; Validate
 --                 checks them before anything is pushed when the stage is in the run
+--   for_later     names of settings the stage reads only to check, early, the stages
+--                 after it in the same run (Validate): a job of its own (cdp export)
+--                 is given none of those secrets
 -- or the name of a stdlib stage, which is require("cdp.stages." .. name).
 local settings = require "cdp.settings"
 
@@ -195,6 +198,7 @@ local function normalise_stage(where, item, index)
     settings = reads,
     declares = declares,
     requires = requires,
+    for_later = string_list(at, name, "for_later", item.for_later),
     module = module,
     definition = item,
     where = at,

@@ -207,6 +207,39 @@ function release.registry_refusal(ctx, member)
       release.setting(ctx, "registry_index"))
 end
 
+-- Make the Release Fork at PATH: a clone of the repository at ROOT (objects shared,
+-- nothing checked out), on OPTS.branch at OPTS.commit, with OPTS.refs ({ ref = oid })
+-- set, pushing to OPTS.origin (a URL, or nil), committing as OPTS.identity ({name,
+-- email}, or nil). A fork left there before is made again from scratch. Returns it open.
+function release.make_fork(root, path, opts)
+  local fs = require "cdp.fs"
+  if fs.exists(path) then
+    assert(fs.remove(path, { recursive = true }))
+  end
+  local fork, err = git.clone(root, path, { checkout = false })
+  if not fork then
+    error(("cannot make the release fork in %s: %s"):format(path, err), 0)
+  end
+  for name, oid in pairs(opts.refs or {}) do
+    assert(fork:reference_set(name, oid, "cdp: release fork", { force = true }))
+  end
+  assert(fork:branch_create(opts.branch, opts.commit, { force = true }))
+  assert(fork:checkout(opts.branch, { force = true }))
+  -- The fork pushes where the user's repository pushes; the user's clone stays
+  -- reachable as `local` for audits.
+  assert(fork:remote_set("local", root))
+  if opts.origin then
+    assert(fork:remote_set("origin", opts.origin))
+  end
+  -- The fork commits as the user's repository does (its own config wins over the
+  -- global one, which is all a fresh clone would see).
+  if opts.identity then
+    fork:config_set("user.name", opts.identity.name)
+    fork:config_set("user.email", opts.identity.email)
+  end
+  return fork
+end
+
 -- Whether the fork at PATH still holds COMMIT (for stages' verify).
 function release.fork_has(path, commit)
   local repo = git.open(path)

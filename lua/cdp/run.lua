@@ -237,8 +237,12 @@ end
 -- only), the code of the modules those settings name, its inputs, and for a stage
 -- that uses the pipeline's policy (Version), the policy's fingerprint: editing the
 -- policy must plan again. DECLARATIONS: the pipeline's (for settings a stage reads
--- but another declares).
-function run.stage_key(stage, public_settings, inputs, policy, declarations)
+-- but another declares). Paths in the inputs count from ROOT (the repository's), so a
+-- job of a distributed run in another folder or on another machine finds the same key.
+function run.stage_key(stage, public_settings, inputs, policy, declarations, root)
+  if root then
+    inputs = require("cdp.runstate").portable(inputs, root)
+  end
   local used = public_settings
   if stage.settings then
     used = {}
@@ -340,6 +344,7 @@ local function make_redactor(effective, p)
   end
   return run.notify().redactor(values)
 end
+
 
 ---------------------------------------------------------------------------
 -- Stage errors, and the approval prompt
@@ -467,10 +472,18 @@ local function new_drive(R)
   return D
 end
 
+-- A distributed job (R.job = { first, last, approved, who }, R.sync): it runs
+-- the stages FIRST..LAST and takes the earlier ones as the jobs before it
+-- recorded them; R.sync keeps the state on the remote current (cdp.runstate).
+
 function Drive:emit(event, fields)
   local ev = { run = self.id, pipeline = self.p.name }
   for k, v in pairs(fields or {}) do
     ev[k] = v
+  end
+  if self.job and (event == "run.failed" or event == "approval.needed") then
+    -- what goes on with it: the job again, not a local resume
+    ev.resume = ("cdp stage %s --run %s"):format(self.p.stages[self.job.first].name, self.id)
   end
   ev.event = event
   self.alerts.emit(ev)
@@ -511,6 +524,13 @@ function Drive:gate(stage, when, outputs)
   local P = proc()
   local g = stage.name .. "/" .. when
   if self.gates[g] == "granted" then
+    return "ok"
+  end
+  if self.job and self.job.approved then
+    -- the job runs because a person approved it where CI asks (a protected environment)
+    self:record("approval.granted", { stage = stage.name, when = when, user = self.job.approved,
+      time = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(P.time())), note = "the job's own approval (cdp stage --approved)" })
+    self.gates[g] = "granted"
     return "ok"
   end
   if self.interactive then
@@ -568,6 +588,13 @@ function Drive:context(stage)
     -- date a changelog shows, the same when the run is resumed days later.
     started = self.started,
   }
+  -- A secret the stage comes by as it runs (a short-lived registry token): from
+  -- now on it is redacted from everything the run writes, as the settings' are.
+  function ctx.keep_secret(value)
+    if self.keep_secret then
+      self.keep_secret(value)
+    end
+  end
   local redact, term = self.redact, self.term
   function ctx.log(...)
     local parts = {}
@@ -655,7 +682,16 @@ end
 -- Run the stage itself under xpcall. Returns its outputs, or nil and the outcome.
 function Drive:execute(stage, key, ctx, inputs, logs)
   errors.check(fs.mkdir(self.dir .. "/logs", { parents = true }))
-  self:record("stage.started", { stage = stage.name, key = key })
+  self:record("stage.started", { stage = stage.name, key = key, job = self.job and self.job.who or nil })
+  if self.sync then
+    -- the claim: pushed before the stage acts, so a second copy of this job stops
+    local ok, err = self.sync:push(self.writer, ("%s started"):format(stage.name))
+    if not ok then
+      self.term.print(("stage %s not run: %s"):format(stage.name, self.redact(err)))
+      self.sync.lost = true -- nothing of this job's goes to the remote
+      return nil, "failed"
+    end
+  end
   self:emit("stage.started", { stage = stage.name })
   self.current = stage.name
   local ok, result = xpcall(stage.run, function(e)
@@ -719,7 +755,7 @@ function Drive:run_stage(stage, key, inputs)
     end
   end
   self.in_run[stage.name] = { state = "passed", key = key, outputs = outputs }
-  if after then
+  if after and not self.job then -- a job leaves its after-gate to the next job
     local stop = self:pass_gate(stage, "after", outputs)
     if stop then
       return nil, stop
@@ -731,6 +767,9 @@ end
 -- The stage at index I: skipped, reused from this run, or run. Returns nothing to
 -- go on, or the outcome the run ends with.
 function Drive:step(i, stage)
+  if self.job and i < self.job.first then
+    return self:earlier(stage)
+  end
   local is_selected, why = self.selected(i)
   local inputs, missing = self:inputs(stage)
   local prior = self.in_run[stage.name]
@@ -751,9 +790,12 @@ function Drive:step(i, stage)
     self:emit("stage.failed", { stage = stage.name, error = { code = "ENOINPUT", msg = msg } })
     return self:finish("failed", { reason = msg })
   end
-  local key = run.stage_key(stage, self.public, inputs, self.p.policy, self.p.declarations)
+  local key = run.stage_key(stage, self.public, inputs, self.p.policy, self.p.declarations, self.root)
   local done_here = prior and (prior.state == "passed" or prior.state == "cached") and prior.key == key
   local outputs
+  if done_here and self.job then
+    self.term.print(("stage %s passed in run %s already: nothing to do"):format(stage.name, self.id))
+  end
   if not is_selected then
     outputs = done_here and prior.outputs or self.cache[key]
     if not (prior and prior.state == "skipped" and prior.key == key) and not done_here then
@@ -768,6 +810,13 @@ function Drive:step(i, stage)
     if outputs == nil then
       return outcome
     end
+    if self.sync then
+      -- others see each stage as it ends; a failure here is retried by the next push
+      local ok, err = self.sync:push(self.writer)
+      if not ok then
+        self.term.print(("cdp: %s"):format(self.redact(err)))
+      end
+    end
   end
   for kind, v in pairs(outputs or {}) do
     self.artifacts[kind] = v
@@ -775,8 +824,35 @@ function Drive:step(i, stage)
   self:deliveries()
 end
 
+-- A stage before a job's first: the job before it ran it. Its outputs are taken as
+-- recorded, not keyed again (that job had secrets this one has not), and passing
+-- the gate after it is this job's. Nothing to go on, or the exit code.
+function Drive:earlier(stage)
+  local prior = self.in_run[stage.name]
+  if not prior or not (prior.state == "passed" or prior.state == "cached"
+      or (prior.state == "skipped" and prior.outputs ~= nil)) then
+    self.term.print(("cdp: stage %s comes before this job's, and it has not passed in run %s (it is %s); "
+      .. "its own job runs it (cdp status --run %s)"):format(stage.name, self.id, prior and prior.state or "pending",
+      self.id))
+    return "failed"
+  end
+  local _, after = run.gates(self.phase, stage)
+  if after then
+    local stop = self:pass_gate(stage, "after", prior.outputs)
+    if stop then
+      return stop
+    end
+  end
+  for kind, v in pairs(prior.outputs or {}) do
+    self.artifacts[kind] = v
+  end
+end
+
 function Drive:body()
   for i, stage in ipairs(self.p.stages) do
+    if self.job and i > self.job.last then
+      return "done" -- this job's stages are done; the jobs after it go on
+    end
     local outcome = self:step(i, stage)
     if outcome then
       return outcome
@@ -862,6 +938,15 @@ local function with_run(R)
       R.writer:append("delivery.failed", f)
     end
   end)
+  if R.sync and not R.sync.lost then
+    local pushed, err = R.sync:push(R.writer)
+    if not pushed then
+      R.term.print(("cdp: %s"):format(R.redact(err)))
+      if ok and outcome == "done" then
+        outcome = "failed"
+      end
+    end
+  end
   R.alerts.close()
   if #failures > 0 then
     R.term.print(("%d notification(s) could not be delivered%s"):format(#failures,
@@ -872,6 +957,34 @@ local function with_run(R)
     error(outcome, 0)
   end
   return outcome
+end
+
+-- The run.started entry of run ID, with its options as OPTS gives them (secrets never).
+local function started_entry(p, id, opts, effective, extra)
+  local sets = {}
+  for _, s in ipairs(opts.sets or {}) do
+    if not (effective[s.key] and effective[s.key].secret) then
+      sets[#sets + 1] = { key = s.key, value = s.value }
+    end
+  end
+  local force = {}
+  for name in pairs(opts.force or {}) do
+    force[#force + 1] = name
+  end
+  table.sort(force)
+  local fields = {
+    run = id, pipeline = p.name, script = opts.script or json.null,
+    phase = opts.phase or p.phase,
+    time = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(proc().time())),
+    options = json.object { from = opts.from, to = opts.to, only = opts.only, force = force,
+      phase = opts.phase, sets = sets },
+    settings = json.object(settings.public(effective)),
+    stages = p:names(),
+  }
+  for k, v in pairs(extra or {}) do
+    fields[k] = v
+  end
+  return fields
 end
 
 -- A new run folder under ROOT with its journal, or a world error naming the path; a
@@ -907,39 +1020,20 @@ end
 function run.start(p, opts)
   local root = run.writable_root(opts)
   local effective = resolve_settings(p, opts.sets)
-  local redact = make_redactor(effective, p)
+  local redact, _, keep = make_redactor(effective, p)
   local lock, err = run.lock(root, "run " .. p.name)
   if not lock then
     errors.world(err, "ELOCKED")
   end
-  local sets = {}
-  for _, s in ipairs(opts.sets or {}) do
-    if not (effective[s.key] and effective[s.key].secret) then
-      sets[#sets + 1] = { key = s.key, value = s.value }
-    end
-  end
-  local force = {}
-  for name in pairs(opts.force or {}) do
-    force[#force + 1] = name
-  end
-  table.sort(force)
   local ok, id, dir, writer = pcall(new_run_folder, root, redact, function(id)
-    return {
-      run = id, pipeline = p.name, script = opts.script or json.null,
-      phase = opts.phase or p.phase,
-      time = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(proc().time())),
-      options = json.object { from = opts.from, to = opts.to, only = opts.only, force = force,
-        phase = opts.phase, sets = sets },
-      settings = json.object(settings.public(effective)),
-      stages = p:names(),
-    }
+    return started_entry(p, id, opts, effective)
   end)
   if not ok then
     lock:close()
     error(id, 0)
   end
   local R = { p = p, id = id, dir = dir, root = root, writer = writer, effective = effective, redact = redact,
-    opts = opts, lock = lock, interactive = opts.interactive }
+    opts = opts, lock = lock, interactive = opts.interactive, keep_secret = keep }
   return with_run(R), id
 end
 
@@ -996,7 +1090,7 @@ function run.resume(id, opts)
   local options = { from = o.from, to = o.to, only = o.only, force = force, phase = o.phase or state.phase,
     sets = o.sets, script = state.script, interactive = opts.interactive }
   local effective = resolve_settings(p, options.sets)
-  local redact = make_redactor(effective, p)
+  local redact, _, keep = make_redactor(effective, p)
   local lock, lockerr = run.lock(root, "resume " .. id)
   if not lock then
     errors.world(lockerr, "ELOCKED")
@@ -1024,7 +1118,34 @@ function run.resume(id, opts)
   end
   -- force applies to the first pass only: what was forced and passed stays
   local R = { p = p, id = id, dir = dir, root = root, writer = writer, effective = effective, redact = redact,
-    opts = options, lock = lock, interactive = opts.interactive, resumed = true }
+    opts = options, lock = lock, interactive = opts.interactive, resumed = true, keep_secret = keep }
+  return with_run(R)
+end
+
+-- A job of a distributed run: stages OPTS.first..OPTS.last (indices) of run OPTS.id,
+-- whose run folder the caller made from the remote state (cdp.runstate), or which
+-- OPTS.new starts. opts: root, id, lock (held), sync (a runstate Sync at the state the
+-- folder has), new, remote (where the state lives, for run.started), script, sets, phase,
+-- force, approved (who approved this job's gates, or nil), interactive. Returns the outcome.
+function run.job(p, opts)
+  local root = opts.root
+  local effective = resolve_settings(p, opts.sets)
+  local redact, _, keep = make_redactor(effective, p)
+  local dir = run.runs_dir(root) .. "/" .. opts.id
+  errors.check(fs.mkdir(dir .. "/logs", { parents = true }))
+  local writer = journal.open(dir .. "/" .. journal.FILE, redact)
+  opts.sync.count = #writer.entries
+  if opts.new then
+    writer:append("run.started", started_entry(p, opts.id, opts, effective,
+      { distributed = json.object { remote = opts.remote } }))
+  end
+  local first, last = p.stages[opts.first], p.stages[opts.last]
+  local R = { p = p, id = opts.id, dir = dir, root = root, writer = writer, effective = effective, redact = redact,
+    opts = { from = first.name, to = last.name, force = opts.force or {}, phase = opts.phase, sets = opts.sets },
+    lock = opts.lock, interactive = opts.interactive, resumed = not opts.new or nil,
+    keep_secret = keep, sync = opts.sync,
+    job = { first = opts.first, last = opts.last, approved = opts.approved,
+      who = require("cdp.runstate").job_identity() } }
   return with_run(R)
 end
 

@@ -503,6 +503,32 @@ describe("cdp.git", function()
       assert.are.equal(root, r:head())
     end)
 
+    it("writes blobs and trees, commits a tree that is no work tree's, and lists trees", function()
+      local dir, ids = repo_with { "one" }
+      local r = assert(git.open(dir))
+      local blob = assert(r:blob_create("journal line\n\0binary"))
+      local crate = assert(r:blob_create("crate bytes"))
+      local sub = assert(r:tree_create { { name = "a-1.0.0.crate", oid = crate } })
+      local tree = assert(r:tree_create { { name = "journal.ndjson", oid = blob }, { name = "crates", oid = sub, type = "tree" } })
+      local c = assert(r:commit_index { message = "state", tree = tree, parents = { ids[1] }, update_ref = "refs/cdp/runs/x",
+        author = { name = "cdp", email = "cdp@cdp.invalid" } })
+      assert.are.equal(tree, G(dir, "rev-parse", c .. "^{tree}"))
+      assert.are.equal("journal line\n\0binary", r:read_blob(c, "journal.ndjson"))
+      assert.are.equal("crate bytes", G(dir, "cat-file", "blob", c .. ":crates/a-1.0.0.crate"))
+      assert.are.equal(ids[1], r:head(), "HEAD stays where it was")
+      local top = assert(r:tree_list(c))
+      assert.are.same({ "crates", "journal.ndjson" }, { top[1].name, top[2].name })
+      assert.are.same({ "tree", "blob" }, { top[1].type, top[2].type })
+      local crates = assert(r:tree_list(c, "crates"))
+      assert.are.same({ { name = "a-1.0.0.crate", oid = crate, type = "blob", mode = 33188 } }, crates)
+      assert.is_nil(r:tree_list(c, "logs"))
+      local _, _, code = r:tree_list(c, "journal.ndjson")
+      assert.are.equal("ENOTDIR", code)
+      assert.has_error(function() r:tree_create { { name = "a/b", oid = blob } } end)
+      assert.has_error(function() r:tree_create { { name = "x", oid = "nope" } } end)
+      assert.has_error(function() r:commit_index { message = "m", tree = "nope" } end)
+    end)
+
     it("reports a missing identity as ENOIDENTITY", function()
       local home = support.tmpdir()
       local dir = support.tmpdir() .. "/r"
@@ -649,6 +675,51 @@ describe("cdp.git", function()
     end)
   end)
 
+  -- A leased push moves a remote ref only from where the lease says it is:
+  -- false for "absent", an oid for "there". Both outcomes of a race.
+  local function leased_pushes(target, push_opts, remote_git)
+    local dir, ids = repo_with { "one", "two", "three" }
+    local r = assert(git.open(dir))
+    local ref = "refs/cdp/runs/lease-" .. tostring(math.random(1e9))
+    local function at(oid)
+      assert(r:reference_set(ref, oid, "test", { force = true }))
+    end
+    local function opts(lease)
+      local o = { lease = lease }
+      for k, v in pairs(push_opts or {}) do o[k] = v end
+      return o
+    end
+    at(ids[1])
+    assert.is_true(r:push(target, { ref }, opts { [ref] = false }))
+    assert.are.equal(ids[1], G(remote_git, "rev-parse", ref))
+    -- a second start of the same run loses
+    at(ids[2])
+    local ok, msg, code = r:push(target, { ref }, opts { [ref] = false })
+    assert.is_nil(ok)
+    assert.are.equal("ESTALE", code)
+    assert.matches(ref, msg, 1, true)
+    assert.matches(ids[1], msg, 1, true)
+    -- an update from where it is wins; a second from the old place loses
+    assert.is_true(r:push(target, { ref }, opts { [ref] = ids[1] }))
+    assert.are.equal(ids[2], G(remote_git, "rev-parse", ref))
+    at(ids[3])
+    local _, msg2, code2 = r:push(target, { ref }, opts { [ref] = ids[1] })
+    assert.are.equal("ESTALE", code2)
+    assert.matches("at " .. ids[2], msg2, 1, true)
+    assert.are.equal(ids[2], G(remote_git, "rev-parse", ref))
+    -- nothing is left behind on the remote
+    assert.are.equal("", G(remote_git, "for-each-ref", "refs/cdp/incoming/"))
+    assert.has_error(function() r:push(target, { ref }, opts { [ref] = "not-an-oid" }) end)
+  end
+
+  it("pushes with a lease to a path and a file:// remote", function()
+    for _, scheme in ipairs { "", "file://" } do
+      local bare = support.tmpdir() .. "/remote.git"
+      support.sh("git init -q --bare -b main " .. q(bare))
+      leased_pushes(scheme .. bare, nil, bare)
+    end
+  end)
+
   it("redacts credentials in remote URLs", function()
     local r = assert(git.open(repo_with { "one" }))
     assert.is_true(r:remote_set("gh", "https://bot:tok-123@example.invalid/org/repo.git"))
@@ -758,6 +829,10 @@ describe("cdp.git", function()
       assert.is_nil(ok)
       assert.are.equal("EREJECTED", code)
       assert.matches("ref refs/heads/blocked rejected by " .. url, msg, 1, true)
+    end)
+
+    it("pushes with a lease, compared by the server", function()
+      leased_pushes(url, { token = TOKEN }, root .. "/repo.git")
     end)
 
     it("reports an unreachable server as ENETWORK", function()

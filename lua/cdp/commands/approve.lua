@@ -3,18 +3,84 @@ local cli = require "cdp.cli"
 
 local command = {
   summary = "approve (or --reject) the approval a run awaits",
-  usage = "cdp approve RUN [--stage S] [--note TEXT] [--reject]",
+  usage = "cdp approve RUN [--stage S] [--note TEXT] [--reject] | cdp approve --run ID ...",
   help = [[
 Records who (the current user), when and the note in the run's journal.
-Then cdp resume RUN continues the run.]],
+Then cdp resume RUN continues the run.
+
+--run ID decides for a distributed run: the decision is pushed to its state on
+the remote (refs/cdp/runs/ID), and the stage's job (cdp stage NAME --run ID)
+goes on.]],
 }
+
+-- The decision for a distributed run: appended to its state on the remote, with a lease.
+local function approve_remote(o)
+  local run = require "cdp.run"
+  local journal = require "cdp.journal"
+  local runstate = require "cdp.runstate"
+  local stage = require "cdp.commands.stage"
+  local root = run.root()
+  local store, err = runstate.open(stage.env_store_options(root))
+  if not store then
+    io.stderr:write("cdp: ", err, "\n")
+    return cli.EXIT.failed
+  end
+  local lock, lerr = run.lock(root, "approve " .. o.run)
+  if not lock then
+    store:close()
+    io.stderr:write("cdp: ", lerr, "\n")
+    return cli.EXIT.failed
+  end
+  local function done(code, msg)
+    lock:close()
+    store:close()
+    if msg then
+      (code == cli.EXIT.ok and io.stdout or io.stderr):write(code == cli.EXIT.ok and "" or "cdp: ", msg, "\n")
+    end
+    return code
+  end
+  local head, id = stage.find_state(store, o.run)
+  if not head then
+    return done(cli.EXIT.failed, head == false and ("no run %s on %s"):format(o.run, store.url) or id)
+  end
+  local snap, rerr = store:read(head)
+  if not snap then
+    return done(cli.EXIT.failed, rerr)
+  end
+  local st = journal.derive(snap.entries)
+  local pending = st.pending_approval
+  if not pending or (o.stage and o.stage ~= pending.stage) then
+    return done(cli.EXIT.failed, pending
+      and ("run %s awaits approval %s stage %s, not %s"):format(id, pending.when, pending.stage, o.stage)
+      or ("run %s is not awaiting approval (it is %s)"):format(id, st.state))
+  end
+  local dir = run.runs_dir(root) .. "/" .. id
+  store:materialize(snap, dir)
+  local writer = assert(journal.open(dir .. "/" .. journal.FILE, run.notify().redactor({})))
+  local sync = runstate.sync(store, id, dir, head, #writer.entries)
+  local proc = require "cdp.proc"
+  writer:append(o.reject and "approval.rejected" or "approval.granted", {
+    stage = pending.stage, when = pending.when, user = proc.user() or "?",
+    time = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(proc.time())), note = o.note,
+  })
+  local ok, perr = sync:push(writer, ("%s %s stage %s"):format(o.reject and "rejected" or "approved",
+    pending.when, pending.stage))
+  if not ok then
+    return done(cli.EXIT.failed, perr)
+  end
+  return done(cli.EXIT.ok, ("%s %s stage %s of run %s on %s; cdp stage %s --run %s (or its CI job) goes on")
+    :format(o.reject and "rejected" or "approved", pending.when, pending.stage, id, store.url, pending.stage, id))
+end
 
 function command.run(args)
   local run = require "cdp.run"
   local o, positional = require("cdp.commands.run").parse(args,
-    { ["--stage"] = "value", ["--note"] = "value", ["--reject"] = "flag" }, "approve")
+    { ["--stage"] = "value", ["--note"] = "value", ["--reject"] = "flag", ["--run"] = "value" }, "approve")
+  if o.run and #positional == 0 then
+    return approve_remote(o)
+  end
   if #positional ~= 1 then
-    cli.usage_error("cdp approve needs one RUN", "approve")
+    cli.usage_error("cdp approve needs one RUN (or --run ID for a distributed run)", "approve")
   end
   local root = run.root()
   local id, err = run.find(positional[1], root)

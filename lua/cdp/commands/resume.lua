@@ -9,8 +9,22 @@ Re-loads the pipeline script the run was started with (and its options),
 skips what already passed in this run, and runs the rest: the stage that
 failed or was interrupted runs again. RUN may be a unique prefix or "last".
 
+A distributed run (cdp stage) goes on from the state on the remote
+(refs/cdp/runs/RUN), wherever its earlier jobs ran, pushing after each stage.
+
 ]] .. cli.EXIT_HELP,
 }
+
+-- Whether run ID is distributed: its journal here says so, or there is none here.
+local function distributed(run, id)
+  local root = run.root()
+  local found = run.find(id, root)
+  if not found then
+    return true
+  end
+  local st = run.load(found, root)
+  return st and type(st.distributed) == "table"
+end
 
 function command.run(args)
   local run = require "cdp.run"
@@ -18,7 +32,12 @@ function command.run(args)
   if #positional ~= 1 then
     cli.usage_error("cdp resume needs one RUN", "resume")
   end
-  return cli.outcome_code(run.resume(positional[1], {
+  local id = positional[1]
+  if id ~= "last" and require("cdp.runstate").valid_id(id) and distributed(run, id) then
+    -- its state is on the remote: go on from there, pushing after each stage
+    return require("cdp.commands.stage").drive({ run = id, no_prompt = o.no_prompt }, nil, nil)
+  end
+  return cli.outcome_code(run.resume(id, {
     load = require("cdp.commands.run").load,
     interactive = o.no_prompt and false or nil,
   }))

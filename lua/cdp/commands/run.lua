@@ -112,6 +112,18 @@ function command.load(ref)
   return result, loc.ref
 end
 
+-- --phase TEXT as a number (nil when absent); a usage error of command NAME otherwise.
+function command.parse_phase(text, name)
+  if text == nil then
+    return nil
+  end
+  local phase = math.tointeger(tonumber(text))
+  if not phase or phase < 0 or phase > 3 then
+    cli.usage_error(("--phase must be 0, 1, 2 or 3, not '%s'"):format(text), name)
+  end
+  return phase
+end
+
 -- Turn parsed options into the runner's.
 function command.options(o, name)
   local settings = require "cdp.settings"
@@ -119,13 +131,7 @@ function command.options(o, name)
   if not sets then
     cli.usage_error(err, name)
   end
-  local phase
-  if o.phase then
-    phase = math.tointeger(tonumber(o.phase))
-    if not phase or phase < 0 or phase > 3 then
-      cli.usage_error(("--phase must be 0, 1, 2 or 3, not '%s'"):format(o.phase), name)
-    end
-  end
+  local phase = command.parse_phase(o.phase, name)
   local force = {}
   for _, s in ipairs(o.force or {}) do
     force[s] = true

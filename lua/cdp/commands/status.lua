@@ -4,13 +4,16 @@ local json = require "cdp.json"
 
 local command = {
   summary = "show the state of a run (default: the newest)",
-  usage = "cdp status [RUN] [--json]",
+  usage = "cdp status [RUN | --run ID] [--json]",
   help = [[
 States of a run: running, done, failed, interrupted, awaiting-approval.
 States of a stage: pending, running, passed, cached, failed, skipped,
 interrupted, awaiting-approval. A run whose journal says "running" while no
 cdp process holds the repository's lock was killed: it shows as interrupted,
 and cdp resume RUN continues it.
+
+--run ID reads distributed run ID from the remote (refs/cdp/runs/ID on origin, or on
+the remote CDP_REMOTE names), as its CI jobs left it.
 
 --json prints {"run", "state", "stages": [{"name", "state", "outputs"}]}.]],
 }
@@ -39,18 +42,56 @@ function command.state(id, root)
   return journal.status(st), st
 end
 
+-- The state of distributed run ID as its remote has it (refs/cdp/runs/ID).
+function command.remote_state(id, root)
+  local journal = require "cdp.journal"
+  local runstate = require "cdp.runstate"
+  local stage = require "cdp.commands.stage"
+  local store, err = runstate.open(stage.env_store_options(root))
+  if not store then
+    return nil, err
+  end
+  local head, found = stage.find_state(store, id)
+  if not head then
+    store:close()
+    return nil, head == false and ("no run %s on %s (%s)"):format(id, store.url, runstate.ref(id)) or found
+  end
+  local snap, rerr = store:read(head)
+  store:close()
+  if not snap then
+    return nil, rerr
+  end
+  local st = journal.derive(snap.entries)
+  -- a running stage names the job that claimed it
+  for _, s in ipairs(st.stages) do
+    if s.state == "running" then
+      for _, e in ipairs(snap.entries) do
+        if e.event == "stage.started" and e.stage == s.name then
+          s.job = e.job
+        end
+      end
+    end
+  end
+  return journal.status(st), st
+end
+
 function command.run(args)
   local run = require "cdp.run"
-  local o, positional = require("cdp.commands.run").parse(args, { ["--json"] = "flag" }, "status")
-  if #positional > 1 then
-    cli.usage_error("cdp status takes at most one RUN", "status")
+  local o, positional = require("cdp.commands.run").parse(args, { ["--json"] = "flag", ["--run"] = "value" }, "status")
+  if #positional > 1 or (o.run and #positional > 0) then
+    cli.usage_error("cdp status takes at most one RUN (or --run ID)", "status")
   end
   local root = run.root()
-  local id, err = run.find(positional[1], root)
-  if not id then
-    cli.usage_error(err, "status")
+  local status, st
+  if o.run then
+    status, st = command.remote_state(o.run, root)
+  else
+    local id, err = run.find(positional[1], root)
+    if not id then
+      cli.usage_error(err, "status")
+    end
+    status, st = command.state(id, root)
   end
-  local status, st = command.state(id, root)
   if not status then
     io.stderr:write("cdp: ", tostring(st), "\n")
     return cli.EXIT.failed
@@ -61,8 +102,12 @@ function command.run(args)
   end
   local out = {}
   out[#out + 1] = ("run %s  pipeline %s  %s"):format(status.run, status.pipeline or "?", status.state)
-  for _, s in ipairs(status.stages) do
+  for i, s in ipairs(status.stages) do
     local line = ("  %-12s %s"):format(s.name, s.state)
+    local job = st.stages[i] and st.stages[i].job
+    if job then
+      line = line .. "  in " .. require("cdp.runstate").describe_job(job) .. " since " .. tostring(job.time or "?")
+    end
     if s.error then
       line = line .. "  " .. tostring(s.error.msg)
     end

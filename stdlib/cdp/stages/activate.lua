@@ -5,7 +5,6 @@
 -- Triggers, first match wins: a CI push event in the environment (GitHub Actions'
 -- GITHUB_*, GitLab's CI_*), else the `ref` setting (`--set ref=v1.2.0`, a branch, tag
 -- or commit; default HEAD), as a manual trigger by the local user.
-local fs = require "cdp.fs"
 local git = require "cdp.git"
 local proc = require "cdp.proc"
 local release = require "cdp.release"
@@ -107,28 +106,9 @@ function activate.run(ctx)
   user_repo:close()
 
   -- A fork left by an attempt that did not finish is made again from scratch.
-  if fs.exists(path) then
-    assert(fs.remove(path, { recursive = true }))
-  end
   ctx.log(("release fork: cloning %s at %s into %s"):format(ctx.root, commit:sub(1, 12), path))
-  local fork, err = git.clone(ctx.root, path, { checkout = false })
-  if not fork then
-    error(("cannot make the release fork in %s: %s"):format(path, err), 0)
-  end
-  assert(fork:branch_create(branch, commit, { force = true }))
-  assert(fork:checkout(branch, { force = true }))
-  -- The fork pushes where the user's repository pushes; the user's clone stays
-  -- reachable as `local` for audits.
-  assert(fork:remote_set("local", ctx.root))
-  if origin then
-    assert(fork:remote_set("origin", origin))
-  end
-  -- The fork commits as the user's repository does (its own config wins over the
-  -- global one, which is all a fresh clone would see).
-  if identity then
-    fork:config_set("user.name", identity.name)
-    fork:config_set("user.email", identity.email)
-  end
+  local fork = release.make_fork(ctx.root, path, { branch = branch, commit = commit, origin = origin,
+    identity = identity })
   fork:close()
   ctx.log(("release fork ready on branch %s (origin %s)"):format(branch, origin or "none"))
 

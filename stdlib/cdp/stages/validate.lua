@@ -285,6 +285,8 @@ function validate.with(opts)
       validate_skip = { type = "list", default = {},
         doc = "checks to leave out: workspace, metadata, versions, clean, identity, tokens, access" },
     },
+    -- the tokens and access checks are Merge's and Publish's, run early when they are in the run
+    for_later = { "forge_token", "registry_token" },
   }
 
   function stage.run(ctx, inputs)

@@ -32,6 +32,8 @@ echo "  forge     $FORGE_API  (Prism on :$PRISM_PORT validates every request)"
 export GITHUB_TOKEN=demo-token CARGO_REGISTRY_TOKEN=demo-token
 export CDP_FORGE_API=$FORGE_API CDP_FORGE_REPO=demo-org/demo
 export CDP_REGISTRY_INDEX=$REGISTRY_INDEX CDP_REGISTRY_LIMITS=none
+# The demo workspace has path dependencies only: cargo needs nothing from the network.
+export CDP_CARGO_OFFLINE=true
 
 title "cdp plan"
 "$cdp" plan

@@ -29,7 +29,9 @@ set(CDP_TEST_ENV
   GIT_CONFIG_NOSYSTEM=1
   GIT_AUTHOR_NAME=cdp-test GIT_AUTHOR_EMAIL=test@cdp.invalid
   GIT_COMMITTER_NAME=cdp-test GIT_COMMITTER_EMAIL=test@cdp.invalid
-  CDP_LUA_PATH=)
+  CDP_LUA_PATH=
+  # The test workspaces need nothing from the network, and CI reaches no crates.io.
+  CDP_CARGO_OFFLINE=true)
 
 file(GLOB CDP_LUA_SPECS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/lua/*_spec.lua)
 foreach(spec ${CDP_LUA_SPECS})

@@ -340,9 +340,15 @@ function Pipeline:resolve_settings(sets)
     names[#names + 1] = name
   end
   table.sort(names)
+  local known = {}
+  for _, stage in ipairs(require("cdp.reference").stdlib_stages()) do
+    for name in pairs(stage.declares) do
+      known[name] = true
+    end
+  end
   return settings.resolve(self.declarations, self.settings, {
     getenv = proc.getenv, take_secret = proc.take_env or proc.getenv, environ = names, sets = sets,
-    reserved = sink_secret_envs(self.alerts),
+    reserved = sink_secret_envs(self.alerts), known = known,
   })
 end
 

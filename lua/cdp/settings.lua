@@ -504,7 +504,9 @@ end
 --   opts.getenv(name) -> string|nil; opts.take_secret(name) -> string|nil (reads a secret
 --     and takes it out of the environment; default getenv); opts.environ: the names of every
 --     environment variable (for unknown CDP_* names); opts.sets: {{key=, value=}} from --set;
---     opts.reserved: more CDP_* names that are not settings (e.g. secrets of alert sinks).
+--     opts.reserved: more CDP_* names that are not settings (e.g. secrets of alert sinks);
+--     opts.known: { [name] = true } settings that other stages cdp knows declare (a CDP_*
+--     variable for one of them is not this pipeline's, and not a typo either).
 -- Returns { [key] = {value=, source=, secret=bool, env=} }, or nil and a message naming the
 -- setting, the source and what was expected.
 function settings.resolve(decls, script, opts)
@@ -560,7 +562,9 @@ function settings.resolve(decls, script, opts)
       if name and decls[name].type == "secret" then
         return nil, ("environment variable %s: '%s' is a secret and is read from %s only")
           :format(var, name, decls[name].env)
-      elseif not name then
+      elseif not name and not (opts.known and opts.known[var:sub(5):lower()]) then
+        -- A setting of some other pipeline's stages (CI environments set them for all
+        -- pipelines) is left alone; a name no stage cdp knows declares is a typo.
         local guess = settings.nearest(var:sub(5):lower(), sorted_keys(decls))
         return nil, ("environment variable %s is not a setting%s"):format(var,
           guess and ("; did you mean %s (%s)?"):format(settings.env_name(guess), guess)

@@ -89,6 +89,15 @@ describe("settings", function()
     assert.are.equal("environment variable CDP_LEVLE is not a setting; did you mean CDP_LEVEL (level)?", err)
     -- the host's own variables and the variables secrets are read from are not settings
     assert(resolve({ CDP_LUA_PATH = "/x", CDP_DEBUG = "1", API_TOKEN = "t" }))
+    -- a setting other stages declare (CI sets it for every pipeline) is not this one's, nor a typo
+    local function only(var)
+      return function(k) return k == var and "none" or nil end
+    end
+    assert(settings.resolve(D, {}, { getenv = only("CDP_REGISTRY_LIMITS"), environ = { "CDP_REGISTRY_LIMITS" },
+      known = { registry_limits = true } }))
+    _, err = settings.resolve(D, {}, { getenv = only("CDP_REGISTY_LIMITS"), environ = { "CDP_REGISTY_LIMITS" },
+      known = { registry_limits = true } })
+    assert.matches("environment variable CDP_REGISTY_LIMITS is not a setting", err, 1, true)
   end)
 
   it("secrets: only from their variable, refused on --set and as CDP_<KEY>, shown by name only", function()

@@ -35,7 +35,7 @@ function command.run(args)
   local id = positional[1]
   if id ~= "last" and require("cdp.runstate").valid_id(id) and distributed(run, id) then
     -- its state is on the remote: go on from there, pushing after each stage
-    return require("cdp.commands.stage").drive({ run = id, no_prompt = o.no_prompt }, nil, nil)
+    return require("cdp.commands.stage").drive({ run = id, no_prompt = o.no_prompt, existing = true }, nil, nil)
   end
   return cli.outcome_code(run.resume(id, {
     load = require("cdp.commands.run").load,

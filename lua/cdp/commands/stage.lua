@@ -171,6 +171,9 @@ function command.drive(o, name, path)
   end
   local store, err = runstate.open(effective and store_options(root, effective) or command.env_store_options(root))
   if not store then
+    if o.existing then -- cdp resume of a run that is not here: there is nowhere else to look
+      cli.usage_error(("no run '%s' under %s"):format(o.run, run.runs_dir(root)), "resume")
+    end
     return fail(err)
   end
   local lock, lerr = run.lock(root, ("stage %s of run %s"):format(name, o.run))
@@ -186,6 +189,12 @@ function command.drive(o, name, path)
   local head, id = command.find_state(store, o.run, print)
   if head == nil then
     return give_up(id)
+  end
+  if not head and o.existing then
+    lock:close()
+    store:close()
+    cli.usage_error(("no run '%s' under %s nor on %s (%s)"):format(o.run, run.runs_dir(root), store.url,
+      runstate.ref(o.run)), "resume")
   end
   local snap, st
   if head then

@@ -91,7 +91,7 @@ end
 -- Start a fixture that prints its ports ("PORT 1234", or MailDev's "SMTP n" and
 -- "WEB n"), with its stdin a pipe from us so it exits when we close it (or die).
 -- Returns the pipe and { NAME = port }; raises with the fixture's output if it
--- does not start within 60 s.
+-- does not start within 180 s (node peers start slowly on a loaded machine).
 function support.start_fixture(cmd)
   local out = support.tmpdir() .. "/out"
   local pipe = assert(io.popen(cmd .. " >" .. quote(out) .. " 2>&1", "w"))
@@ -105,7 +105,7 @@ function support.start_fixture(cmd)
     if ports.PORT or (ports.SMTP and ports.WEB) then
       return pipe, ports
     end
-    if text:match("maildev.sh: ") or text:match("Error") or support.uptime() - t0 > 60 then
+    if text:match("maildev.sh: ") or text:match("Error") or support.uptime() - t0 > 180 then
       pipe:close()
       error("fixture did not start: " .. cmd .. "\n" .. text)
     end

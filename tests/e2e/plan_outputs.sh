@@ -15,6 +15,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 CDP=$(realpath "${CDP:-$here/build/cdp}")
 export PATH=$HOME/.cargo/bin:$PATH
+# cdp changelog heads a section with the date a release made now would carry: pin it, as
+# reproducible builds do, so the transcripts do not change with the day they are made.
+export SOURCE_DATE_EPOCH=1700000000
 expected=$here/tests/e2e/plan_outputs
 work=$(mktemp -d /tmp/cdp-plan-outputs.XXXXXX)
 trap 'rm -rf "$work"' EXIT

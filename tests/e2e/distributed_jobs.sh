@@ -20,7 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT
 pass=0
-ok() { pass=$((pass + 1)); echo "ok - $*"; }
+ok() { pass=$((pass + 1)); echo "ok - $* (${SECONDS}s)"; }
 fail() { echo "FAIL - $*"; exit 1; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 wait_port() { for _ in $(seq 100); do grep -q PORT "$1" 2>/dev/null && break; sleep 0.1; done; awk '/PORT/ {print $2}' "$1"; }

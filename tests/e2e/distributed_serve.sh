@@ -25,7 +25,7 @@ cd "$work/ws/work"
 
 start_serve() { # [VAR=value...]
   env "$@" CDP_SERVE_SECRET=$SECRET "$CDP" serve "$here/tests/fixtures/serve_pipeline.lua" --port 0 --branch main \
-    --max-body 65536 >"$work/serve.out" 2>&1 &
+    --tag 'demo-core-v*' --max-body 65536 >"$work/serve.out" 2>&1 &
   server=$!
   for _ in $(seq 300); do grep -q "listening on" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
   URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/serve.out" | head -1)
@@ -54,7 +54,8 @@ push_body() { # ref commit -> file
 }
 journal() { cat .cdp/serve/journal.ndjson; }
 
-start_serve CDP_TEST_COMMANDS='["sleep 4"]'
+# The runs' Test stage waits for $work/gate, so the test decides when the first run ends.
+start_serve CDP_TEST_COMMANDS="[\"sh -c 'until [ -e $work/gate ]; do sleep 0.1; done'\"]"
 [[ $(curl -s -o "$work/health.json" -w '%{http_code}' "$URL/health") == 200 ]] || fail "/health"
 [[ $(json 'd["status"]' <"$work/health.json") == ok ]] || fail "/health says $(cat "$work/health.json")"
 ok "/health answers"
@@ -82,9 +83,11 @@ one=$(git rev-parse HEAD); git push -q origin main
 git commit -q --allow-empty -m "fix(core): second push"
 two=$(git rev-parse HEAD); git push -q origin main
 [[ $(deliver github d-1 push "$(push_body refs/heads/main "$one")") == 202 ]] || fail "the first push: $(cat "$work/last.json")"
+for _ in $(seq 600); do grep -q "stage test started" .cdp/serve/d-1.log 2>/dev/null && break; sleep 0.1; done
 [[ $(deliver gitea d-2 push "$(push_body refs/heads/main "$two")") == 202 ]] || fail "the second push (Gitea)"
 health=$(curl -s "$URL/health")
 [[ $(json 'd["running"], d["queued"]' <<<"$health") == "('d-1', 1)" ]] || fail "while the first runs, /health says $health"
+touch "$work/gate"
 [[ $(deliver github d-1 push "$(push_body refs/heads/main "$one")") == 409 ]] || fail "a replayed delivery"
 for _ in $(seq 900); do [[ $(journal | grep -c '"run.ended"') == 2 ]] && break; sleep 0.2; done
 [[ $(journal | grep -c '"run.ended"') == 2 ]] || fail "the two runs did not end"
@@ -98,6 +101,18 @@ commits=$(for r in $(ls .cdp/runs); do "$CDP" status "$r" --json | json '[s["out
 expected=$(printf '%s:done\n%s:done\n' "$one" "$two" | sort | tr '\n' ' ')
 [[ $commits == "$expected" ]] || fail "the runs released $commits, not $expected"
 ok "two pushes make two queued runs, one after the other, each at its pushed commit; a replayed delivery is refused (409)"
+
+# A tag the server runs for, and one it does not.
+tag=$(git rev-parse demo-core-v0.1.0)
+[[ $(deliver github t-0 push "$(push_body refs/tags/demo-util-v1.0.0 "$(git rev-parse demo-util-v1.0.0)")") == 200 ]] \
+  || fail "a push of a tag not served"
+[[ $(deliver github t-1 push "$(push_body refs/tags/demo-core-v0.1.0 "$tag")") == 202 ]] || fail "a push of a served tag"
+for _ in $(seq 900); do [[ $(journal | grep -c '"run.ended"') == 3 ]] && break; sleep 0.2; done
+[[ $(journal | grep -c '"run.ended"') == 3 ]] || fail "the tag's run did not end"
+run=$(journal | python3 -c 'import json,sys; print([json.loads(l) for l in sys.stdin if "run.ended" in l][-1]["run"])')
+released=$("$CDP" status "$run" --json | json '[s["outputs"]["trigger"]["commit"] for s in d["stages"] if s["name"]=="activate"][0]')
+[[ $released == "$(git rev-parse demo-core-v0.1.0^{commit})" ]] || fail "the tag's run released $released"
+ok "a push of a tag matching --tag runs at the tag's commit; another tag is ignored (200)"
 
 # Every delivery is journaled with its id; the secret is in no journal or log.
 for id in d-1 d-2 ping-1 f-1; do journal | grep -q "\"id\":\"$id\"" || fail "delivery $id is not journaled"; done

@@ -178,7 +178,8 @@ function Server:start_next()
   local git = require "cdp.git"
   local repo = git.open(self.root)
   local ok, err = repo and repo:fetch(self.remote, { "+" .. item.ref .. ":refs/cdp/serve/" .. item.id })
-  if repo and not (ok and repo:resolve(item.commit) == item.commit) then
+  -- (after an annotated tag's push, `after` is the tag object: it resolves to its commit)
+  if repo and not (ok and repo:resolve(item.commit)) then
     ok, err = false, err or ("%s does not have commit %s"):format(self.remote, item.commit)
   end
   if repo then

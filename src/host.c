@@ -345,6 +345,7 @@ static int host_setup(lua_State *L)
 		{"cdp.http", luaopen_cdp_http},
 		{"cdp.notify", luaopen_cdp_notify},
 		{"cdp.toml", luaopen_cdp_toml},
+		{"cdp.serve", luaopen_cdp_serve},
 		{"cdp.repl", luaopen_cdp_repl},
 		{NULL, NULL},
 	};

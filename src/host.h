@@ -57,6 +57,7 @@ int luaopen_cdp_json_native(lua_State *L);
 int luaopen_cdp_http(lua_State *L);
 int luaopen_cdp_notify(lua_State *L);
 int luaopen_cdp_toml(lua_State *L);
+int luaopen_cdp_serve(lua_State *L);
 int luaopen_cdp_repl(lua_State *L);
 
 #endif

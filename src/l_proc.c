@@ -1401,10 +1401,148 @@ static int proc_kill(lua_State *L)
 	return 1;
 }
 
+/* Spawned processes ----------------------------------------------------- */
+
+#define PROCESS_MT "cdp.proc.Process"
+
+/* A child that runs while cdp does other things (cdp serve's runs). */
+struct process {
+	pid_t pid;   /* -1: none */
+	int reaped;  /* its status is in STATUS */
+	int status;
+};
+
+/*
+ * proc.spawn{ argv=, cwd=, env=, env_clear=, output = path } -> Process | nil, msg, code
+ * Like proc.run, but returns at once: stdin is /dev/null, stdout and stderr are
+ * appended to OUTPUT (default /dev/null). The child leads a process group of
+ * its own, so a signal to cdp's group does not reach it; cdp forwards what it
+ * means to (process:kill). Nothing kills it when the handle is collected.
+ */
+static int proc_spawn(lua_State *L)
+{
+	struct run_opts o;
+	read_opts(L, &o);
+	const char *cmdline = lua_tostring(L, -1);
+	const char *output = "/dev/null";
+	if (lua_getfield(L, 1, "output") != LUA_TNIL)
+		output = luaL_checkstring(L, -1);
+	char **argv = push_argv(L, o.argv);
+	char **envp = push_envp(L, &o);
+	struct process *p = lua_newuserdatauv(L, sizeof *p, 0);
+	p->pid = -1;
+	p->reaped = 0;
+	p->status = 0;
+	luaL_setmetatable(L, PROCESS_MT);
+	int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int out = open(output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	int report[2] = {-1, -1};
+	int err = in < 0 || out < 0 ? errno : make_pipe(&report[0], &report[1]);
+	if (err) {
+		close_fd(&in);
+		close_fd(&out);
+		return push_fail(L, err, in < 0 ? "/dev/null" : output);
+	}
+	struct child_setup setup = {argv, envp, o.cwd ? lua_tostring(L, o.cwd) : NULL, in, out, out, report[1]};
+	pid_t pid = fork();
+	if (pid == 0)
+		child_exec(&setup);
+	err = pid < 0 ? errno : 0;
+	close_fd(&in);
+	close_fd(&out);
+	close_fd(&report[1]);
+	if (pid < 0) {
+		close_fd(&report[0]);
+		return push_fail(L, err, cmdline);
+	}
+	setpgid(pid, pid);
+	struct exec_report rep;
+	ssize_t got;
+	while ((got = read(report[0], &rep, sizeof rep)) < 0 && errno == EINTR)
+		;
+	close_fd(&report[0]);
+	if (got == (ssize_t)sizeof rep) {
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return push_fail(L, rep.err, rep.stage == FAILED_CWD ? setup.cwd : argv[0]);
+	}
+	p->pid = pid;
+	return 1;
+}
+
+static struct process *check_process(lua_State *L)
+{
+	struct process *p = luaL_checkudata(L, 1, PROCESS_MT);
+	if (p->pid < 0)
+		luaL_error(L, "attempt to use a %s that never started", PROCESS_MT);
+	return p;
+}
+
+/* process:pid() */
+static int process_pid(lua_State *L)
+{
+	lua_pushinteger(L, check_process(L)->pid);
+	return 1;
+}
+
+/* process:wait(timeout = forever) -> { code, signal, signame } | nil, "ETIMEDOUT: ...", "ETIMEDOUT" */
+static int process_wait(lua_State *L)
+{
+	struct process *p = check_process(L);
+	double timeout = luaL_optnumber(L, 2, -1);
+	double deadline = timeout < 0 ? INFINITY : now_monotonic() + timeout;
+	while (!p->reaped) {
+		int status;
+		pid_t r = waitpid(p->pid, &status, WNOHANG);
+		if (r == p->pid) {
+			p->reaped = 1;
+			p->status = status;
+			break;
+		}
+		if (r < 0 && errno != EINTR)
+			return push_fail(L, errno, "wait");
+		if (now_monotonic() >= deadline) {
+			char thing[64];
+			snprintf(thing, sizeof thing, "pid %d is still running", (int)p->pid);
+			return push_fail(L, ETIMEDOUT, thing);
+		}
+		struct timespec nap = {0, 20 * 1000 * 1000};
+		nanosleep(&nap, NULL);
+	}
+	lua_createtable(L, 0, 3);
+	if (WIFEXITED(p->status)) {
+		lua_pushinteger(L, WEXITSTATUS(p->status));
+		lua_setfield(L, -2, "code");
+	} else if (WIFSIGNALED(p->status)) {
+		lua_pushinteger(L, WTERMSIG(p->status));
+		lua_setfield(L, -2, "signal");
+		const char *name = signal_name(WTERMSIG(p->status));
+		if (name) {
+			lua_pushstring(L, name);
+			lua_setfield(L, -2, "signame");
+		}
+	}
+	return 1;
+}
+
+/* process:kill(signal = "TERM"): to the process alone; false once it is reaped */
+static int process_kill(lua_State *L)
+{
+	struct process *p = check_process(L);
+	if (p->reaped) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	lua_pushinteger(L, p->pid);
+	lua_replace(L, 1);
+	return proc_kill(L);
+}
+
 int luaopen_cdp_proc(lua_State *L)
 {
 	static const luaL_Reg funcs[] = {
 		{"run", proc_run},
+		{"spawn", proc_spawn},
 		{"getenv", proc_getenv},
 		{"take_env", proc_take_env},
 		{"child_env", proc_child_env},
@@ -1433,6 +1571,12 @@ int luaopen_cdp_proc(lua_State *L)
 	luaL_newmetatable(L, TRAP_MT);
 	lua_pushcfunction(L, untrap);
 	lua_setfield(L, -2, "__gc");
+	lua_pop(L, 1);
+	static const luaL_Reg process_methods[] = {
+		{"pid", process_pid}, {"wait", process_wait}, {"kill", process_kill}, {NULL, NULL}};
+	luaL_newmetatable(L, PROCESS_MT);
+	luaL_newlib(L, process_methods);
+	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 	luaL_newlib(L, funcs);
 	return 1;

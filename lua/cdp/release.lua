@@ -29,7 +29,7 @@ release.SETTINGS = {
   registry_name = { type = "string", default = "crates-io",
     doc = "the name manifests use for that registry: a crate with publish = [\"other\"] is refused before anything is uploaded" },
   registry_token = { type = "secret", env = "CARGO_REGISTRY_TOKEN",
-    doc = "the registry token Publish uploads with" },
+    doc = "the registry token Publish uploads with; unset or \"trusted\" in a CI job: a short-lived one from Trusted Publishing" },
   release_branch = { type = "string", default = "cdp/release/{base}",
     doc = "the one release branch per base branch ({base}), updated on every run; its pull request is the release PR" },
   cargo_offline = { type = "boolean", default = false,

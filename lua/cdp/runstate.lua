@@ -331,6 +331,13 @@ function Store:commit(id, dir, entries, base, message)
   if err then
     return nil, err, code
   end
+  if not refs and base then
+    -- no fork here (cdp approve): the fork stays as the state before has it
+    local kept = repo:tree_entry(base, "fork.json")
+    if kept then
+      tree[#tree + 1] = { name = "fork.json", oid = kept }
+    end
+  end
   if refs then
     tree[#tree + 1] = { name = "fork.json", oid = assert(repo:blob_create(json.encode { branch = branch,
       refs = json.object(refs) } .. "\n")) }

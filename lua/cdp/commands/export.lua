@@ -12,7 +12,7 @@ local yaml = require "cdp.yaml"
 local export = {
   summary = "write the CI workflow that runs a pipeline as one job per stage",
   usage = "cdp export github-actions|gitlab-ci [PIPELINE] [--output FILE | --stdout] [--branch B] "
-    .. "[--runs-on LABEL | --runs-on STAGE=LABEL]... [--install COMMAND] [--phase N]",
+    .. "[--runs-on LABEL | --runs-on STAGE=LABEL]... [--install COMMAND] [--phase N] [--on push|merged-release]",
   help = [[
 github-actions writes .github/workflows/cdp-<pipeline>.yml; gitlab-ci writes
 .gitlab-ci.yml. One job per stage, each needing the one before. Each job checks out
@@ -40,11 +40,20 @@ Options:
   --runs-on LABEL    the runner of every job (default ubuntu-latest); STAGE=LABEL for one
   --install COMMAND  the shell command that puts cdp on the runner's PATH (default: fail
                      with a message when it is not there already)
-  --phase N          the rollout phase the jobs run with (default the pipeline's)]],
+  --phase N          the rollout phase the jobs run with (default the pipeline's)
+  --on merged-release  run only for a push that merges a release pull request (the
+                     publish half of the PR-first flow: release-pr runs on every push,
+                     publish when its pull request is merged); default every push]],
 }
 
 local SPEC = { ["--output"] = "value", ["--stdout"] = "flag", ["--branch"] = "value", ["--runs-on"] = "list",
-  ["--install"] = "value", ["--phase"] = "value" }
+  ["--install"] = "value", ["--phase"] = "value", ["--on"] = "value" }
+
+-- What a push of a merged release PR looks like on the base branch: its squashed title
+-- (release.summary's "chore(release): ..."), or a merge commit naming its branch.
+export.MERGED_RELEASE_IF = "github.event_name == 'workflow_dispatch' || "
+  .. "contains(github.event.head_commit.message, 'chore(release)') || "
+  .. "contains(github.event.head_commit.message, 'cdp/release/')"
 
 export.DEFAULT_RUNNER = "ubuntu-latest"
 
@@ -140,6 +149,8 @@ function export.github_actions(p, opts)
     jobs[#jobs + 1] = stage.name
     jobs[#jobs + 1] = yaml.map {
       "name", stage.name,
+      -- the first job decides for all: the others need it
+      "if", i == 1 and opts.on == "merged-release" and export.MERGED_RELEASE_IF or nil,
       "needs", i > 1 and p.stages[i - 1].name or nil,
       "runs-on", runner_for(opts, stage),
       "environment", environment,
@@ -215,7 +226,8 @@ function export.gitlab_ci(p, opts)
   end
   local top = {
     "workflow", yaml.map { "rules", {
-      yaml.map { "if", ('$CI_COMMIT_BRANCH == "%s" && $CI_PIPELINE_SOURCE == "push"'):format(opts.branch or "main") },
+      yaml.map { "if", ('$CI_COMMIT_BRANCH == "%s" && $CI_PIPELINE_SOURCE == "push"%s'):format(opts.branch or "main",
+        opts.on == "merged-release" and ' && ($CI_COMMIT_MESSAGE =~ /chore\\(release\\)/ || $CI_COMMIT_MESSAGE =~ /cdp\\/release\\//)' or "") },
       yaml.map { "if", '$CI_PIPELINE_SOURCE == "web"' },
     } },
     "stages", names,
@@ -266,6 +278,9 @@ function export.run(args)
     end
   end
   local phase = run_command.parse_phase(o.phase, "export")
+  if o.on and o.on ~= "push" and o.on ~= "merged-release" then
+    cli.usage_error(("--on must be push or merged-release, not '%s'"):format(o.on), "export")
+  end
   local run = require "cdp.run"
   local fs = require "cdp.fs"
   local root = run.root()
@@ -273,7 +288,7 @@ function export.run(args)
   -- jobs name the pipeline as a path in their checkout
   local arg = abs:sub(1, #root + 1) == root .. "/" and abs:sub(#root + 2) or path
   local text = target.make(p, { pipeline_arg = arg, branch = o.branch, runs_on = runs_on, install = o.install,
-    phase = phase })
+    phase = phase, on = o.on })
   if o.stdout then
     io.stdout:write(text)
     return cli.EXIT.ok

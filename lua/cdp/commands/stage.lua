@@ -29,7 +29,7 @@ PIPELINE defaults to the script the run was started with. The state is kept on t
 remote the `remote` setting names (default origin), pushed with git_token.
 
 Options:
-  --run ID         the run (required): letters, digits, '.', '_' and '-'
+  --run ID         the run (default $CDP_RUN): letters, digits, '.', '_' and '-'
   --set KEY=VAL    override a setting (after CDP_<KEY> environment variables)
   --phase N        0-3; default the run's
   --approved WHO   record WHO as approving this job's gates (a protected environment)
@@ -147,6 +147,9 @@ function command.drive(o, name, path)
   local journal = require "cdp.journal"
   local runstate = require "cdp.runstate"
   local settings = require "cdp.settings"
+  if not o.run and os.getenv("CDP_RUN") and os.getenv("CDP_RUN") ~= "" then
+    o.run = os.getenv("CDP_RUN")
+  end
   if not o.run then
     cli.usage_error("cdp stage needs --run ID (in CI, its own run id)", "stage")
   end

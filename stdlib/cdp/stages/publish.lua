@@ -16,6 +16,7 @@ local fs = require "cdp.fs"
 local proc = require "cdp.proc"
 local registry = require "cdp.registry"
 local release = require "cdp.release"
+local trusted = require "cdp.trusted"
 local workspace = require "cdp.workspace"
 
 local publish = {
@@ -101,6 +102,40 @@ function publish.items(ctx, inputs)
   return items
 end
 
+-- The registry token to upload with, set on REG: registry_token, or (when it is unset or
+-- "trusted", in a CI job) a short-lived one from Trusted Publishing. Returns the function
+-- that revokes a short-lived token, or nil.
+function publish.credentials(ctx, reg)
+  if not trusted.wanted(ctx.settings.registry_token) then
+    return nil
+  end
+  local cfg, cerr = reg:config()
+  if not cfg or not cfg.api then
+    error(cerr or ("the registry %s has no Web API"):format(reg.index), 0)
+  end
+  local jwt, jerr = trusted.id_token(trusted.audience(cfg.api))
+  if not jwt then
+    error(("no registry token (CARGO_REGISTRY_TOKEN), and no Trusted Publishing: %s"):format(jerr), 0)
+  end
+  ctx.keep_secret(jwt)
+  local token, xerr = trusted.exchange(cfg.api, jwt)
+  if not token then
+    error(xerr, 0)
+  end
+  ctx.keep_secret(token)
+  reg.token = token
+  ctx.log(("Trusted Publishing: a short-lived token from %s, revoked when the uploads end"):format(cfg.api))
+  return function()
+    local ok, err = trusted.revoke(cfg.api, token)
+    ctx.log(ok and "Trusted Publishing: the short-lived token is revoked" or ("warning: " .. tostring(err)))
+  end
+end
+
+-- Whether the job can do without setting KEY (Validate's tokens check asks).
+function publish.alternative(_, key)
+  return key == "registry_token" and trusted.source() ~= nil
+end
+
 -- Upload ITEM unless the index has it; returns "published" or "already-published".
 local function publish_one(ctx, reg, item)
   local name, version = item.crate.name, item.version
@@ -177,16 +212,25 @@ function publish.run(ctx, inputs)
       new_crates, new_versions, new_versions == 1 and "" or "s", math.ceil(eta)))
   end
 
+  local revoke = #todo > 0 and publish.credentials(ctx, reg)
   local t0 = proc.clock()
-  for i, item in ipairs(todo) do
-    local wait = t0 + starts[i] - proc.clock()
-    if wait > 0 then
-      ctx.log(("waiting %ds before %s %s: the registry's limit on %s"):format(math.ceil(wait), item.crate.name,
-        item.version, item.kind == "new_crate" and "new crates" or "new versions"))
-      proc.sleep(wait)
+  local ok, err = pcall(function()
+    for i, item in ipairs(todo) do
+      local wait = t0 + starts[i] - proc.clock()
+      if wait > 0 then
+        ctx.log(("waiting %ds before %s %s: the registry's limit on %s"):format(math.ceil(wait), item.crate.name,
+          item.version, item.kind == "new_crate" and "new crates" or "new versions"))
+        proc.sleep(wait)
+      end
+      local status = publish_one(ctx, reg, item)
+      out.crates[item.crate.name] = { version = item.version, cksum = item.cksum, status = status }
     end
-    local status = publish_one(ctx, reg, item)
-    out.crates[item.crate.name] = { version = item.version, cksum = item.cksum, status = status }
+  end)
+  if revoke then
+    revoke() -- when the uploads end, failed or not
+  end
+  if not ok then
+    error(err, 0)
   end
 
   -- GitHub releases, one per crate, made once.
@@ -248,9 +292,13 @@ publish.health = {
     return true
   end },
   { name = "registry token", check = function(ctx)
-    local token = ctx.settings.registry_token
-    if type(token) ~= "string" or token == "" then
-      return false, "registry_token is not set (pipelines/release.lua reads it from CARGO_REGISTRY_TOKEN)"
+    if not trusted.wanted(ctx.settings.registry_token) then
+      return true
+    end
+    local source, why = trusted.source()
+    if not source then
+      return false, ("registry_token is not set (pipelines/release.lua reads it from CARGO_REGISTRY_TOKEN), "
+        .. "and Trusted Publishing cannot stand in: %s"):format(why)
     end
     return true
   end },

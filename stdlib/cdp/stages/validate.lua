@@ -217,7 +217,8 @@ validate.CHECKS = {
     for name, stage in pairs(ctx.running or {}) do
       for _, key in ipairs(type(stage) == "table" and stage.requires or {}) do
         local v = ctx.settings[key]
-        if v == nil or v == "" then
+        local alternative = type(stage) == "table" and stage.definition and stage.definition.alternative
+        if (v == nil or v == "") and not (alternative and alternative(ctx, key)) then
           local decl = stage.declares and stage.declares[key]
           needed[key] = needed[key] or { env = decl and decl.env, stages = {} }
           table.insert(needed[key].stages, name)

@@ -1443,7 +1443,7 @@ static int proc_spawn(lua_State *L)
 		close_fd(&out);
 		return push_fail(L, err, in < 0 ? "/dev/null" : output);
 	}
-	struct child_setup setup = {argv, envp, o.cwd ? lua_tostring(L, o.cwd) : NULL, in, out, out, report[1]};
+	struct child_setup setup = {argv, envp, o.cwd ? lua_tostring(L, o.cwd) : NULL, in, out, out, report[1], getpid()};
 	pid_t pid = fork();
 	if (pid == 0)
 		child_exec(&setup);

@@ -71,7 +71,7 @@ cat >"$work/ctx.json" <<JSON
  "secrets": {}, "approved": ["release-publish"],
  "oidc": {"url": "http://127.0.0.1:$REG2/_oidc/token", "request_token": "$OIDC_REQUEST"},
  "env": {"PATH": "$work/bin:$HOME/.cargo/bin:/usr/local/bin:/usr/bin:/bin", "RUSTUP_HOME": "${RUSTUP_HOME:-$HOME/.rustup}",
-         "GIT_CONFIG_NOSYSTEM": "1", "LANG": "C.UTF-8"}}
+         "GIT_CONFIG_NOSYSTEM": "1", "LANG": "C.UTF-8", "CDP_CARGO_OFFLINE": "true"}}
 JSON
 runner() { python3 "$here/tests/fixtures/gha_runner.py" "$wf" --context "$work/ctx.json" --work "$work/jobs" "$@"; }
 run_id=4242-1

@@ -120,7 +120,18 @@ function runstate.claim_is_dead(claim, me)
       return true
     end
     local alive, _, code = proc.kill(pid, 0)
-    return not alive and code == "ESRCH"
+    if not alive then
+      return code == "ESRCH"
+    end
+    -- A job killed with its runner is a zombie until someone reaps it, and the init of a
+    -- container often never does: kill(pid, 0) still succeeds on it.
+    local f = io.open(("/proc/%d/stat"):format(pid))
+    local stat = f and f:read("a")
+    if f then
+      f:close()
+    end
+    local state = stat and stat:match(".*%) (%u)")
+    return state == "Z" or state == "X"
   end
   local a, b = job.ci, me.ci
   if type(a) == "table" and type(b) == "table" and a.system == b.system and a.run == b.run

@@ -190,6 +190,18 @@ describe("cdp.runstate", function()
     local sleeper = support.sh("sleep 30 >/dev/null 2>&1 & echo $!"):match("%d+")
     assert.is_false(runstate.claim_is_dead({ job = { host = me.host, pid = tonumber(sleeper) } }, me))
     os.execute("kill " .. sleeper)
+    -- a job killed with its runner stays a zombie where the container's init never reaps it
+    local shell = io.popen("echo $$")
+    local zombie = tonumber(shell:read("l"))
+    for _ = 1, 200 do
+      local f = io.open(("/proc/%d/stat"):format(zombie))
+      local state = f and f:read("a"):match(".*%) (%u)")
+      if f then f:close() end
+      if state == "Z" then break end
+      os.execute("sleep 0.01")
+    end
+    assert.is_true(runstate.claim_is_dead({ job = { host = me.host, pid = zombie } }, me))
+    shell:close()
     assert.is_false(runstate.claim_is_dead({ job = { host = "elsewhere", pid = 1 } }, me))
     local ci = { system = "github", run = "55", attempt = 2 }
     assert.is_true(runstate.claim_is_dead({ job = { host = "x", pid = 1, ci = { system = "github", run = "55", attempt = 1 } } },

@@ -4,7 +4,9 @@
  *   http.request{ method=, url=, headers=, body=, timeout=, connect_timeout=,
  *                 follow=, max_body= } -> { status=, headers=, body=, url=, time= }
  *   http.smtp{ url=, from=, to=, subject=, body=, headers=, message=,
- *              username=, password=, tls=, timeout= } -> true
+ *              username=, password=, tls="try"|"require"|"none", timeout= } -> true
+ *     (with a password, TLS must be required: smtps://, tls = "require", or a
+ *     loopback server; anything else fails with EINSECURE before connecting)
  *   http.parse_date(s), http.format_date(t), http.urlencode(s), http.version()
  *
  * Failures of the world return nil, "CODE: what: url", "CODE"; an HTTP error
@@ -271,12 +273,14 @@ static void read_smtp(lua_State *L, int t, struct curl_job *job)
 	if (s)
 		job->password = dup_mem(L, s, len);
 
+	/* A password goes only over TLS required (or smtps://, or to loopback):
+	 * curl_job_perform refuses the job otherwise, with EINSECURE. */
 	s = opt_field_string(L, t, "tls", &len);
 	if (!s || strcmp(s, "try") == 0)
 		job->tls = CURL_JOB_TLS_TRY;
 	else if (strcmp(s, "none") == 0)
 		job->tls = CURL_JOB_TLS_NONE;
-	else if (strcmp(s, "require") == 0)
+	else if (strcmp(s, "require") == 0 || strcmp(s, "required") == 0)
 		job->tls = CURL_JOB_TLS_REQUIRE;
 	else
 		luaL_error(L, "field 'tls': 'none', 'try' or 'require' expected, got '%s'", s);

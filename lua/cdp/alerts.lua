@@ -13,7 +13,8 @@
 --     sinks = {
 --       hook = { webhook = "http://127.0.0.1:9000/cdp", secret = cdp.pipeline.secret("HOOK_SECRET") },
 --       chat = { slack = "https://hooks.slack.example/T000" },
---       mail = { email = "smtp://127.0.0.1:1025", from = "cdp@example.org", to = { "ops@example.org" } },
+--       mail = { email = "smtp://mail.example.org:587", from = "cdp@example.org", to = { "ops@example.org" },
+--                username = "cdp", password = cdp.pipeline.secret("SMTP_PASSWORD") },  -- tls = "required"
 --       log  = { jsonl = ".cdp/events.jsonl" },
 --     },
 --     rules = {
@@ -165,6 +166,10 @@ function notify.check_alerts(alerts)
     if kind == "email" and (type(spec.to) ~= "table" and type(spec.to) ~= "string" or not spec.from) then
       return nil, ("sink '%s': email needs from and to"):format(name)
     end
+    if kind == "email" and spec.tls ~= nil and spec.tls ~= "required" and spec.tls ~= "try" and spec.tls ~= "none" then
+      return nil, ("sink '%s': tls is \"required\" (the default: smtps:// or STARTTLS), \"try\" or \"none\", not %s")
+        :format(name, tostring(spec.tls))
+    end
   end
   for i, rule in ipairs(alerts.rules or {}) do
     if type(rule) ~= "table" then
@@ -255,7 +260,11 @@ function notify.message(name, spec, event, body, getenv)
     return { kind = "smtp", url = secret_value(spec.email, getenv), from = spec.from, to = list_of(spec.to),
       subject = (spec.subject_prefix or "[cdp] ") .. notify.summary(event),
       body = notify.summary(event) .. "\n\n" .. pretty .. "\n",
-      headers = spec.headers }
+      headers = spec.headers,
+      -- TLS required unless the sink says otherwise: a run's failures are not for
+      -- whoever is on the path, and a password never goes in clear (EINSECURE).
+      tls = spec.tls or "required",
+      username = secret_value(spec.username, getenv), password = secret_value(spec.password, getenv) }
   end
   return nil
 end

@@ -337,7 +337,7 @@ local function make_redactor(effective, p)
     for field, v in pairs(spec) do
       if settings.is_secret_marker(v) then
         values[#values + 1] = require("cdp.secrets").take(v.env) or v.default
-      elseif field == "slack" and type(v) == "string" then
+      elseif (field == "slack" or field == "password") and type(v) == "string" then
         values[#values + 1] = v
       end
     end

@@ -677,6 +677,22 @@ describe("alert rules and messages", function()
     assert.matches("sink 'h': a sink is one of", err, 1, true)
     ok, err = notify.check_alerts { sinks = { m = { email = "smtp://x" } } }
     assert.are.equal("sink 'm': email needs from and to", err)
+    ok, err = notify.check_alerts { sinks = { m = { email = "smtp://x", from = "a@b", to = "c@d", tls = "maybe" } } }
+    assert.matches("sink 'm': tls is \"required\" (the default", err, 1, true)
+  end)
+
+  it("sends e-mail with TLS required unless the sink says otherwise, the password from a secret", function()
+    local body = json.encode { event = "run.failed", run = "r" }
+    local spec = { email = "smtp://mail.example.org:587", from = "a@b", to = "c@d", username = "cdp",
+      password = require("cdp.settings").secret("SINK_PW") }
+    local msg = notify.message("m", spec, { event = "run.failed" }, body, function(name)
+      return name == "SINK_PW" and "the-pw" or nil
+    end)
+    assert.are.equal("required", msg.tls)
+    assert.are.equal("cdp", msg.username)
+    assert.are.equal("the-pw", msg.password)
+    spec.tls = "none"
+    assert.are.equal("none", notify.message("m", spec, { event = "run.failed" }, body, function() end).tls)
   end)
 
   it("matches by name, pattern and predicate; a predicate that raises does not match", function()

@@ -164,6 +164,13 @@ int cdp_push_errno(lua_State *L, int err, const char *thing, const char *other)
 	return 3;
 }
 
+int cdp_rawfield(lua_State *L, int t, const char *key)
+{
+	t = lua_absindex(L, t);
+	lua_pushstring(L, key);
+	return lua_rawget(L, t);
+}
+
 static int msghandler(lua_State *L)
 {
 	const char *msg = lua_tostring(L, 1);

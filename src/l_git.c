@@ -306,7 +306,7 @@ static int opt_bool(lua_State *L, int t, const char *key, int def)
 	if (!t)
 		return def;
 	int v = def;
-	int type = lua_getfield(L, t, key);
+	int type = cdp_rawfield(L, t, key);
 	if (type == LUA_TBOOLEAN)
 		v = lua_toboolean(L, -1);
 	else if (type != LUA_TNIL)
@@ -315,13 +315,13 @@ static int opt_bool(lua_State *L, int t, const char *key, int def)
 	return v;
 }
 
-/* The string stays anchored in table T. */
+/* The string stays anchored in table T (read raw: see cdp_rawfield). */
 static const char *opt_string(lua_State *L, int t, const char *key, const char *def)
 {
 	if (!t)
 		return def;
 	const char *v = def;
-	int type = lua_getfield(L, t, key);
+	int type = cdp_rawfield(L, t, key);
 	if (type == LUA_TSTRING)
 		v = lua_tostring(L, -1);
 	else if (type != LUA_TNIL)
@@ -335,7 +335,7 @@ static int opt_integer(lua_State *L, int t, const char *key, lua_Integer *out)
 {
 	if (!t)
 		return 0;
-	int type = lua_getfield(L, t, key);
+	int type = cdp_rawfield(L, t, key);
 	if (type == LUA_TNIL) {
 		lua_pop(L, 1);
 		return 0;
@@ -365,7 +365,7 @@ static void check_strarray(lua_State *L, int arg, git_strarray *out, const char 
 	if (lua_type(L, arg) != LUA_TTABLE)
 		luaL_error(L, "%s must be a string or an array of strings, not %s", what,
 		           luaL_typename(L, arg));
-	size_t n = (size_t)luaL_len(L, arg);
+	size_t n = lua_rawlen(L, arg);
 	char **v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0);
 	for (size_t i = 0; i < n; i++) {
 		if (lua_rawgeti(L, arg, (lua_Integer)i + 1) != LUA_TSTRING)
@@ -465,7 +465,7 @@ static int opt_signature(lua_State *L, struct scratch *s, int t, const char *key
 	*out = NULL;
 	if (!t)
 		return 0;
-	int type = lua_getfield(L, t, key);
+	int type = cdp_rawfield(L, t, key);
 	if (type == LUA_TNIL) {
 		lua_pop(L, 1);
 		return 0;
@@ -1088,7 +1088,7 @@ static int repo_walk(lua_State *L)
 		git_revwalk_simplify_first_parent(walk);
 
 	if (t)
-		lua_getfield(L, t, "from");
+		cdp_rawfield(L, t, "from");
 	else
 		lua_pushnil(L);
 	if (lua_isnil(L, -1)) {
@@ -1098,7 +1098,7 @@ static int repo_walk(lua_State *L)
 	if (walk_add(L, s, repo, walk, -1, 0, "from"))
 		return 3;
 	lua_pop(L, 1);
-	if (t && lua_getfield(L, t, "hide") != LUA_TNIL && walk_add(L, s, repo, walk, -1, 1, "hide"))
+	if (t && cdp_rawfield(L, t, "hide") != LUA_TNIL && walk_add(L, s, repo, walk, -1, 1, "hide"))
 		return 3;
 	if (t)
 		lua_pop(L, 1);
@@ -1906,7 +1906,7 @@ static int repo_add(lua_State *L)
 	git_repository *repo = cdp_git_check_repo(L, 1);
 	luaL_checkany(L, 2);
 	git_strarray paths = {NULL, 0};
-	if (lua_istable(L, 2) && lua_getfield(L, 2, "all") != LUA_TNIL) {
+	if (lua_istable(L, 2) && cdp_rawfield(L, 2, "all") != LUA_TNIL) {
 		if (!lua_toboolean(L, -1))
 			luaL_argerror(L, 2, "expected an array of paths or {all=true}");
 	} else {
@@ -1944,7 +1944,7 @@ static int repo_commit_index(lua_State *L)
 	if (message == NULL)
 		luaL_argerror(L, 2, "a commit message is required");
 	const char *update_ref = "HEAD";
-	int type = lua_getfield(L, 2, "update_ref");
+	int type = cdp_rawfield(L, 2, "update_ref");
 	if (type == LUA_TSTRING)
 		update_ref = lua_tostring(L, -1);
 	else if (type == LUA_TBOOLEAN && !lua_toboolean(L, -1))
@@ -1953,7 +1953,7 @@ static int repo_commit_index(lua_State *L)
 		luaL_error(L, "option 'update_ref' must be a ref name or false");
 	lua_pop(L, 1);
 	git_strarray parent_revs = {NULL, 0};
-	int explicit_parents = lua_getfield(L, 2, "parents") != LUA_TNIL;
+	int explicit_parents = cdp_rawfield(L, 2, "parents") != LUA_TNIL;
 	if (explicit_parents)
 		check_strarray(L, -1, &parent_revs, "parents");
 	const char *tree_hex = opt_string(L, 2, "tree", NULL);

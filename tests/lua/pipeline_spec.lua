@@ -29,6 +29,12 @@ local function run(dir, args, env)
     .. " </dev/null", { may_fail = true })
 end
 
+-- A pipeline with alert sinks (a JSON lines file among them) and stages that log.
+local ALERTS = root .. "/tests/fixtures/engine_alerts.lua"
+if ALERTS:sub(1, 1) ~= "/" then
+  ALERTS = support.sh("pwd"):gsub("%s+$", "") .. "/" .. ALERTS
+end
+
 local function status(dir, id)
   local out, code = run(dir, "status " .. (id or "") .. " --json")
   assert(code == 0, out)
@@ -600,6 +606,27 @@ describe("stdlib alerts", function()
   end)
 end)
 
+describe("run files", function()
+  it("are private: run folders 0700, journals, logs and events 0600", function()
+    local dir = support.tmpdir()
+    local out, code = run(dir, q(ALERTS))
+    assert.are.equal(0, code, out)
+    local function mode(path)
+      return (support.sh("stat -c %a " .. q(path)):gsub("%s+$", ""))
+    end
+    local id = (support.sh("ls " .. q(dir .. "/.cdp/runs")):gsub("%s+$", ""))
+    assert.are.equal("700", mode(dir .. "/.cdp"))
+    assert.are.equal("700", mode(dir .. "/.cdp/runs"))
+    assert.are.equal("700", mode(dir .. "/.cdp/runs/" .. id))
+    assert.are.equal("700", mode(dir .. "/.cdp/runs/" .. id .. "/logs"))
+    assert.are.equal("600", mode(dir .. "/.cdp/runs/" .. id .. "/journal.ndjson"))
+    for _, log in ipairs { "prepare", "deploy" } do
+      assert.are.equal("600", mode(dir .. "/.cdp/runs/" .. id .. "/logs/" .. log .. ".log"))
+    end
+    assert.are.equal("600", mode(dir .. "/.cdp/events.jsonl"))
+  end)
+end)
+
 describe("secrets", function()
   it("a token in the environment appears in no file under .cdp/ and not in the output", function()
     local dir = support.git_init()
@@ -627,10 +654,6 @@ describe("secrets", function()
   end)
 end)
 
-local ALERTS = root .. "/tests/fixtures/engine_alerts.lua"
-if ALERTS:sub(1, 1) ~= "/" then
-  ALERTS = support.sh("pwd"):gsub("%s+$", "") .. "/" .. ALERTS
-end
 local function absolute(p)
   return p:sub(1, 1) == "/" and p or (support.sh("pwd"):gsub("%s+$", "") .. "/" .. p)
 end

@@ -4,7 +4,9 @@
  * Modules are looked up in this order, module by module:
  *   1. package.preload (C modules, cjson),
  *   2. override directories: --lua-dir, CDP_LUA_PATH (':'-separated),
- *      then ./.cdp/lua — so a team can replace any module without rebuilding,
+ *      then ./.cdp/lua once cdp.cli adds it (host.add_dir) for a command that
+ *      runs the repository's pipeline — so a team can replace any module
+ *      without rebuilding, and no other command runs a checkout's Lua,
  *   3. the lua/ and stdlib/ sources embedded in the binary,
  *   4. Lua's own package.path and cpath (busted, penlight, ...).
  */
@@ -162,6 +164,13 @@ int cdp_push_errno(lua_State *L, int err, const char *thing, const char *other)
 	return 3;
 }
 
+int cdp_rawfield(lua_State *L, int t, const char *key)
+{
+	t = lua_absindex(L, t);
+	lua_pushstring(L, key);
+	return lua_rawget(L, t);
+}
+
 static int msghandler(lua_State *L)
 {
 	const char *msg = lua_tostring(L, 1);
@@ -293,6 +302,25 @@ static int host_dirs(lua_State *L)
 	return 1;
 }
 
+static void add_dir(lua_State *L, int dirs, const char *dir)
+{
+	if (*dir == '\0')
+		return;
+	lua_pushstring(L, dir);
+	lua_rawseti(L, dirs, (lua_Integer)luaL_len(L, dirs) + 1);
+}
+
+/* host.add_dir(dir): search DIR after the override directories there are, for
+ * modules not loaded yet (cdp.cli adds the repository's .cdp/lua this way). */
+static int host_add_dir(lua_State *L)
+{
+	const char *dir = luaL_checkstring(L, 1);
+	luaL_argcheck(L, *dir, 1, "a directory");
+	lua_getfield(L, LUA_REGISTRYINDEX, DIRS_KEY);
+	add_dir(L, lua_gettop(L), dir);
+	return 0;
+}
+
 /* host.loaded_from_disk() -> { module = file } for modules an override supplied. */
 static int host_ondisk(lua_State *L)
 {
@@ -309,6 +337,7 @@ static int luaopen_cdp_host(lua_State *L)
 		{"scripts", host_scripts},
 		{"dirs", host_dirs},
 		{"loaded_from_disk", host_ondisk},
+		{"add_dir", host_add_dir},
 		{NULL, NULL},
 	};
 	luaL_newlib(L, funcs);
@@ -319,13 +348,6 @@ static int luaopen_cdp_host(lua_State *L)
 	return 1;
 }
 
-static void add_dir(lua_State *L, int dirs, const char *dir)
-{
-	if (*dir == '\0')
-		return;
-	lua_pushstring(L, dir);
-	lua_rawseti(L, dirs, (lua_Integer)luaL_len(L, dirs) + 1);
-}
 
 static int host_setup(lua_State *L)
 {
@@ -371,8 +393,6 @@ static int host_setup(lua_State *L)
 			p += len + (end ? 1 : 0);
 		}
 	}
-	if (access(".cdp/lua", R_OK | X_OK) == 0)
-		add_dir(L, dirs, ".cdp/lua");
 	lua_setfield(L, LUA_REGISTRYINDEX, DIRS_KEY);
 	lua_newtable(L);
 	lua_setfield(L, LUA_REGISTRYINDEX, ONDISK_KEY);

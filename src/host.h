@@ -48,6 +48,15 @@ int cdp_push_errno(lua_State *L, int err, const char *thing, const char *other);
  */
 void cdp_test_point(const char *kind, const char *detail);
 
+/*
+ * [-0, +1, -] Push T[KEY] without metamethods and return its type: how the C
+ * modules read option tables. An __index that made a fresh string (and ran
+ * the collector) would leave C holding a pointer to a string nothing
+ * anchors, or run Lua that closes what C holds; a raw field is anchored in
+ * the table, and no Lua runs to read it.
+ */
+int cdp_rawfield(lua_State *L, int t, const char *key);
+
 /* The C modules, registered in package.preload by cdp_host_open. */
 int luaopen_cdp_fs(lua_State *L);
 int luaopen_cdp_proc(lua_State *L);

@@ -75,7 +75,7 @@ static int opt_bool(lua_State *L, int opts, const char *key, int def)
 {
 	if (!opts)
 		return def;
-	int t = lua_getfield(L, opts, key);
+	int t = cdp_rawfield(L, opts, key);
 	int v = def;
 	if (t == LUA_TBOOLEAN)
 		v = lua_toboolean(L, -1);
@@ -91,7 +91,7 @@ static mode_t opt_mode(lua_State *L, int opts, mode_t def)
 {
 	if (!opts)
 		return def;
-	int t = lua_getfield(L, opts, "mode");
+	int t = cdp_rawfield(L, opts, "mode");
 	lua_Integer v = def;
 	if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
 		v = lua_tointeger(L, -1);
@@ -119,7 +119,7 @@ static const char *opt_string(lua_State *L, int opts, const char *key)
 		lua_pushnil(L);
 		return NULL;
 	}
-	int t = lua_getfield(L, opts, key);
+	int t = cdp_rawfield(L, opts, key);
 	if (t == LUA_TNIL)
 		return NULL;
 	if (t != LUA_TSTRING)
@@ -1180,14 +1180,14 @@ static int fs_lock(lua_State *L)
 	double wait = 0;
 	const char *holder = NULL;
 	if (opts) {
-		int t = lua_getfield(L, opts, "wait");
+		int t = cdp_rawfield(L, opts, "wait");
 		if (t == LUA_TBOOLEAN)
 			wait = lua_toboolean(L, -1) ? -1 : 0;
 		else if (t == LUA_TNUMBER && lua_tonumber(L, -1) >= 0)
 			wait = lua_tonumber(L, -1);
 		else if (t != LUA_TNIL)
 			return luaL_error(L, "bad option 'wait' (boolean or seconds expected)");
-		t = lua_getfield(L, opts, "holder");
+		t = cdp_rawfield(L, opts, "holder");
 		if (t == LUA_TSTRING)
 			holder = lua_tostring(L, -1);
 		else if (t != LUA_TNIL)

@@ -306,7 +306,7 @@ static int opt_bool(lua_State *L, int t, const char *key, int def)
 	if (!t)
 		return def;
 	int v = def;
-	int type = lua_getfield(L, t, key);
+	int type = cdp_rawfield(L, t, key);
 	if (type == LUA_TBOOLEAN)
 		v = lua_toboolean(L, -1);
 	else if (type != LUA_TNIL)
@@ -315,13 +315,13 @@ static int opt_bool(lua_State *L, int t, const char *key, int def)
 	return v;
 }
 
-/* The string stays anchored in table T. */
+/* The string stays anchored in table T (read raw: see cdp_rawfield). */
 static const char *opt_string(lua_State *L, int t, const char *key, const char *def)
 {
 	if (!t)
 		return def;
 	const char *v = def;
-	int type = lua_getfield(L, t, key);
+	int type = cdp_rawfield(L, t, key);
 	if (type == LUA_TSTRING)
 		v = lua_tostring(L, -1);
 	else if (type != LUA_TNIL)
@@ -335,7 +335,7 @@ static int opt_integer(lua_State *L, int t, const char *key, lua_Integer *out)
 {
 	if (!t)
 		return 0;
-	int type = lua_getfield(L, t, key);
+	int type = cdp_rawfield(L, t, key);
 	if (type == LUA_TNIL) {
 		lua_pop(L, 1);
 		return 0;
@@ -365,7 +365,7 @@ static void check_strarray(lua_State *L, int arg, git_strarray *out, const char 
 	if (lua_type(L, arg) != LUA_TTABLE)
 		luaL_error(L, "%s must be a string or an array of strings, not %s", what,
 		           luaL_typename(L, arg));
-	size_t n = (size_t)luaL_len(L, arg);
+	size_t n = lua_rawlen(L, arg);
 	char **v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0);
 	for (size_t i = 0; i < n; i++) {
 		if (lua_rawgeti(L, arg, (lua_Integer)i + 1) != LUA_TSTRING)
@@ -465,7 +465,7 @@ static int opt_signature(lua_State *L, struct scratch *s, int t, const char *key
 	*out = NULL;
 	if (!t)
 		return 0;
-	int type = lua_getfield(L, t, key);
+	int type = cdp_rawfield(L, t, key);
 	if (type == LUA_TNIL) {
 		lua_pop(L, 1);
 		return 0;
@@ -579,10 +579,71 @@ static int git_init(lua_State *L)
 
 /* ------------------------------------------------------ remote plumbing */
 
+/* Where a URL points: what decides whether a credential may go there. */
+struct endpoint {
+	char scheme[8]; /* lower case; "" when the URL has none (scp-like, a path) */
+	char host[256]; /* lower case, without userinfo or IPv6 brackets */
+	int port;
+};
+
+static void lower_into(char *dst, size_t cap, const char *src, size_t n)
+{
+	if (n >= cap)
+		n = cap - 1;
+	for (size_t i = 0; i < n; i++)
+		dst[i] = (char)(src[i] >= 'A' && src[i] <= 'Z' ? src[i] + 32 : src[i]);
+	dst[n] = '\0';
+}
+
+/* E for URL; 0 when URL has no scheme://host. */
+static int parse_endpoint(const char *url, struct endpoint *e)
+{
+	memset(e, 0, sizeof *e);
+	const char *sep = strstr(url, "://");
+	if (!sep || sep == url || (size_t)(sep - url) >= sizeof e->scheme)
+		return 0;
+	lower_into(e->scheme, sizeof e->scheme, url, (size_t)(sep - url));
+	const char *p = sep + 3, *end = p + strcspn(p, "/?#");
+	for (const char *at = p; at < end; at++)
+		if (*at == '@')
+			p = at + 1; /* userinfo is not where the request goes */
+	const char *host = p, *host_end;
+	if (*p == '[') {
+		host = p + 1;
+		host_end = memchr(host, ']', (size_t)(end - host));
+		if (!host_end)
+			return 0;
+		p = host_end + 1;
+	} else {
+		host_end = memchr(p, ':', (size_t)(end - p));
+		if (!host_end)
+			host_end = end;
+		p = host_end;
+	}
+	lower_into(e->host, sizeof e->host, host, (size_t)(host_end - host));
+	e->port = *p == ':' && p + 1 < end ? atoi(p + 1)
+	          : strcmp(e->scheme, "https") == 0 ? 443
+	          : strcmp(e->scheme, "http") == 0  ? 80
+	                                            : 0;
+	return 1;
+}
+
+static int same_endpoint(const struct endpoint *a, const struct endpoint *b)
+{
+	return strcmp(a->scheme, b->scheme) == 0 && strcmp(a->host, b->host) == 0 && a->port == b->port;
+}
+
+/* Plain http may carry a token only to this machine. */
+static int is_loopback(const char *host)
+{
+	return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
+}
+
 /* What the credential and push callbacks saw; they never call into Lua. */
 struct remote_op {
 	const char *username, *token;
 	int network; /* a URL that is not a local path or file:// */
+	struct endpoint remote; /* the only place the token may go */
 	int cred_calls;
 	int auth_failed;
 	int rejected;
@@ -592,16 +653,30 @@ struct remote_op {
 	int sent;            /* objects started going out */
 	size_t said_len;
 	char said[1024];     /* what the server printed (a hook's own reason), the first 1 KiB */
+	char refused[1280]; /* why a credential was withheld, when it was */
 };
 
 static int credentials_cb(git_credential **out, const char *url, const char *username_from_url,
                           unsigned int allowed_types, void *payload)
 {
 	struct remote_op *op = payload;
-	(void)url;
 	(void)username_from_url;
 	if (op->token == NULL)
 		return GIT_PASSTHROUGH; /* libgit2 then fails with GIT_EAUTH */
+	struct endpoint asked;
+	if (!parse_endpoint(url, &asked) ||
+	    (strcmp(asked.scheme, "https") != 0 && strcmp(asked.scheme, "http") != 0))
+		return GIT_PASSTHROUGH; /* ssh and the rest: the token is never a password there */
+	if (!same_endpoint(&asked, &op->remote) ||
+	    (strcmp(asked.scheme, "http") == 0 && !is_loopback(asked.host))) {
+		snprintf(op->refused, sizeof op->refused,
+		         "%s://%s:%d asked for the credentials of %s://%s:%d, which cdp gives to no other "
+		         "host, and over plain http only to a loopback address",
+		         asked.scheme, asked.host, asked.port, op->remote.scheme, op->remote.host,
+		         op->remote.port);
+		git_error_set_str(GIT_ERROR_HTTP, op->refused);
+		return GIT_EAUTH;
+	}
 	/* Asked again: the server refused what we gave. Give up instead of looping. */
 	if (op->cred_calls++ > 0 || !(allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT)) {
 		op->auth_failed = 1;
@@ -717,7 +792,13 @@ static int push_locked(lua_State *L, const char *url, const char *lock)
 static int push_remote_error(lua_State *L, struct remote_op *op, int err, const char *what)
 {
 	const git_error *e = git_error_last();
-	if (op->auth_failed || err == GIT_EAUTH) {
+	if (op->refused[0]) {
+		push_failure(L, "EAUTH", "%s: %s", what, op->refused);
+	} else if (op->token && e && e->message && strstr(e->message, "redirect")) {
+		push_failure(L, "EREDIRECT", "%s: the server redirects elsewhere (%s); cdp does not follow "
+		             "redirects with credentials: set the remote to the URL it redirects to",
+		             what, e->message);
+	} else if (op->auth_failed || err == GIT_EAUTH) {
 		push_failure(L, "EAUTH", "%s: authentication failed", what);
 	} else if (op->network && e && e->klass == GIT_ERROR_OS) {
 		/* connect(2) and friends fail as OS errors; to a caller it is the network. */
@@ -732,6 +813,24 @@ static int push_remote_error(lua_State *L, struct remote_op *op, int err, const 
 		lua_replace(L, -3);
 	}
 	return 3;
+}
+
+/* [-0, +0|3, m] The only place OP's token may go: URL's scheme, host and port.
+ * A token for plain http beyond this machine is refused before anything
+ * connects (nil, msg, "EINSECURE" pushed, 3 returned). */
+static int remote_allow(lua_State *L, struct remote_op *op, const char *url, const char *what)
+{
+	parse_endpoint(url, &op->remote);
+	if (op->token && strcmp(op->remote.scheme, "http") == 0 && !is_loopback(op->remote.host))
+		return push_failure(L, "EINSECURE", "%s: a token is sent only over https:// (plain http:// "
+		                    "only to a loopback address)", what);
+	return 0;
+}
+
+/* Off-site redirects are followed only without credentials. */
+static git_remote_redirect_t redirects_for(const struct remote_op *op)
+{
+	return op->token ? GIT_REMOTE_REDIRECT_NONE : GIT_REMOTE_REDIRECT_INITIAL;
 }
 
 static int is_network_url(const char *s)
@@ -782,9 +881,12 @@ static int git_clone_fn(lua_State *L)
 	int local = !op.network;
 	co.local = local ? GIT_CLONE_LOCAL : GIT_CLONE_LOCAL_AUTO;
 	remote_callbacks(&co.fetch_opts.callbacks, &op);
+	co.fetch_opts.follow_redirects = redirects_for(&op);
 
-	lua_pushfstring(L, "clone %s into %s", source, dest);
+	lua_pushfstring(L, "clone %s into %s", push_redacted(L, source), dest);
 	const char *what = lua_tostring(L, -1);
+	if (remote_allow(L, &op, source, what))
+		return 3;
 	struct cdp_repository *r = new_repository(L);
 	git_repository *repo = NULL;
 	int err = git_clone(&repo, source, dest, &co);
@@ -986,7 +1088,7 @@ static int repo_walk(lua_State *L)
 		git_revwalk_simplify_first_parent(walk);
 
 	if (t)
-		lua_getfield(L, t, "from");
+		cdp_rawfield(L, t, "from");
 	else
 		lua_pushnil(L);
 	if (lua_isnil(L, -1)) {
@@ -996,7 +1098,7 @@ static int repo_walk(lua_State *L)
 	if (walk_add(L, s, repo, walk, -1, 0, "from"))
 		return 3;
 	lua_pop(L, 1);
-	if (t && lua_getfield(L, t, "hide") != LUA_TNIL && walk_add(L, s, repo, walk, -1, 1, "hide"))
+	if (t && cdp_rawfield(L, t, "hide") != LUA_TNIL && walk_add(L, s, repo, walk, -1, 1, "hide"))
 		return 3;
 	if (t)
 		lua_pop(L, 1);
@@ -1804,7 +1906,7 @@ static int repo_add(lua_State *L)
 	git_repository *repo = cdp_git_check_repo(L, 1);
 	luaL_checkany(L, 2);
 	git_strarray paths = {NULL, 0};
-	if (lua_istable(L, 2) && lua_getfield(L, 2, "all") != LUA_TNIL) {
+	if (lua_istable(L, 2) && cdp_rawfield(L, 2, "all") != LUA_TNIL) {
 		if (!lua_toboolean(L, -1))
 			luaL_argerror(L, 2, "expected an array of paths or {all=true}");
 	} else {
@@ -1842,7 +1944,7 @@ static int repo_commit_index(lua_State *L)
 	if (message == NULL)
 		luaL_argerror(L, 2, "a commit message is required");
 	const char *update_ref = "HEAD";
-	int type = lua_getfield(L, 2, "update_ref");
+	int type = cdp_rawfield(L, 2, "update_ref");
 	if (type == LUA_TSTRING)
 		update_ref = lua_tostring(L, -1);
 	else if (type == LUA_TBOOLEAN && !lua_toboolean(L, -1))
@@ -1851,7 +1953,7 @@ static int repo_commit_index(lua_State *L)
 		luaL_error(L, "option 'update_ref' must be a ref name or false");
 	lua_pop(L, 1);
 	git_strarray parent_revs = {NULL, 0};
-	int explicit_parents = lua_getfield(L, 2, "parents") != LUA_TNIL;
+	int explicit_parents = cdp_rawfield(L, 2, "parents") != LUA_TNIL;
 	if (explicit_parents)
 		check_strarray(L, -1, &parent_revs, "parents");
 	const char *tree_hex = opt_string(L, 2, "tree", NULL);
@@ -2193,7 +2295,7 @@ static int remote_begin(lua_State *L, git_repository *repo, const char *target, 
 	op->url = *url;
 	op->network = is_network_url(*url);
 	*what = lua_pushfstring(L, "%s %s", verb, *url);
-	return 0;
+	return remote_allow(L, op, *url, *what);
 }
 
 static void free_repository(void *p) { git_repository_free(p); }
@@ -2314,7 +2416,12 @@ static int repo_push(lua_State *L)
 	git_push_options po;
 	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
 	remote_callbacks(&po.callbacks, &op);
-	int err = git_remote_connect(remote, GIT_DIRECTION_PUSH, &po.callbacks, NULL, NULL);
+	po.follow_redirects = redirects_for(&op);
+	git_remote_connect_options co;
+	git_remote_connect_options_init(&co, GIT_REMOTE_CONNECT_OPTIONS_VERSION);
+	co.callbacks = po.callbacks;
+	co.follow_redirects = po.follow_redirects;
+	int err = git_remote_connect_ext(remote, GIT_DIRECTION_PUSH, &co);
 	if (err)
 		return push_remote_error(L, &op, err, what);
 	int lease = 0;
@@ -2381,6 +2488,7 @@ static int repo_fetch(lua_State *L)
 	git_fetch_options fo;
 	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
 	remote_callbacks(&fo.callbacks, &op);
+	fo.follow_redirects = redirects_for(&op);
 	if (specs.count)
 		fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
 	int err = git_remote_fetch(remote, specs.count ? &specs : NULL, &fo, NULL);

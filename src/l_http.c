@@ -4,7 +4,9 @@
  *   http.request{ method=, url=, headers=, body=, timeout=, connect_timeout=,
  *                 follow=, max_body= } -> { status=, headers=, body=, url=, time= }
  *   http.smtp{ url=, from=, to=, subject=, body=, headers=, message=,
- *              username=, password=, tls=, timeout= } -> true
+ *              username=, password=, tls="try"|"require"|"none", timeout= } -> true
+ *     (with a password, TLS must be required: smtps://, tls = "require", or a
+ *     loopback server; anything else fails with EINSECURE before connecting)
  *   http.parse_date(s), http.format_date(t), http.urlencode(s), http.version()
  *
  * Failures of the world return nil, "CODE: what: url", "CODE"; an HTTP error
@@ -94,13 +96,13 @@ static char *dup_mem(lua_State *L, const char *s, size_t n)
 /* [-0, +0, e] Field NAME of table T as a string, or NULL when absent. */
 static const char *opt_field_string(lua_State *L, int t, const char *name, size_t *len)
 {
-	int type = lua_getfield(L, t, name);
+	int type = cdp_rawfield(L, t, name);
 	const char *s = NULL;
 	if (type == LUA_TSTRING)
 		s = lua_tolstring(L, -1, len);
 	else if (type != LUA_TNIL)
 		luaL_error(L, "field '%s': string expected, got %s", name, luaL_typename(L, -1));
-	lua_pop(L, 1); /* the spec table still holds it */
+	lua_pop(L, 1); /* the spec table still holds it: read raw, no metamethod made it */
 	return s;
 }
 
@@ -114,7 +116,7 @@ static const char *field_string(lua_State *L, int t, const char *name, size_t *l
 
 static double opt_field_number(lua_State *L, int t, const char *name, double def)
 {
-	int type = lua_getfield(L, t, name);
+	int type = cdp_rawfield(L, t, name);
 	double v = def;
 	if (type == LUA_TNUMBER)
 		v = lua_tonumber(L, -1);
@@ -128,7 +130,7 @@ static double opt_field_number(lua_State *L, int t, const char *name, double def
 
 static int opt_field_bool(lua_State *L, int t, const char *name, int def)
 {
-	int type = lua_getfield(L, t, name);
+	int type = cdp_rawfield(L, t, name);
 	int v = def;
 	if (type == LUA_TBOOLEAN)
 		v = lua_toboolean(L, -1);
@@ -166,7 +168,7 @@ static void slist_add(lua_State *L, struct curl_slist **list, const char *line)
 /* Field "headers" of T: { Name = value } into "Name: value" lines on *LIST. */
 static void read_headers(lua_State *L, int t, struct curl_slist **list)
 {
-	int type = lua_getfield(L, t, "headers");
+	int type = cdp_rawfield(L, t, "headers");
 	if (type == LUA_TNIL) {
 		lua_pop(L, 1);
 		return;
@@ -218,7 +220,7 @@ static void read_http(lua_State *L, int t, struct curl_job *job)
 /* [-0, +0, e] Field "to": one address or an array of them, each checked. */
 static void read_recipients(lua_State *L, int t, struct curl_job *job, int list)
 {
-	int type = lua_getfield(L, t, "to");
+	int type = cdp_rawfield(L, t, "to");
 	if (type == LUA_TSTRING) {
 		lua_createtable(L, 1, 0);
 		lua_insert(L, -2);
@@ -226,11 +228,11 @@ static void read_recipients(lua_State *L, int t, struct curl_job *job, int list)
 	} else if (type != LUA_TTABLE) {
 		luaL_error(L, "field 'to': string or array expected, got %s", luaL_typename(L, -1));
 	}
-	lua_Integer n = luaL_len(L, -1);
+	lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
 	if (n < 1)
 		luaL_error(L, "field 'to': no recipients");
 	for (lua_Integer i = 1; i <= n; i++) {
-		if (lua_geti(L, -1, i) != LUA_TSTRING)
+		if (lua_rawgeti(L, -1, i) != LUA_TSTRING)
 			luaL_error(L, "field 'to': entry %d is not a string", (int)i);
 		size_t len;
 		const char *to = lua_tolstring(L, -1, &len);
@@ -271,21 +273,23 @@ static void read_smtp(lua_State *L, int t, struct curl_job *job)
 	if (s)
 		job->password = dup_mem(L, s, len);
 
+	/* A password goes only over TLS required (or smtps://, or to loopback):
+	 * curl_job_perform refuses the job otherwise, with EINSECURE. */
 	s = opt_field_string(L, t, "tls", &len);
 	if (!s || strcmp(s, "try") == 0)
 		job->tls = CURL_JOB_TLS_TRY;
 	else if (strcmp(s, "none") == 0)
 		job->tls = CURL_JOB_TLS_NONE;
-	else if (strcmp(s, "require") == 0)
+	else if (strcmp(s, "require") == 0 || strcmp(s, "required") == 0)
 		job->tls = CURL_JOB_TLS_REQUIRE;
 	else
 		luaL_error(L, "field 'tls': 'none', 'try' or 'require' expected, got '%s'", s);
 
 	const char *message = opt_field_string(L, t, "message", &len);
 	if (message) {
-		lua_getfield(L, t, "subject");
-		lua_getfield(L, t, "body");
-		lua_getfield(L, t, "headers");
+		cdp_rawfield(L, t, "subject");
+		cdp_rawfield(L, t, "body");
+		cdp_rawfield(L, t, "headers");
 		if (!lua_isnil(L, -1) || !lua_isnil(L, -2) || !lua_isnil(L, -3))
 			luaL_error(L, "field 'message': give either message or subject, body and headers");
 		lua_pop(L, 3);
@@ -303,10 +307,10 @@ static void read_smtp(lua_State *L, int t, struct curl_job *job)
 	const char *body = opt_field_string(L, t, "body", &body_len);
 	read_headers(L, t, &job->headers);
 
-	lua_Integer n = luaL_len(L, list);
+	lua_Integer n = (lua_Integer)lua_rawlen(L, list);
 	const char **to = lua_newuserdatauv(L, sizeof *to * ((size_t)n + 1), 0);
 	for (lua_Integer i = 1; i <= n; i++) {
-		lua_geti(L, list, i);
+		lua_rawgeti(L, list, i);
 		to[i - 1] = lua_tostring(L, -1);
 		lua_pop(L, 1); /* the array still holds it */
 	}

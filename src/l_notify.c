@@ -454,16 +454,16 @@ static int queue_post(lua_State *L)
 	struct queue *q = check_open(L);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	lua_settop(L, 2);
-	if (lua_getfield(L, 2, "id") != LUA_TSTRING)
+	if (cdp_rawfield(L, 2, "id") != LUA_TSTRING)
 		return luaL_error(L, "field 'id': string expected, got %s", luaL_typename(L, -1));
 	size_t id_len;
 	const char *id = lua_tolstring(L, 3, &id_len);
-	if (lua_getfield(L, 2, "kind") != LUA_TSTRING && !lua_isnil(L, -1))
+	if (cdp_rawfield(L, 2, "kind") != LUA_TSTRING && !lua_isnil(L, -1))
 		return luaL_error(L, "field 'kind': string expected, got %s", luaL_typename(L, -1));
 	const char *kind = lua_isnil(L, 4) ? "http" : lua_tostring(L, 4);
 	if (strcmp(kind, "http") != 0 && strcmp(kind, "smtp") != 0)
 		return luaL_error(L, "field 'kind': 'http' or 'smtp' expected, got '%s'", kind);
-	int has_timeout = lua_getfield(L, 2, "timeout") != LUA_TNIL;
+	int has_timeout = cdp_rawfield(L, 2, "timeout") != LUA_TNIL;
 	lua_pop(L, 1);
 
 	lua_pushvalue(L, lua_upvalueindex(1));
@@ -587,7 +587,7 @@ static int queue_tostring(lua_State *L)
 static lua_Integer opt_int_field(lua_State *L, int t, const char *name, lua_Integer def,
                                  lua_Integer min)
 {
-	int type = lua_getfield(L, t, name);
+	int type = cdp_rawfield(L, t, name);
 	lua_Integer v = def;
 	if (type != LUA_TNIL) {
 		int ok;
@@ -603,7 +603,7 @@ static lua_Integer opt_int_field(lua_State *L, int t, const char *name, lua_Inte
 
 static double opt_num_field(lua_State *L, int t, const char *name, double def, int positive)
 {
-	int type = lua_getfield(L, t, name);
+	int type = cdp_rawfield(L, t, name);
 	double v = def;
 	if (type == LUA_TNUMBER)
 		v = lua_tonumber(L, -1);

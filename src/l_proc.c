@@ -800,7 +800,7 @@ static void read_opts(lua_State *L, struct run_opts *o)
 	int *slots[] = {&o->argv, &o->cwd, &o->env, &o->env_clear,
 	                &o->in, &o->timeout, &o->on_line, &o->inherit, &o->max_output};
 	for (int i = 0; i < 9; i++) {
-		int t = lua_getfield(L, 1, keys[i]);
+		int t = cdp_rawfield(L, 1, keys[i]);
 		if (t != LUA_TNIL && t != types[i])
 			luaL_error(L, "bad option '%s' (%s expected, got %s)", keys[i],
 			           lua_typename(L, types[i]), luaL_typename(L, -1));
@@ -808,7 +808,7 @@ static void read_opts(lua_State *L, struct run_opts *o)
 	}
 	if (!o->argv)
 		luaL_error(L, "bad option 'argv' (table expected, got nil)");
-	lua_Integer n = luaL_len(L, o->argv);
+	lua_Integer n = (lua_Integer)lua_rawlen(L, o->argv);
 	if (n < 1)
 		luaL_error(L, "bad option 'argv' (at least a program name expected)");
 	for (lua_Integer i = 1; i <= n; i++) {
@@ -842,7 +842,7 @@ static void read_opts(lua_State *L, struct run_opts *o)
  * the argv table, which stays on the stack. */
 static char **push_argv(lua_State *L, int argv)
 {
-	size_t n = (size_t)luaL_len(L, argv);
+	size_t n = lua_rawlen(L, argv);
 	char **a = lua_newuserdatauv(L, (n + 1) * sizeof *a, 0);
 	for (size_t i = 0; i < n; i++) {
 		lua_rawgeti(L, argv, (lua_Integer)i + 1);

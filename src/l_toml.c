@@ -60,9 +60,9 @@ static const char *push_path_text(lua_State *L, int idx)
 	}
 	luaL_Buffer b;
 	luaL_buffinit(L, &b);
-	lua_Integer n = luaL_len(L, idx);
+	lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
 	for (lua_Integer i = 1; i <= n; i++) {
-		lua_geti(L, idx, i);
+		lua_rawgeti(L, idx, i);
 		if (lua_type(L, -1) == LUA_TNUMBER) {
 			lua_pushfstring(L, "[%I]", (LUAI_UACINT)lua_tointeger(L, -1));
 			lua_remove(L, -2);
@@ -96,9 +96,10 @@ static const toml_node *resolve(lua_State *L, const toml_doc *doc, int idx)
 		return toml_node_get(x, k, len);
 	}
 	luaL_argexpected(L, lua_type(L, idx) == LUA_TTABLE, idx, "path (table of keys)");
-	lua_Integer n = luaL_len(L, idx);
+	/* Raw: a metamethod could close the document while X points into it. */
+	lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
 	for (lua_Integer i = 1; i <= n; i++) {
-		int t = lua_geti(L, idx, i);
+		int t = lua_rawgeti(L, idx, i);
 		if (t == LUA_TSTRING) {
 			size_t len;
 			const char *k = lua_tolstring(L, -1, &len);
@@ -173,9 +174,9 @@ static int toml_parse(lua_State *L)
 	const char *name = "<toml>";
 	if (!lua_isnoneornil(L, 2)) {
 		luaL_checktype(L, 2, LUA_TTABLE);
-		if (lua_getfield(L, 2, "name") != LUA_TNIL)
+		/* Raw, and left on the stack: NAME is used after allocations below. */
+		if (cdp_rawfield(L, 2, "name") != LUA_TNIL)
 			name = luaL_checkstring(L, -1);
-		lua_pop(L, 1);
 	}
 	/* The handle exists, closed, before the document does: an error leaves nothing behind. */
 	struct ldoc *d = lua_newuserdatauv(L, sizeof *d, 1);

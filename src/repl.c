@@ -324,12 +324,15 @@ static int session_close(lua_State *L)
 	s->line_cap = 0;
 	if (s->history) {
 		stifle_history(HISTORY_MAX);
+		/* Lines typed may hold tokens: the file is 0600 before a line is in it
+		 * (an old one is narrowed first, a new one is made under umask 077). */
+		chmod(s->history, 0600);
+		mode_t mask = umask(077);
 		int err = write_history(s->history);
+		umask(mask);
 		if (err != 0)
 			fprintf(stderr, "cdp: cannot save REPL history to %s: %s\n", s->history,
 			        strerror(err));
-		else
-			chmod(s->history, 0600); /* lines typed may hold tokens */
 		free(s->history);
 		s->history = NULL;
 	}

@@ -12,8 +12,10 @@
 --   alerts = {
 --     sinks = {
 --       hook = { webhook = "http://127.0.0.1:9000/cdp", secret = cdp.pipeline.secret("HOOK_SECRET") },
+--                -- signed: X-Cdp-Timestamp: T, X-Cdp-Signature: sha256=HMAC(secret, "T.body")
 --       chat = { slack = "https://hooks.slack.example/T000" },
---       mail = { email = "smtp://127.0.0.1:1025", from = "cdp@example.org", to = { "ops@example.org" } },
+--       mail = { email = "smtp://mail.example.org:587", from = "cdp@example.org", to = { "ops@example.org" },
+--                username = "cdp", password = cdp.pipeline.secret("SMTP_PASSWORD") },  -- tls = "required"
 --       log  = { jsonl = ".cdp/events.jsonl" },
 --     },
 --     rules = {
@@ -26,6 +28,7 @@
 local json = require "cdp.json"
 local secrets = require "cdp.secrets"
 local settings = require "cdp.settings"
+local text = require "cdp.text"
 
 local notify = {}
 
@@ -165,6 +168,10 @@ function notify.check_alerts(alerts)
     if kind == "email" and (type(spec.to) ~= "table" and type(spec.to) ~= "string" or not spec.from) then
       return nil, ("sink '%s': email needs from and to"):format(name)
     end
+    if kind == "email" and spec.tls ~= nil and spec.tls ~= "required" and spec.tls ~= "try" and spec.tls ~= "none" then
+      return nil, ("sink '%s': tls is \"required\" (the default: smtps:// or STARTTLS), \"try\" or \"none\", not %s")
+        :format(name, tostring(spec.tls))
+    end
   end
   for i, rule in ipairs(alerts.rules or {}) do
     if type(rule) ~= "table" then
@@ -230,9 +237,17 @@ local function secret_value(v, getenv)
   return v
 end
 
+-- The signature of a webhook delivery made at NOW (unix seconds) of BODY: the
+-- timestamp is inside the signed bytes, so a receiver that refuses old timestamps
+-- refuses a replayed delivery. X-Cdp-Signature: sha256=HMAC(secret, "NOW.BODY").
+function notify.sign(secret, now, body)
+  return "sha256=" .. require("cdp.fs").hmac_sha256(secret, ("%d.%s"):format(now, body))
+end
+
 -- The message to post for EVENT to a sink of SPEC (a table for q:post), or
--- nil for sinks written here and now (jsonl). BODY is the event's JSON.
-function notify.message(name, spec, event, body, getenv)
+-- nil for sinks written here and now (jsonl). BODY is the event's JSON; NOW
+-- (default: the clock) dates a webhook's signature.
+function notify.message(name, spec, event, body, getenv, now)
   getenv = getenv or secrets.take
   local kind = assert(sink_kind(spec))
   if kind == "webhook" then
@@ -242,7 +257,9 @@ function notify.message(name, spec, event, body, getenv)
     end
     local secret = secret_value(spec.secret, getenv)
     if secret then
-      headers["X-Cdp-Signature"] = "sha256=" .. require("cdp.fs").hmac_sha256(secret, body)
+      now = math.floor(now or require("cdp.proc").time())
+      headers["X-Cdp-Timestamp"] = tostring(now)
+      headers["X-Cdp-Signature"] = notify.sign(secret, now, body)
     end
     return { kind = "http", method = "POST", url = secret_value(spec.webhook, getenv),
       headers = headers, body = body }
@@ -253,9 +270,14 @@ function notify.message(name, spec, event, body, getenv)
   elseif kind == "email" then
     local pretty = json.encode(json.decode(body), { indent = "  " })
     return { kind = "smtp", url = secret_value(spec.email, getenv), from = spec.from, to = list_of(spec.to),
-      subject = (spec.subject_prefix or "[cdp] ") .. notify.summary(event),
+      -- one line: a multi-line error made the mail unsendable, and the run crashed with it
+      subject = text.one_line((spec.subject_prefix or "[cdp] ") .. notify.summary(event), 200),
       body = notify.summary(event) .. "\n\n" .. pretty .. "\n",
-      headers = spec.headers }
+      headers = spec.headers,
+      -- TLS required unless the sink says otherwise: a run's failures are not for
+      -- whoever is on the path, and a password never goes in clear (EINSECURE).
+      tls = spec.tls or "required",
+      username = secret_value(spec.username, getenv), password = secret_value(spec.password, getenv) }
   end
   return nil
 end
@@ -272,13 +294,25 @@ end
 notify.elapsed = fmt_elapsed
 
 function notify.terminal(opts)
-  local out, tty, clock = opts.out or io.stdout, opts.tty, opts.clock or os.clock
+  local raw, tty, clock = opts.out or io.stdout, opts.tty, opts.clock or os.clock
+  -- Commit text and tools' output reach these lines: no escape sequence of theirs
+  -- reaches the terminal (or a CI log viewer) to rewrite what it shows.
+  local out = {
+    write = function(_, ...)
+      local parts = table.pack(...)
+      for i = 1, parts.n do
+        parts[i] = text.printable(parts[i])
+      end
+      return raw:write(table.unpack(parts, 1, parts.n))
+    end,
+    flush = function() return raw:flush() end,
+  }
   local started = {}
   local live -- the stage whose status line is showing
   local self = {}
   local function clear()
     if tty and live then
-      out:write("\r\27[K")
+      raw:write("\r\27[K") -- cdp's own control sequence
     end
   end
   local function line(text)
@@ -304,19 +338,19 @@ function notify.terminal(opts)
       end
     elseif kind then
       local t = started[ev.stage] and fmt_elapsed(clock() - started[ev.stage]) or nil
-      local text
+      local shown
       if tty then
-        text = ("%s %s %s%s"):format(marks[kind] or "·", ev.stage, kind, t and (" " .. t) or "")
+        shown = ("%s %s %s%s"):format(marks[kind] or "·", ev.stage, kind, t and (" " .. t) or "")
       else
-        text = ("stage %s %s%s"):format(ev.stage, kind, t and (" (" .. t .. ")") or "")
+        shown = ("stage %s %s%s"):format(ev.stage, kind, t and (" (" .. t .. ")") or "")
       end
       if ev.reason then
-        text = text .. " — " .. ev.reason
+        shown = shown .. " — " .. ev.reason
       end
       if ev.error then
-        text = text .. "\n  " .. tostring(ev.error.msg):gsub("\n", "\n  ")
+        shown = shown .. "\n  " .. tostring(ev.error.msg):gsub("\n", "\n  ")
       end
-      line(text)
+      line(shown)
     elseif e == "approval.needed" then
       if ev.resume then
         line(("approval needed %s stage %s: cdp approve --run %s [--note TEXT], then %s")
@@ -397,43 +431,65 @@ function notify.dispatcher(opts)
     self.pending[id] = nil
   end
 
+  -- One sink's delivery of EVENT, written now (jsonl) or queued (the rest). Returns
+  -- true, or nil, message, code, attempts. Raises when the sink cannot make its
+  -- message at all, which emit records as that sink's failure.
+  local function deliver(name, spec, event, body, info)
+    if spec.jsonl then
+      local ok, err, code = opts.jsonl_write(spec.jsonl, body .. "\n")
+      if not ok then
+        return nil, tostring(err), code or "EIO", 1
+      end
+      return true
+    end
+    local msg = notify.message(name, spec, event, body, getenv)
+    msg.id = info.id
+    local q = get_queue()
+    if not q then
+      return nil, "no delivery queue (cdp.notify.queue unavailable)", "ENOSYS", 0
+    end
+    local ok, err, code = q:post(msg)
+    if not ok then
+      return nil, tostring(err), code or "EFULL", 0
+    end
+    self.pending[info.id] = info
+    return true
+  end
+
   -- Send EVENT (already carrying run/pipeline) to the terminal and every
-  -- matching sink. Returns nothing; problems show up in poll().
+  -- matching sink. Never raises: what a sink cannot format or deliver is a
+  -- failure poll() reports, and the run goes on.
   function self.emit(event)
     event = redact(event)
-    if opts.terminal then
-      opts.terminal.event(event)
+    local function failure(info, err, code, attempts)
+      info.error, info.code, info.attempts = redact(tostring(err)), code, attempts
+      seq = seq + 1
+      info.id = info.id or ("%s#%d"):format(info.sink, seq)
+      failed(info.id, info)
     end
-    local body
+    if opts.terminal then
+      local ok, err = pcall(opts.terminal.event, event)
+      if not ok then
+        failure({ sink = "terminal", about = event.event, stage = event.stage }, err, "EFORMAT", 1)
+      end
+    end
+    local ok_body, body
     for _, rule in ipairs(alerts.rules or {}) do
       if notify.matches(rule.on, event) then
         for _, name in ipairs(list_of(rule.to)) do
-          local spec = alerts.sinks[name]
-          body = body or json.encode(event)
+          if ok_body == nil then
+            ok_body, body = pcall(json.encode, event)
+          end
           seq = seq + 1
-          local id = ("%s#%d"):format(name, seq)
-          local info = { id = id, sink = name, about = event.event, stage = event.stage }
-          if spec.jsonl then
-            local ok, err, code = opts.jsonl_write(spec.jsonl, body .. "\n")
-            if not ok then
-              info.error, info.code, info.attempts = redact(tostring(err)), code or "EIO", 1
-              failed(id, info)
-            end
+          local info = { id = ("%s#%d"):format(name, seq), sink = name, about = event.event, stage = event.stage }
+          if not ok_body then
+            failure(info, "cannot encode the event: " .. tostring(body), "EFORMAT", 0)
           else
-            local msg = notify.message(name, spec, event, body, getenv)
-            msg.id = id
-            local q = get_queue()
-            if not q then
-              info.error, info.code, info.attempts = "no delivery queue (cdp.notify.queue unavailable)", "ENOSYS", 0
-              failed(id, info)
-            else
-              local ok, err, code = q:post(msg)
-              if ok then
-                self.pending[id] = info
-              else
-                info.error, info.code, info.attempts = redact(tostring(err)), code or "EFULL", 0
-                failed(id, info)
-              end
+            local ok, done, err, code, attempts = pcall(deliver, name, alerts.sinks[name], event, body, info)
+            if not ok then
+              failure(info, "cannot make the message: " .. tostring(done), "EFORMAT", 0)
+            elseif not done then
+              failure(info, err, code, attempts)
             end
           end
         end

@@ -87,13 +87,16 @@ function cli.help(out)
     "Options:",
     "  --lua-dir DIR  load Lua modules from DIR before the copy built into cdp",
     "                 (DIR/cdp/plan.lua or DIR/lua/cdp/plan.lua overrides cdp.plan)",
+    "  --no-local-lua never load the repository's .cdp/lua/ (also CDP_NO_LOCAL_LUA=1)",
     "  -e CODE        run CODE, a Lua chunk; the cdp.* modules are in the `cdp` table",
     "  --version      cdp, Lua, libgit2 and libcurl versions, and which Lua runtime is used",
     "  -h, --help     this text",
     "",
     "Environment:",
     "  CDP_LUA_PATH   ':'-separated directories searched like --lua-dir",
-    "  .cdp/lua/      in the current directory, searched after both",
+    "  .cdp/lua/      in the current directory, searched after both, only by commands",
+    "                 that run the repository's pipeline (run, resume, check, PIPELINE.lua)",
+    "  CDP_NO_LOCAL_LUA=1  never load .cdp/lua/ (CI on untrusted branches)",
     "",
     cli.EXIT_HELP,
   } do
@@ -165,7 +168,46 @@ local function run_script(argv, first)
   return cli.EXIT.ok
 end
 
+-- Commands that run the repository's own pipeline, and so may use its .cdp/lua/.
+cli.PIPELINE_COMMANDS = { run = true, resume = true, check = true, stage = true }
+
+cli.LOCAL_LUA = ".cdp/lua"
+
+-- The repository's .cdp/lua/ overrides, for a command that runs its pipeline: searched
+-- after --lua-dir and CDP_LUA_PATH, announced on stderr, and never loaded with
+-- CDP_NO_LOCAL_LUA=1 or --no-local-lua (CI on untrusted branches). Any other command
+-- (--version, help, plan, status, ...) runs only cdp's own Lua.
+function cli.use_local_lua(off)
+  local env = os.getenv("CDP_NO_LOCAL_LUA")
+  if off or (env and env ~= "" and env ~= "0") then
+    return false
+  end
+  local st = require("cdp.fs").stat(cli.LOCAL_LUA)
+  if not st or st.type ~= "directory" then
+    return false
+  end
+  host.add_dir(cli.LOCAL_LUA)
+  local overridden, too_late = {}, {}
+  for _, m in ipairs(host.modules()) do
+    if m.override and m.override:sub(1, #cli.LOCAL_LUA + 1) == cli.LOCAL_LUA .. "/" then
+      -- what cdp loaded before it knew the command stays built in
+      local list = package.loaded[m.module] == nil and overridden or too_late
+      list[#list + 1] = m.module
+    end
+  end
+  io.stderr:write(("cdp: using the repository's Lua from %s/ (%s%s); CDP_NO_LOCAL_LUA=1 or --no-local-lua turns it off\n")
+    :format(cli.LOCAL_LUA, #overridden > 0 and ("in place of " .. table.concat(overridden, ", "))
+      or "no built-in module replaced",
+      #too_late > 0 and ("; " .. table.concat(too_late, ", ") .. " stay built in") or ""))
+  return true
+end
+
 local function dispatch(argv)
+  local no_local_lua = false
+  while argv[1] == "--no-local-lua" do
+    no_local_lua = true
+    table.remove(argv, 1)
+  end
   local first = argv[1]
   if first == nil then
     cli.help(io.stderr)
@@ -213,7 +255,11 @@ local function dispatch(argv)
     return cli.EXIT.ok
   end
 
-  local command = not first:find("[/.]") and load_command(first)
+  local is_command = not first:find("[/.]")
+  if (is_command and cli.PIPELINE_COMMANDS[first]) or (not is_command and first:sub(1, 1) ~= "-") then
+    cli.use_local_lua(no_local_lua)
+  end
+  local command = is_command and load_command(first)
   if command then
     local args = { [0] = first }
     for i = 2, #argv do

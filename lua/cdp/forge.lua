@@ -8,6 +8,7 @@
 local http = require "cdp.http"
 local json = require "cdp.json"
 local proc = require "cdp.proc"
+local text = require "cdp.text"
 
 local forge = {}
 
@@ -180,7 +181,14 @@ end
 
 -- Open a pull request from HEAD to BASE, or update the open one for HEAD.
 -- Returns the pull request and "created" | "updated" | "unchanged".
+-- What goes onto a forge page from commit text: defused, so that an @-mention in a
+-- commit pings nobody and "fixes #12" closes nothing when the pull request merges.
+local function page_text(s)
+  return s and text.defuse(s) or s
+end
+
 function Forge:open_or_update_pull(opts)
+  opts = { head = opts.head, base = opts.base, title = page_text(opts.title), body = page_text(opts.body) }
   local existing, err, code = self:find_pull(opts.head)
   if err then
     return nil, err, code
@@ -225,6 +233,7 @@ end
 
 -- Create the release for TAG unless it exists. Returns it and "created" | "exists".
 function Forge:ensure_release(opts)
+  opts = { tag = opts.tag, name = opts.name, body = page_text(opts.body), prerelease = opts.prerelease }
   local existing, err, code = self:release_for_tag(opts.tag)
   if err then
     return nil, err, code

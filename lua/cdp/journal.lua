@@ -81,7 +81,7 @@ function journal.open(path, redact)
     end
     entries = journal.parse(text)
     if #text > 0 and text:sub(-1) ~= "\n" then
-      local ok, err, code = fs.append(path, "\n")
+      local ok, err, code = fs.append(path, "\n", { mode = "0600" })
       if not ok then
         unwritable(path, err, code)
       end
@@ -108,7 +108,7 @@ function Writer:append(event, fields)
   entry.seq = self.seq
   entry = self.redact(entry)
   local line = json.encode(entry) .. "\n"
-  local ok, err, code = fs.append(self.path, line)
+  local ok, err, code = fs.append(self.path, line, { mode = "0600" }) -- private: runs' settings and errors
   if not ok then
     unwritable(self.path, err, code)
   end

@@ -268,11 +268,18 @@ function release.crate_tag(ctx, plan, crate)
     #(plan.crates or {}) == 1)
 end
 
--- Credentials for git pushes and fetches over HTTPS: git_token, or nil (file://, ssh).
-function release.git_credentials(ctx)
+-- Credentials for git pushes and fetches over HTTPS to URL: git_token, or nil (file://,
+-- ssh). cdp.git gives the token only to URL's own scheme, host and port, never over
+-- plain http beyond this machine (EINSECURE) and never across a redirect; plain http
+-- to a loopback address (a test server) is allowed, with a warning in the log.
+function release.git_credentials(ctx, url)
   local token = ctx.settings and ctx.settings.git_token
   if type(token) ~= "string" or token == "" then
     return nil
+  end
+  if type(url) == "string" and url:match("^[Hh][Tt][Tt][Pp]://") and ctx.log then
+    ctx.log(("warning: git_token goes to %s over plain http, unencrypted (allowed for loopback addresses only)")
+      :format((url:gsub("//[^/@]*@", "//***@"))))
   end
   return { token = token, username = release.setting(ctx, "git_username") }
 end

@@ -175,7 +175,8 @@ local OLD_GITIGNORE = "# Made by cdp: runs, release forks and logs are not part 
 -- a world error naming the path.
 function run.cdp_dir(root)
   local dir = root .. "/.cdp"
-  local _, merr = fs.mkdir(dir, { parents = true })
+  -- Private: runs hold release forks, logs and journals (0700 here, 0600 files).
+  local _, merr = fs.mkdir(dir, { parents = true, mode = "0700" })
   if merr then
     errors.world(("cannot make cdp's folder in the repository: %s"):format(merr), (merr:match("^(%u+):")))
   end
@@ -337,7 +338,7 @@ local function make_redactor(effective, p)
     for field, v in pairs(spec) do
       if settings.is_secret_marker(v) then
         values[#values + 1] = require("cdp.secrets").take(v.env) or v.default
-      elseif field == "slack" and type(v) == "string" then
+      elseif (field == "slack" or field == "password") and type(v) == "string" then
         values[#values + 1] = v
       end
     end
@@ -607,7 +608,7 @@ function Drive:context(stage)
       if #logs > 40 then
         table.remove(logs, 1)
       end
-      errors.check(fs.append(log_path, line .. "\n"))
+      errors.check(fs.append(log_path, line .. "\n", { mode = "0600" }))
       term.log(stage.name, line)
     end
   end
@@ -681,7 +682,7 @@ end
 
 -- Run the stage itself under xpcall. Returns its outputs, or nil and the outcome.
 function Drive:execute(stage, key, ctx, inputs, logs)
-  errors.check(fs.mkdir(self.dir .. "/logs", { parents = true }))
+  errors.check(fs.mkdir(self.dir .. "/logs", { parents = true, mode = "0700" }))
   self:record("stage.started", { stage = stage.name, key = key, job = self.job and self.job.who or nil })
   if self.sync then
     -- the claim: pushed before the stage acts, so a second copy of this job stops
@@ -919,8 +920,8 @@ local function with_run(R)
       if path:sub(1, 1) ~= "/" then
         path = R.root .. "/" .. path
       end
-      fs.mkdir(fs.dirname(path), { parents = true })
-      return fs.append(path, line)
+      fs.mkdir(fs.dirname(path), { parents = true, mode = "0700" })
+      return fs.append(path, line, { mode = "0600" })
     end,
   }
   if P.trap_signals then
@@ -998,7 +999,7 @@ local function new_run_folder(root, redact, first_entry)
     dir = run.runs_dir(root) .. "/" .. id
   end
   local ok, err = pcall(function()
-    local made, merr, mcode = fs.mkdir(dir .. "/logs", { parents = true })
+    local made, merr, mcode = fs.mkdir(dir .. "/logs", { parents = true, mode = "0700" })
     if not made then
       errors.world(("cannot make the run folder: %s"):format(merr), mcode)
     end
@@ -1132,7 +1133,7 @@ function run.job(p, opts)
   local effective = resolve_settings(p, opts.sets)
   local redact, _, keep = make_redactor(effective, p)
   local dir = run.runs_dir(root) .. "/" .. opts.id
-  errors.check(fs.mkdir(dir .. "/logs", { parents = true }))
+  errors.check(fs.mkdir(dir .. "/logs", { parents = true, mode = "0700" }))
   local writer = journal.open(dir .. "/" .. journal.FILE, redact)
   opts.sync.count = #writer.entries
   if opts.new then

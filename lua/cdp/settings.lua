@@ -82,6 +82,7 @@ end
 settings.HOST_ENV = {
   CDP_LUA_PATH = "directories searched for Lua modules before the embedded copy",
   CDP_NO_LOCAL_LUA = "1: never load the repository's .cdp/lua/ overrides",
+  CDP_RUN = "set by cdp in every command a run's stages start: that run's id",
   CDP_DEBUG = "1: tracebacks for every error, not only for errors in scripts",
   CDP_HISTORY = "the REPL's history file",
   CDP_RUN = "cdp stage: the run's id when --run is not given (the workflows cdp export writes set it)",

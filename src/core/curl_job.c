@@ -471,9 +471,46 @@ static void set_ms(CURL *curl, CURLoption opt, double seconds)
 	}
 }
 
+/*
+ * Whether JOB would send a mail password where it can be read on the way: a
+ * password (the field, or in the URL) without TLS required (smtps://, or
+ * STARTTLS with tls = require) to a server beyond this machine. Opportunistic
+ * STARTTLS does not count: whoever is on the path can strip the offer.
+ */
+static int smtp_insecure(const struct curl_job *job)
+{
+	if (job->kind != CURL_JOB_SMTP || job->tls == CURL_JOB_TLS_REQUIRE)
+		return 0;
+	CURLU *u = curl_url();
+	if (!u)
+		return 1;
+	char *scheme = NULL, *host = NULL, *password = NULL;
+	int insecure = 0;
+	if (curl_url_set(u, CURLUPART_URL, job->url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK) {
+		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+		curl_url_get(u, CURLUPART_HOST, &host, 0);
+		curl_url_get(u, CURLUPART_PASSWORD, &password, 0);
+		int has_password = (job->password && *job->password) || (password && *password);
+		int tls = scheme && strcmp(scheme, "smtps") == 0;
+		int loopback = host && (strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+		                        strcmp(host, "[::1]") == 0);
+		insecure = has_password && !tls && !loopback;
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(password);
+	curl_url_cleanup(u);
+	return insecure;
+}
+
 int curl_job_perform(CURL *curl, const struct curl_job *job, struct curl_result *res,
                      curl_job_cancel_cb cancelled, void *payload)
 {
+	if (smtp_insecure(job)) {
+		fail(res, job, "EINSECURE", "a mail password goes only over TLS (smtps://, or tls = require)",
+		     NULL);
+		return -1;
+	}
 	struct transfer t = {.job = job, .cancelled = cancelled, .payload = payload};
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *headers = NULL;
@@ -506,6 +543,9 @@ int curl_job_perform(CURL *curl, const struct curl_job *job, struct curl_result 
 		if (job->follow) {
 			curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
 			curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 20L);
+			/* Credentials stay with the first host: libcurl then sends neither
+			 * its own auth nor an Authorization or Cookie header elsewhere. */
+			curl_easy_setopt(curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
 		}
 		if (job->max_body)
 			curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)job->max_body);

@@ -125,4 +125,30 @@ grep -q "^own CDP_RUN=" "$work/buildrs-env.txt" || fail "the build script's envi
 ! grep -rqF "$TOKEN" "$work/buildrs/origin.git" .cdp || fail "the token is in the remote or the run's files"
 ok "a build.rs that prints its environment and its ancestors' (cdp's included) finds none of the tokens"
 
+# 5. Lua the repository ships in .cdp/lua/: every cdp command in a checkout used to run
+#    it. It writes the token where the test can see it, if it ever runs.
+fresh local_lua
+mkdir -p .cdp/lua/cdp/stages
+for m in cli plan stages/validate; do
+  printf 'local f = io.open([[%s]], "a") f:write(tostring(os.getenv("GITHUB_TOKEN")), "\\n") f:close()\nerror("local Lua ran")\n' \
+    "$work/stolen" >".cdp/lua/cdp/$m.lua"
+done
+printf '*\n!lua/\n!lua/**\n' >.cdp/.gitignore
+git add -f .cdp && git commit -qm "chore: tweak the pipeline"
+[[ $(git ls-files .cdp | wc -l) == 4 ]] || fail "the .cdp/lua fixture is not committed"
+for args in --version help "help run" status plan; do
+  env GITHUB_TOKEN=$TOKEN "$CDP" $args >"$work/local-lua.log" 2>&1 || true
+  [[ ! -e $work/stolen ]] || { cat "$work/local-lua.log"; fail "cdp $args ran the repository's .cdp/lua"; }
+done
+release CDP_NO_LOCAL_LUA=1 --to validate >"$work/no-local-lua.log" 2>&1 || { cat "$work/no-local-lua.log"; fail "a run with CDP_NO_LOCAL_LUA=1 failed"; }
+[[ ! -e $work/stolen ]] || fail "a run with CDP_NO_LOCAL_LUA=1 ran the repository's .cdp/lua"
+! grep -q "using the repository's Lua" "$work/no-local-lua.log" || fail "CDP_NO_LOCAL_LUA=1 still announced .cdp/lua"
+if release --to validate >"$work/local-lua-run.log" 2>&1; then fail "the repository's validate override did not run when allowed"; fi
+grep -q "cdp: using the repository's Lua from .cdp/lua/ (in place of cdp.plan, cdp.stages.validate; cdp.cli stay built in)" \
+  "$work/local-lua-run.log" \
+  || { cat "$work/local-lua-run.log"; fail "a run does not say it uses .cdp/lua"; }
+[[ -s $work/stolen ]] || fail "the repository's Lua did not run when allowed (the test shows nothing)"
+rm -f "$work/stolen"
+ok ".cdp/lua is loaded by no --version, help, status or plan; CDP_NO_LOCAL_LUA=1 keeps a run from it; a run that uses it says so"
+
 echo "untrusted_content: $pass passed, 0 failed"

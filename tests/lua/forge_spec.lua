@@ -63,6 +63,24 @@ describe("cdp.forge (GitHub REST through Prism)", function()
     assert.are.equal(1, open)
   end)
 
+  it("defuses @-mentions and closing keywords commit text puts into pull requests and releases", function()
+    local body = "- fix(core): greet @alice properly, fixes #12"
+    local pr = assert(gh:open_or_update_pull { head = "cdp/release/defuse", base = "main", title = "Release", body = body })
+    local rel = assert(gh:ensure_release { tag = "defuse-v1.0.0", name = "defuse 1.0.0", body = body })
+    local state = json.decode(http.request { url = base .. "/_state" }.body)
+    for _, kind in ipairs { "pulls", "releases" } do
+      for _, x in ipairs(state[kind]) do
+        if x.number == pr.number and kind == "pulls" or x.id == rel.id and kind == "releases" then
+          assert.is_nil(x.body:find("@alice", 1, true), x.body)
+          assert.is_nil(x.body:find("fixes #12", 1, true), x.body)
+          assert.are.equal(body, (x.body:gsub("\226\128\141", "")))
+        end
+      end
+    end
+    local _, what = assert(gh:open_or_update_pull { head = "cdp/release/defuse", base = "main", title = "Release", body = body })
+    assert.are.equal("unchanged", what) -- compared as sent, not as given
+  end)
+
   it("creates a release once", function()
     local rel, what = assert(gh:ensure_release { tag = "demo-core-v0.1.1", name = "demo-core 0.1.1", body = "notes" })
     assert.are.equal("created", what)

@@ -840,5 +840,54 @@ describe("cdp.git", function()
       local _, _, code = r:fetch("http://127.0.0.1:1/repo.git", { "refs/heads/main:refs/x" }, { token = TOKEN })
       assert.are.equal("ENETWORK", code)
     end)
+
+    -- A second server that accepts the same token, on another loopback address, and a
+    -- first one that redirects there: the token must never reach the second.
+    local function start(args)
+      local tmp = support.tmpdir()
+      local pid = support.sh("python3 " .. q(FIXTURE) .. " --root " .. q(root) .. " --token " .. q(TOKEN)
+        .. " --port 0 " .. args .. " >" .. q(tmp .. "/port") .. " 2>>" .. q(tmp .. "/log") .. " </dev/null & echo $!")
+      for _ = 1, 100 do
+        local port = (support.read(tmp .. "/port") or ""):match("PORT (%d+)")
+        if port then
+          return { pid = pid:match("%d+"), port = port, log = tmp .. "/log" }
+        end
+        os.execute("sleep 0.1")
+      end
+      error("git_http_server.py did not start:\n" .. (support.read(tmp .. "/log") or ""))
+    end
+
+    it("never sends the token where a redirect points, before or after authentication", function()
+      local other = start("--host 127.0.0.2")
+      local before = start("--redirect-to http://127.0.0.2:" .. other.port)
+      local after = start("--redirect-to http://127.0.0.2:" .. other.port .. " --redirect-after-auth")
+      local r = assert(git.open(repo_with { "one" }))
+      for _, first in ipairs { before, after } do
+        local at = "http://127.0.0.1:" .. first.port .. "/repo.git"
+        local ok, msg, code = r:push(at, { "refs/heads/main:refs/heads/redirected" }, { token = TOKEN })
+        assert.is_nil(ok)
+        assert.are.equal("EREDIRECT", code, msg)
+        assert.matches("push to " .. at .. ": the server redirects elsewhere", msg, 1, true)
+        assert.is_nil(msg:find(TOKEN, 1, true))
+        local _, _, fcode = r:fetch(at, { "refs/heads/main:refs/x" }, { token = TOKEN })
+        assert.are.equal("EREDIRECT", fcode)
+      end
+      os.execute("kill " .. other.pid .. " " .. before.pid .. " " .. after.pid)
+      -- The other server was never asked for anything: no request carried the token there.
+      assert.are.equal("", support.read(other.log) or "")
+      assert.is_false((pcall(G, root .. "/repo.git", "rev-parse", "--verify", "-q", "refs/heads/redirected")))
+    end)
+
+    it("sends a token over plain http only to a loopback address", function()
+      local r = assert(git.open(repo_with { "one" }))
+      local ok, msg, code = r:push("http://git.example.invalid/org/repo.git", { "refs/heads/main" }, { token = TOKEN })
+      assert.is_nil(ok)
+      assert.are.equal("EINSECURE", code)
+      assert.matches("push to http://git.example.invalid/org/repo.git: a token is sent only over https://", msg, 1, true)
+      assert.are.equal("EINSECURE", select(3, r:fetch("http://10.0.0.1/x.git", { "refs/heads/main:refs/x" }, { token = TOKEN })))
+      assert.are.equal("EINSECURE", select(3, git.clone("http://10.0.0.1/x.git", support.tmpdir() .. "/c", { token = TOKEN })))
+      -- without a token, plain http anywhere is the caller's business (and fails here for want of a host)
+      assert.are_not.equal("EINSECURE", select(3, r:fetch("http://git.example.invalid/x.git", { "refs/heads/main:refs/x" })))
+    end)
   end)
 end)

@@ -81,11 +81,37 @@ describe("cdp host", function()
       assert.are.equal("from disk\n", out)
     end)
 
-    it("a project-local .cdp/lua is searched", function()
+    it("a project-local .cdp/lua is searched for the repository's scripts and pipelines, and says so", function()
       local dir = support.tmpdir()
       support.write(dir .. "/.cdp/lua/cdp/json.lua", override)
-      local out = run("-e 'print(require(\"cdp.json\").encode({}))'", { cwd = dir })
+      support.write(dir .. "/show.lua", 'print(require("cdp.json").encode({}))')
+      local out = run("show.lua 2>/dev/null", { cwd = dir })
       assert.are.equal("from disk\n", out)
+      local said = run("show.lua 2>&1 >/dev/null", { cwd = dir })
+      assert.are.equal("cdp: using the repository's Lua from .cdp/lua/ (in place of cdp.json); "
+        .. "CDP_NO_LOCAL_LUA=1 or --no-local-lua turns it off\n", said)
+      local builtin = run("-e 'print(require(\"cdp.json\").encode({}))'")
+      assert.are_not.equal("from disk\n", builtin)
+      assert.are.equal(builtin, run("--no-local-lua show.lua", { cwd = dir }))
+      assert.are.equal(builtin, run("show.lua", { cwd = dir, env = "CDP_NO_LOCAL_LUA=1" }))
+    end)
+
+    it("a project-local .cdp/lua is never loaded by --version, help, -e or commands that run no pipeline", function()
+      local dir = support.tmpdir()
+      -- Lua a checkout could ship: it would print the token as soon as it runs.
+      local evil = 'io.stderr:write("LOCAL LUA RAN ", tostring(os.getenv("GITHUB_TOKEN")), "\\n") os.exit(9)'
+      for _, m in ipairs { "cdp/cli.lua", "cdp/init.lua", "cdp/json.lua", "cdp/plan.lua", "cdp/commands/status.lua",
+        "cdp/commands/plan.lua", "cdp/secrets.lua" } do
+        support.write(dir .. "/.cdp/lua/" .. m, evil)
+      end
+      for _, args in ipairs { "--version", "--help", "help", "help run", "help settings", "status",
+        "-e 'print(require(\"cdp.json\").encode({}))'", "plan" } do
+        local out = run(args, { cwd = dir, env = "GITHUB_TOKEN=tok-for-local-lua-55" })
+        assert.is_nil(out:find("LOCAL LUA RAN", 1, true), args .. ": " .. out)
+        assert.is_nil(out:find("tok-for-local-lua-55", 1, true), args .. ": " .. out)
+      end
+      local version = run("--version", { cwd = dir })
+      assert.matches("lua runtime: embedded", version, 1, true)
     end)
 
     it("--version says the embedded runtime is in use when nothing overrides it", function()

@@ -269,6 +269,31 @@ describe("cdp.http", function()
       assert.matches("^ETLS: ", err)
     end)
 
+    it("refuses a password without TLS required, before connecting", function()
+      local base = { from = "a@example.org", to = "b@example.org", subject = "x", body = "y" }
+      local function send(extra)
+        local spec = {}
+        for k, v in pairs(base) do spec[k] = v end
+        for k, v in pairs(extra) do spec[k] = v end
+        return http.smtp(spec)
+      end
+      for _, extra in ipairs {
+        { url = "smtp://mail.example.invalid:587", username = "cdp", password = "pw-in-clear-1" },
+        { url = "smtp://mail.example.invalid:587", username = "cdp", password = "pw-in-clear-1", tls = "try" },
+        { url = "smtp://cdp:pw-in-clear-1@mail.example.invalid:25", tls = "none" },
+      } do
+        local ok, err, code = send(extra)
+        assert.is_nil(ok)
+        assert.equal("EINSECURE", code)
+        assert.matches("^EINSECURE: a mail password goes only over TLS", err)
+        assert.not_matches("pw%-in%-clear", err)
+      end
+      -- required TLS, or smtps://, may carry it (these then fail for want of the host)
+      assert.equal("EHOST", select(3, send { url = "smtp://mail.example.invalid:587", password = "p", tls = "require" }))
+      assert.equal("EHOST", select(3, send { url = "smtps://cdp:p@mail.example.invalid:465" }))
+      assert.equal("EHOST", select(3, send { url = "smtp://mail.example.invalid:25" })) -- no password, no demand
+    end)
+
     it("fails with ECONNREFUSED on a closed port", function()
       local url = "smtp://127.0.0.1:" .. closed_port()
       local ok, err, code = http.smtp { url = url, from = "a@example.org", to = "b@example.org", subject = "x", body = "y" }

@@ -29,6 +29,12 @@ local function run(dir, args, env)
     .. " </dev/null", { may_fail = true })
 end
 
+-- A pipeline with alert sinks (a JSON lines file among them) and stages that log.
+local ALERTS = root .. "/tests/fixtures/engine_alerts.lua"
+if ALERTS:sub(1, 1) ~= "/" then
+  ALERTS = support.sh("pwd"):gsub("%s+$", "") .. "/" .. ALERTS
+end
+
 local function status(dir, id)
   local out, code = run(dir, "status " .. (id or "") .. " --json")
   assert(code == 0, out)
@@ -600,6 +606,27 @@ describe("stdlib alerts", function()
   end)
 end)
 
+describe("run files", function()
+  it("are private: run folders 0700, journals, logs and events 0600", function()
+    local dir = support.tmpdir()
+    local out, code = run(dir, q(ALERTS))
+    assert.are.equal(0, code, out)
+    local function mode(path)
+      return (support.sh("stat -c %a " .. q(path)):gsub("%s+$", ""))
+    end
+    local id = (support.sh("ls " .. q(dir .. "/.cdp/runs")):gsub("%s+$", ""))
+    assert.are.equal("700", mode(dir .. "/.cdp"))
+    assert.are.equal("700", mode(dir .. "/.cdp/runs"))
+    assert.are.equal("700", mode(dir .. "/.cdp/runs/" .. id))
+    assert.are.equal("700", mode(dir .. "/.cdp/runs/" .. id .. "/logs"))
+    assert.are.equal("600", mode(dir .. "/.cdp/runs/" .. id .. "/journal.ndjson"))
+    for _, log in ipairs { "prepare", "deploy" } do
+      assert.are.equal("600", mode(dir .. "/.cdp/runs/" .. id .. "/logs/" .. log .. ".log"))
+    end
+    assert.are.equal("600", mode(dir .. "/.cdp/events.jsonl"))
+  end)
+end)
+
 describe("secrets", function()
   it("a token in the environment appears in no file under .cdp/ and not in the output", function()
     local dir = support.git_init()
@@ -627,10 +654,6 @@ describe("secrets", function()
   end)
 end)
 
-local ALERTS = root .. "/tests/fixtures/engine_alerts.lua"
-if ALERTS:sub(1, 1) ~= "/" then
-  ALERTS = support.sh("pwd"):gsub("%s+$", "") .. "/" .. ALERTS
-end
 local function absolute(p)
   return p:sub(1, 1) == "/" and p or (support.sh("pwd"):gsub("%s+$", "") .. "/" .. p)
 end
@@ -670,6 +693,27 @@ describe("redaction", function()
 end)
 
 describe("alert rules and messages", function()
+  it("a sink that cannot make its message is a recorded failure, never an error of the run", function()
+    local written = {}
+    local d = notify.dispatcher {
+      alerts = {
+        sinks = { bad = { webhook = "http://127.0.0.1:1/x", headers = { ["X-Bad"] = "two\nlines" } },
+          log = { jsonl = "events.jsonl" } },
+        rules = { { on = "*", to = { "bad", "log" } } },
+      },
+      jsonl_write = function(_, line) written[#written + 1] = line return true end,
+    }
+    d.emit { event = "stage.failed", run = "r", stage = "deploy", error = { msg = "a\nb" } }
+    local failures = d.poll()
+    d.close()
+    assert.are.equal(1, #failures)
+    assert.are.equal("bad", failures[1].sink)
+    assert.are.equal("EFORMAT", failures[1].code)
+    assert.matches("cannot make the message: .*line breaks", failures[1].error)
+    assert.are.equal(1, #written) -- the other sink still got it
+  end)
+
+
   it("checks alerts and names what is wrong", function()
     assert.is_true(notify.check_alerts { sinks = { h = { webhook = "http://x" } }, rules = { { on = "run.*", to = "h" } } })
     local ok, err = notify.check_alerts { sinks = { h = { webhook = "u", slack = "v" } } }
@@ -677,6 +721,22 @@ describe("alert rules and messages", function()
     assert.matches("sink 'h': a sink is one of", err, 1, true)
     ok, err = notify.check_alerts { sinks = { m = { email = "smtp://x" } } }
     assert.are.equal("sink 'm': email needs from and to", err)
+    ok, err = notify.check_alerts { sinks = { m = { email = "smtp://x", from = "a@b", to = "c@d", tls = "maybe" } } }
+    assert.matches("sink 'm': tls is \"required\" (the default", err, 1, true)
+  end)
+
+  it("sends e-mail with TLS required unless the sink says otherwise, the password from a secret", function()
+    local body = json.encode { event = "run.failed", run = "r" }
+    local spec = { email = "smtp://mail.example.org:587", from = "a@b", to = "c@d", username = "cdp",
+      password = require("cdp.settings").secret("SINK_PW") }
+    local msg = notify.message("m", spec, { event = "run.failed" }, body, function(name)
+      return name == "SINK_PW" and "the-pw" or nil
+    end)
+    assert.are.equal("required", msg.tls)
+    assert.are.equal("cdp", msg.username)
+    assert.are.equal("the-pw", msg.password)
+    spec.tls = "none"
+    assert.are.equal("none", notify.message("m", spec, { event = "run.failed" }, body, function() end).tls)
   end)
 
   it("matches by name, pattern and predicate; a predicate that raises does not match", function()
@@ -690,15 +750,23 @@ describe("alert rules and messages", function()
     assert.is_false(notify.matches(function() error("oops") end, ev))
   end)
 
-  it("signs webhook bodies with HMAC-SHA256 of the exact body", function()
+  it("signs webhook deliveries with HMAC-SHA256 of the timestamp and the exact body", function()
     local body = json.encode { event = "run.failed", run = "r" }
-    local msg = notify.message("h", { webhook = "http://127.0.0.1:1/x", secret = "k3y" }, { event = "run.failed" }, body)
+    local msg = notify.message("h", { webhook = "http://127.0.0.1:1/x", secret = "k3y" }, { event = "run.failed" }, body,
+      nil, 1767225600)
     assert.are.equal(body, msg.body)
-    assert.are.equal("sha256=" .. fs.hmac_sha256("k3y", body), msg.headers["X-Cdp-Signature"])
+    assert.are.equal("1767225600", msg.headers["X-Cdp-Timestamp"])
+    assert.are.equal("sha256=" .. fs.hmac_sha256("k3y", "1767225600." .. body), msg.headers["X-Cdp-Signature"])
     -- the same HMAC as an independent implementation computes
     local py = support.sh("python3 -c 'import hmac,hashlib,sys; print(hmac.new(b\"k3y\", sys.argv[1].encode(), hashlib.sha256).hexdigest())' "
-      .. q(body)):gsub("%s+$", "")
+      .. q("1767225600." .. body)):gsub("%s+$", "")
     assert.are.equal("sha256=" .. py, msg.headers["X-Cdp-Signature"])
+    -- a delivery made later signs other bytes: an old one cannot pass for a new one
+    local later = notify.message("h", { webhook = "http://127.0.0.1:1/x", secret = "k3y" }, { event = "run.failed" }, body,
+      nil, 1767225601)
+    assert.are_not.equal(msg.headers["X-Cdp-Signature"], later.headers["X-Cdp-Signature"])
+    local now = notify.message("h", { webhook = "http://127.0.0.1:1/x", secret = "k3y" }, { event = "run.failed" }, body)
+    assert.is_true(math.abs(tonumber(now.headers["X-Cdp-Timestamp"]) - os.time()) <= 2)
     local slack = notify.message("s", { slack = "http://x" }, { event = "run.failed", pipeline = "p", run = "r" }, body)
     assert.are.equal('{"text":"p r: run failed"}', slack.body)
   end)
@@ -706,6 +774,18 @@ end)
 
 describe("deliveries from a run", function()
   local maildev, mail_ports, receiver, hook_port, record
+
+  -- The last mail MailDev got whose subject holds TEXT, and every mail it got.
+  local function mail_about(text)
+    local mails = cjson.decode((support.sh("curl -sf http://127.0.0.1:" .. mail_ports.WEB .. "/api/email")))
+    local found
+    for _, m in ipairs(mails) do
+      if m.subject:find(text, 1, true) then
+        found = m
+      end
+    end
+    return found, mails
+  end
 
   setup(function()
     maildev, mail_ports = start("bash " .. q(absolute(root .. "/tests/fixtures/maildev.sh")))
@@ -748,18 +828,19 @@ describe("deliveries from a run", function()
       events[#events + 1] = h.event
     end
     assert.are.same({ "run.started", "stage.failed", "run.failed" }, events)
+    -- the same delivery sent again is a replay, which the signed timestamp lets a receiver refuse
+    local h = hooks[1]
+    local replay = support.sh(("curl -s -o /dev/null -w '%%{http_code}' -X POST -H %s -H %s -H %s --data-binary %s %s")
+      :format(q("X-Cdp-Timestamp: " .. h.headers["x-cdp-timestamp"]), q("X-Cdp-Signature: " .. h.headers["x-cdp-signature"]),
+        q("Content-Type: application/json"), q(h.body), q("http://127.0.0.1:" .. hook_port .. "/cdp")))
+    assert.are.equal("401", replay)
+    assert.matches("^sha256=%x+$", h.headers["x-cdp-signature"])
     local failed = cjson.decode((hooks[2].body))
     assert.are.equal("deploy", failed.stage)
     assert.are.equal("EDEPLOY", failed.error.code)
     assert.matches("deploy refused by the cluster (token ***)", failed.error.msg, 1, true)
 
-    local mails = cjson.decode((support.sh("curl -sf http://127.0.0.1:" .. mail_ports.WEB .. "/api/email")))
-    local mail
-    for _, m in ipairs(mails) do
-      if m.subject:find("stage deploy failed", 1, true) then
-        mail = m
-      end
-    end
+    local mail, mails = mail_about("stage deploy failed")
     assert.is_not_nil(mail, "MailDev got no mail about the failed stage")
     assert.matches("^%[cdp%] alerting ", mail.subject)
     assert.are.equal("ops@example.invalid", mail.to[1].address)
@@ -776,6 +857,28 @@ describe("deliveries from a run", function()
     for _, e in ipairs(journal_of(dir)) do
       assert.are_not.equal("delivery.failed", e.event, "unexpected failed delivery: " .. json.encode(e))
     end
+  end)
+
+  it("an e-mail alert on a failure of several lines goes out on one subject line, and the run ends as it should", function()
+    local dir = support.tmpdir()
+    local out, code = run(dir, q(ALERTS), {
+      ENGINE_FAIL = "lines",
+      ENGINE_HOOK_SECRET = "hook-s3cret-value",
+      ENGINE_HOOK_URL = "http://127.0.0.1:" .. hook_port .. "/cdp",
+      ENGINE_SMTP_URL = "smtp://127.0.0.1:" .. mail_ports.SMTP,
+    })
+    assert.are.equal(1, code, out) -- a failed run, not a crash (2) with a traceback
+    assert.is_nil(out:find("stack traceback", 1, true), out)
+    local events = {}
+    for _, e in ipairs(journal_of(dir)) do
+      events[#events + 1] = e.event
+      assert.are_not.equal("delivery.failed", e.event, "a delivery failed: " .. json.encode(e))
+    end
+    assert.are.equal("run.failed", events[#events])
+    local mail = mail_about("node a: full")
+    assert.is_not_nil(mail, "no mail about the failure of several lines")
+    assert.matches("stage deploy failed: deploy refused by the cluster: node a: full node b: gone", mail.subject, 1, true)
+    assert.matches("node a: full", mail.text, 1, true)
   end)
 
   it("with the endpoints down the pipeline still succeeds and the journal records the failed deliveries", function()

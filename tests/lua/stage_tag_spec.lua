@@ -178,6 +178,8 @@ describe("stage tag", function()
       assert.are.equal(fx.packaged.commit, tag_on(fx.origin, "demo-core-v0.1.1").commit)
       assert.is_true(tag.verify(fx.ctx { git_token = TOKEN }, out))
       assert.is_nil(fx.log_text():find(TOKEN, 1, true))
+      -- loopback is the one place plain http may carry it, and the log says so
+      assert.matches("warning: git_token goes to " .. fx.fork.origin .. " over plain http", fx.log_text(), 1, true)
     end)
 
     -- A served origin with the hook NAME (update, pre-receive) running SCRIPT, and the

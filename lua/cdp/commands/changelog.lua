@@ -110,6 +110,17 @@ function command.run(args)
   if enabled == nil then
     enabled = true
   end
+  -- Exactly what Package writes, unless a terminal shows it: then without the escape
+  -- sequences commit text may carry.
+  local write = function(...) io.stdout:write(...) end
+  if require("cdp.proc").isatty(1) then
+    local printable = require("cdp.text").printable
+    write = function(...)
+      for _, part in ipairs { ... } do
+        io.stdout:write(printable(part))
+      end
+    end
+  end
   local shown = 0
   package.changelogs(repo, p, release.planned(p), { changelog = enabled, changelog_path = settings.changelog_path }, {
     root = root, from = p.from, remote = origin, template = template, date = o.date or today(),
@@ -119,15 +130,15 @@ function command.run(args)
       return
     end
     if shown > 0 then
-      io.stdout:write("\n")
+      write("\n")
     end
     if o.unreleased then
-      io.stdout:write(cl.section)
+      write(cl.section)
     elseif not cl.path then
-      io.stdout:write(("==> %s: no changelog file (%s) <==\n"):format(c.name,
+      write(("==> %s: no changelog file (%s) <==\n"):format(c.name,
         enabled and "changelog_path names none" or "changelog = false"), cl.section)
     else
-      io.stdout:write(("==> %s <==\n"):format(cl.path), cl.text)
+      write(("==> %s <==\n"):format(cl.path), cl.text)
     end
     shown = shown + 1
   end)

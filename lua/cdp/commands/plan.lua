@@ -134,11 +134,11 @@ function command.run(args)
       io.stderr:write("cdp plan: ", xerr, "\n")
       return cli.EXIT.failed
     end
-    io.stdout:write(text)
+    io.stdout:write(require("cdp.text").printable(text)) -- commit text: no escape sequences
   elseif o.json then
     io.stdout:write(result:to_json(), "\n")
   else
-    io.stdout:write(result:table())
+    io.stdout:write(require("cdp.text").printable(result:table()))
   end
   return cli.EXIT.ok
 end

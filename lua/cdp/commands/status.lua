@@ -126,7 +126,7 @@ function command.run(args)
   elseif status.state == "failed" or status.state == "interrupted" then
     out[#out + 1] = ("cdp resume %s continues it"):format(status.run)
   end
-  io.stdout:write(table.concat(out, "\n"), "\n")
+  io.stdout:write(require("cdp.text").printable(table.concat(out, "\n")), "\n")
   return cli.EXIT.ok
 end
 

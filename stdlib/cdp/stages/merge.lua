@@ -69,7 +69,7 @@ function merge.run(ctx, inputs)
   end
   assert(repo:reference_set(push_ref(fork), packaged.commit, "cdp: merge", { force = true }))
   local spec = ("%s:refs/heads/%s"):format(push_ref(fork), fork.branch)
-  local ok, err, code = repo:push(url, { spec }, release.git_credentials(ctx))
+  local ok, err, code = repo:push(url, { spec }, release.git_credentials(ctx, url))
   if not ok then
     if code == "ENONFASTFORWARD" then
       error(("cannot push the release branch %s to %s: the remote's %s has commits the packaged commit %s does not (non-fast-forward); "

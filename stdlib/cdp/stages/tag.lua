@@ -54,7 +54,7 @@ function tag.run(ctx, inputs)
   local fork, plan, packaged = inputs.fork, inputs.plan, inputs.packaged
   local commit = packaged.commit
   local url = release.push_url(fork, "cannot push the release tags")
-  local credentials = release.git_credentials(ctx)
+  local credentials = release.git_credentials(ctx, url)
   local repo <close> = release.open_fork(fork)
   if repo:resolve(commit) ~= commit then
     error(("the release fork %s does not have the packaged commit %s"):format(fork.path, commit), 0)
@@ -156,7 +156,7 @@ function tag.verify(ctx, outputs, inputs)
   if type(url) ~= "string" or url == "" then
     return false, "the release fork has no origin to check the tags on"
   end
-  local remote, err = tag.remote_tags(repo, url, release.git_credentials(ctx))
+  local remote, err = tag.remote_tags(repo, url, release.git_credentials(ctx, url))
   if not remote then
     return false, err
   end

@@ -284,7 +284,7 @@ function validate.with(opts)
     settings = release.settings {
       "tag_template", "forge_api", "forge_repo", "forge_token", "registry_index", "registry_name", "registry_token",
       validate_skip = { type = "list", default = {},
-        doc = "checks to leave out: workspace, metadata, versions, clean, identity, tokens, access" },
+        doc = "checks to leave out: workspace, links, metadata, versions, clean, identity, tokens, access" },
     },
     -- the tokens and access checks are Merge's and Publish's, run early when they are in the run
     for_later = { "forge_token", "registry_token" },

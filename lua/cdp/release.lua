@@ -110,6 +110,18 @@ function release.fork_at(fork, commit)
   return repo
 end
 
+-- TEXT, which a stage is about to write to PATH, or a raise naming the file and the
+-- first byte that is not UTF-8. What cdp writes is UTF-8; a changelog or README kept in
+-- another encoding would go into the .crate and the release notes as it is.
+function release.utf8(path, text)
+  local _, bad = utf8.len(text)
+  if bad then
+    error(("%s is not valid UTF-8 (byte %d); cdp writes it as UTF-8: convert it first "
+      .. "(e.g. iconv -f ISO-8859-1 -t UTF-8) and commit that"):format(path, bad), 0)
+  end
+  return text
+end
+
 -- The tag template in force: the setting, or the plan's default for a workspace of
 -- several crates ({crate}-v{version}) or of one (v{version}).
 function release.template(template, single)

@@ -154,7 +154,7 @@ function package.run(ctx, inputs)
       single = #(plan.crates or {}) == 1,
     })
     if cl.text ~= cl.old then
-      assert(fs.write(fork.path .. "/" .. cl.path, cl.text))
+      assert(fs.write(fork.path .. "/" .. cl.path, release.utf8(cl.path, cl.text)))
       changed[#changed + 1] = cl.path
       ctx.log(("%s: %s section for %s"):format(cl.path, cl.old and "new" or "created with a", c.next))
     end
@@ -178,7 +178,7 @@ function package.run(ctx, inputs)
         total = total + n
       end
       if new ~= text then
-        assert(fs.write(path, new))
+        assert(fs.write(path, release.utf8(rel, new)))
         changed[#changed + 1] = rel
         ctx.log(("%s: %d version snippet(s) updated"):format(rel, total))
       end

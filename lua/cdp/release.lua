@@ -30,6 +30,8 @@ release.SETTINGS = {
     doc = "the name manifests use for that registry: a crate with publish = [\"other\"] is refused before anything is uploaded" },
   registry_token = { type = "secret", env = "CARGO_REGISTRY_TOKEN",
     doc = "the registry token Publish uploads with" },
+  http_timeout = { type = "number", default = 60,
+    doc = "seconds a forge or registry request may take in all, retries included (waits a server asks for with Retry-After are bounded apart)" },
 }
 
 -- Every declaration a stage module made through release.settings, by name: what
@@ -282,7 +284,7 @@ function release.forge(ctx, fork)
       :format(tostring(fork and fork.origin or "(none)")), 0)
   end
   return forge.github { api = release.setting(ctx, "forge_api"), token = ctx.settings and ctx.settings.forge_token,
-    repo = repo, log = ctx.log }
+    repo = repo, log = ctx.log, deadline = release.setting(ctx, "http_timeout") }
 end
 
 -- Decoded `cargo metadata --no-deps --offline` of the workspace in DIR, raw (the

@@ -13,7 +13,8 @@ local merge = {
   needs = { "fork", "plan", "packaged" },
   gives = { "pr" },
   modifies_fork = false,
-  settings = release.settings { "remote", "forge_api", "forge_repo", "git_username", "forge_token", "git_token" },
+  settings = release.settings { "remote", "forge_api", "forge_repo", "git_username", "forge_token", "git_token",
+    "http_timeout" },
   requires = { "forge_token" },
 }
 

@@ -188,6 +188,7 @@ function validate.with(opts)
     modifies_fork = false,
     settings = release.settings {
       "tag_template", "forge_api", "forge_repo", "forge_token", "registry_index", "registry_name", "registry_token",
+      "http_timeout",
       validate_skip = { type = "list", default = {},
         doc = "checks to leave out: workspace, metadata, versions, clean, identity, tokens, access" },
     },

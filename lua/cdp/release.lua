@@ -249,12 +249,46 @@ function release.git_credentials(ctx)
 end
 
 -- The URL the fork pushes to (its origin), or a raise that says why there is none.
+-- Activate records the origin with a password in it masked (the journal is no place
+-- for it); the fork's own config has the URL as the user gave it, and that is the one
+-- pushed to. The run's redactor keeps its password out of every message.
 function release.push_url(fork, what)
   if type(fork.origin) ~= "string" or fork.origin == "" then
     error(("%s: the repository has no remote '%s' to push to; add one (git remote add %s URL) or set the `remote` setting to a URL")
       :format(what, fork.remote or "origin", fork.remote or "origin"), 0)
   end
+  if fork.origin:find("***@", 1, true) and fork.path then
+    local repo = git.open(fork.path)
+    local given = repo and repo:config_get("remote.origin.url")
+    if repo then
+      repo:close()
+    end
+    if given and require("cdp.settings").mask_url(given) == fork.origin then
+      return given
+    end
+  end
   return fork.origin
+end
+
+-- Where the credentials of a push to or fetch from URL come from, for the message of a
+-- remote that refused them: the URL itself (then git_token, which cdp offers when the
+-- URL's are refused), git_token and where it is set, or none at all.
+function release.credentials_source(ctx, fork, url)
+  local settings = require "cdp.settings"
+  local token = ctx.settings and ctx.settings.git_token
+  local from = ctx.sources and ctx.sources.git_token or ("env " .. release.SETTINGS.git_token.env)
+  local with_token = (type(token) == "string" and token ~= "")
+    and ("git_token (%s) as user %s"):format(from, release.setting(ctx, "git_username")) or nil
+  if type(url) == "string" and url:match("^%a[%w+.-]*://[^/@%s]+@") then
+    local remote = fork and fork.remote
+    local where = (type(remote) == "string" and remote:find("[:/]")) and "the `remote` setting"
+      or ("remote '%s' in the repository's git config"):format(remote or "origin")
+    return ("the credentials came from the URL of %s (%s)%s"):format(where, settings.mask_url(url),
+      with_token and (", then " .. with_token) or "")
+  elseif with_token then
+    return "the credentials came from " .. with_token
+  end
+  return ("no credentials were given: set git_token (%s) or put them in the remote's URL"):format(from)
 end
 
 -- The release notes of CRATE (a plan entry) at its next version: its section of

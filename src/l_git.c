@@ -418,6 +418,11 @@ static int lookup_rev(lua_State *L, struct scratch *s, git_repository *repo, con
 	int err = git_revparse_single(&obj, repo, rev);
 	if (err == GIT_EINVALIDSPEC)
 		err = GIT_ENOTFOUND;
+	/* libgit2 says "revspec 'HEAD' not found"; the reason is nothing was committed. */
+	if (err == GIT_ENOTFOUND && git_repository_is_empty(repo) == 1)
+		git_error_set_str(GIT_ERROR_REFERENCE, "the repository has no commits yet");
+	else if (err == GIT_ENOTFOUND && strcmp(rev, "HEAD") == 0 && git_repository_head_unborn(repo) == 1)
+		git_error_set_str(GIT_ERROR_REFERENCE, "HEAD is on a branch with no commits yet");
 	if (err)
 		return err;
 	if (type == GIT_OBJECT_ANY) {

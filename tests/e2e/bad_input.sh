@@ -106,4 +106,53 @@ else
   echo "skip - read-only and full-disk cases need unprivileged mount namespaces (unshare -rm)"
 fi
 
+# --- the release pipeline's named failures, before anything is written or pushed
+export PATH=$HOME/.cargo/bin:$PATH
+PIPELINE=$here/pipelines/release.lua
+stage_of() { "$CDP" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(" ".join(t["name"]+":"+t["state"] for t in s["stages"]))'; }
+demo() { bash "$here/tests/fixtures/workspace_demo.sh" "$work/$1" >/dev/null; cd "$work/$1/work"; }
+tags_of() { git -C "$work/$1/origin.git" tag | sort | tr '\n' ' '; }
+release_to() { # STAGE: the release pipeline up to STAGE, tokens set, no forge or registry asked
+  env GITHUB_TOKEN=bad-input-token CARGO_REGISTRY_TOKEN=bad-input-token "$CDP" "$PIPELINE" --phase 3 --to "$1" \
+    --set validate_skip=access
+}
+
+# A published crate that needs a publish = false crate.
+demo unpublished
+mkdir -p crates/demo-internal/src
+printf '[package]\nname = "demo-internal"\nversion = "0.1.0"\nedition = "2021"\npublish = false\n' >crates/demo-internal/Cargo.toml
+touch crates/demo-internal/src/lib.rs
+sed -i 's|^\[dependencies\]$|[dependencies]\ndemo-internal = { path = "../demo-internal", version = "0.1.0" }|' crates/demo-cli/Cargo.toml
+git add -A && git commit -qm "feat(cli): use the internal helpers"
+before=$(tags_of unpublished)
+expect 1 release_to tag
+grep -q "validate| check dependencies: FAILED: demo-cli has a dependency on demo-internal (crates/demo-cli/Cargo.toml), which has publish = false (crates/demo-internal/Cargo.toml): a published crate can need only published crates; publish demo-internal, or drop the dependency" <<<"$out" \
+  || { echo "$out"; fail "the unpublished dependency is not named"; }
+[[ $(stage_of) == "activate:passed validate:failed test:pending version:pending"* ]] || fail "stages: $(stage_of)"
+[[ $(tags_of unpublished) == "$before" ]] || fail "tags were pushed"
+ok "a published crate needing a publish = false crate fails Validate naming both and their manifests; nothing runs after it"
+
+# A dev-dependency cycle that carries a version.
+demo cycle
+sed -i 's|^\[dependencies\]$|[dev-dependencies]\ndemo-cli = { path = "../demo-cli", version = "0.1.0" }\n\n[dependencies]|' crates/demo-util/Cargo.toml
+git commit -qam "test(util): check the helpers through the CLI"
+expect 1 release_to tag
+grep -q "validate| check dependencies: FAILED: a dependency cycle through a dev-dependency with a version: demo-cli -> demo-core -> demo-util -\[dev\]-> demo-cli; cargo cannot publish either crate first — drop the version of demo-util's dev-dependency on demo-cli (keep the path: cargo then leaves it out of the package) in crates/demo-util/Cargo.toml" <<<"$out" \
+  || { echo "$out"; fail "the cycle is not named"; }
+[[ $(stage_of) == "activate:passed validate:failed"* ]] || fail "stages: $(stage_of)"
+ok "a dev-dependency cycle carrying a version fails Validate naming the cycle and the edge to change"
+
+# An empty repository.
+git init -q "$work/empty"
+cd "$work/empty"
+mkdir src && touch src/lib.rs # written, never committed
+printf '[package]\nname = "fresh"\nversion = "0.1.0"\nedition = "2021"\n' >Cargo.toml
+expect 1 release_to tag
+grep -q "cannot release 'HEAD' (from command line): resolve 'HEAD': the repository has no commits yet" <<<"$out" \
+  || { echo "$out"; fail "an empty repository is not said to be one"; }
+[[ ! -e $(ls -d .cdp/runs/*/fork 2>/dev/null | head -n1) ]] || fail "a fork was made of an empty repository"
+expect 1 "$CDP" plan
+[[ $err == "cdp plan: cannot resolve 'HEAD': resolve 'HEAD': the repository has no commits yet" ]] || fail "cdp plan says: $err"
+ok "an empty repository: 'the repository has no commits yet', from a run and from cdp plan"
+
 echo "bad_input: $pass passed"

@@ -86,6 +86,16 @@ validate.CHECKS = {
     return true
   end },
 
+  { name = "dependencies", check = function(_, facts)
+    -- What cargo would only find while packaging, in words that name neither the crate
+    -- nor the cycle (cdp.publishable).
+    local problems = require("cdp.publishable").problems(facts.ws)
+    if #problems > 0 then
+      return false, table.concat(problems, "\n  ")
+    end
+    return true
+  end },
+
   { name = "clean", check = function(ctx, facts)
     -- The fork is a fresh clone; what can be dirty is the tree the user works in,
     -- whose uncommitted changes would silently not be in the release.
@@ -190,7 +200,7 @@ function validate.with(opts)
       "tag_template", "forge_api", "forge_repo", "forge_token", "registry_index", "registry_name", "registry_token",
       "http_timeout",
       validate_skip = { type = "list", default = {},
-        doc = "checks to leave out: workspace, metadata, versions, clean, identity, tokens, access" },
+        doc = "checks to leave out: workspace, metadata, versions, dependencies, clean, identity, tokens, access" },
     },
   }
 

@@ -8,7 +8,10 @@ CDP=${CDP:-$here/build/cdp}
 case $CDP in /*) ;; *) CDP=$here/$CDP ;; esac
 BASIC=$here/tests/fixtures/engine_basic.lua
 work=$(mktemp -d /tmp/cdp-bad-input.XXXXXX)
-cleanup() { rm -rf "$work"; }
+cleanup() {
+  bash "$here/tests/fixtures/peers.sh" stop "$work/peers" 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 pass=0
 ok() { pass=$((pass + 1)); echo "ok - $*"; }
@@ -154,5 +157,40 @@ grep -q "cannot release 'HEAD' (from command line): resolve 'HEAD': the reposito
 expect 1 "$CDP" plan
 [[ $err == "cdp plan: cannot resolve 'HEAD': resolve 'HEAD': the repository has no commits yet" ]] || fail "cdp plan says: $err"
 ok "an empty repository: 'the repository has no commits yet', from a run and from cdp plan"
+
+# A commit whose message is Latin-1, as git's encoding header says: a whole release
+# against the real peers (Prism rejects a body that is not UTF-8) with UTF-8 everywhere.
+TOKEN=bad-input-peers-91c
+bash "$here/tests/fixtures/peers.sh" start "$work/peers" "$TOKEN"
+source "$work/peers/peers.env"
+demo latin1
+printf 'pub fn cafe() -> &'"'"'static str { "au lait" }\n' >>crates/demo-core/src/lib.rs
+printf 'fix(core): serve caf\351 au lait\n\nA na\357ve fix.\n' >"$work/msg"
+git -c i18n.commitEncoding=ISO-8859-1 commit -qa -F "$work/msg"
+[[ $(git cat-file commit HEAD | grep '^encoding ') == "encoding ISO-8859-1" ]] || fail "the fixture commit has no encoding header"
+expect 0 env GITHUB_TOKEN=$TOKEN CARGO_REGISTRY_TOKEN=$TOKEN CDP_FORGE_API=$FORGE_API CDP_FORGE_REPO=demo-org/demo \
+  CDP_REGISTRY_INDEX=$REGISTRY_INDEX CDP_REGISTRY_LIMITS=none "$CDP" "$PIPELINE" --phase 3
+python3 - "$work" "$(pwd)" "$FORGE_API" <<'EOF' || fail "text that is not UTF-8 reached what cdp wrote"
+import glob, json, subprocess, sys, tarfile, urllib.request
+work, repo, forge = sys.argv[1:]
+def utf8(what, data):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        sys.exit("%s is not UTF-8: %s" % (what, e))
+changelog = utf8("CHANGELOG.md at the tag", subprocess.run(["git", "-C", work + "/latin1/origin.git", "show",
+    "demo-core-v0.1.1:crates/demo-core/CHANGELOG.md"], check=True, capture_output=True).stdout)
+assert "serve café au lait" in changelog, changelog
+with tarfile.open(work + "/peers/registry/crates/demo-core/0.1.1.crate") as t:
+    packed = utf8("the .crate's CHANGELOG.md", t.extractfile("demo-core-0.1.1/CHANGELOG.md").read())
+assert "serve café au lait" in packed
+for path in glob.glob(repo + "/.cdp/runs/*/journal.ndjson") + glob.glob(repo + "/.cdp/events.jsonl"):
+    utf8(path, open(path, "rb").read())
+state = json.load(urllib.request.urlopen(forge + "/_state"))
+assert any("serve café au lait" in (p.get("body") or "") for p in state["pulls"]), state["pulls"]
+assert any("serve café au lait" in (r.get("body") or "") for r in state["releases"]), state["releases"]
+EOF
+[[ ! -s $work/peers/forge/violations.jsonl ]] || fail "Prism found violations: $(cat "$work/peers/forge/violations.jsonl")"
+ok "a Latin-1 commit (encoding header) is released as UTF-8: changelog, .crate, journal, pull request and release bodies"
 
 echo "bad_input: $pass passed"

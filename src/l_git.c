@@ -9,6 +9,7 @@
  */
 #include "l_git.h"
 #include "host.h"
+#include "core/utf8.h"
 
 #include <lauxlib.h>
 #include <stdarg.h>
@@ -417,6 +418,11 @@ static int lookup_rev(lua_State *L, struct scratch *s, git_repository *repo, con
 	int err = git_revparse_single(&obj, repo, rev);
 	if (err == GIT_EINVALIDSPEC)
 		err = GIT_ENOTFOUND;
+	/* libgit2 says "revspec 'HEAD' not found"; the reason is nothing was committed. */
+	if (err == GIT_ENOTFOUND && git_repository_is_empty(repo) == 1)
+		git_error_set_str(GIT_ERROR_REFERENCE, "the repository has no commits yet");
+	else if (err == GIT_ENOTFOUND && strcmp(rev, "HEAD") == 0 && git_repository_head_unborn(repo) == 1)
+		git_error_set_str(GIT_ERROR_REFERENCE, "HEAD is on a branch with no commits yet");
 	if (err)
 		return err;
 	if (type == GIT_OBJECT_ANY) {
@@ -441,13 +447,29 @@ static int lookup_commit(lua_State *L, struct scratch *s, git_repository *repo, 
 	return lookup_rev(L, s, repo, rev, GIT_OBJECT_COMMIT, (git_object **)out);
 }
 
-/* [-0, +1, m] Push {name=, email=, time=, offset=}. */
-static void push_signature(lua_State *L, const git_signature *sig)
+void cdp_git_push_text(lua_State *L, const char *text, const char *encoding)
+{
+	if (text == NULL)
+		text = "";
+	size_t len = strlen(text);
+	if (encoding == NULL && cdp_utf8_valid(text, len)) {
+		lua_pushlstring(L, text, len);
+		return;
+	}
+	/* Decoded into Lua's own buffer: nothing to free should pushing raise. */
+	size_t max = cdp_utf8_decoded_max(len);
+	luaL_Buffer b;
+	char *out = luaL_buffinitsize(L, &b, max);
+	luaL_pushresultsize(&b, cdp_utf8_decode(text, len, encoding, out, max));
+}
+
+/* [-0, +1, m] Push {name=, email=, time=, offset=}; names in ENCODING (NULL: UTF-8). */
+static void push_signature(lua_State *L, const git_signature *sig, const char *encoding)
 {
 	lua_createtable(L, 0, 4);
-	lua_pushstring(L, sig->name);
+	cdp_git_push_text(L, sig->name, encoding);
 	lua_setfield(L, -2, "name");
-	lua_pushstring(L, sig->email);
+	cdp_git_push_text(L, sig->email, encoding);
 	lua_setfield(L, -2, "email");
 	lua_pushinteger(L, (lua_Integer)sig->when.time);
 	lua_setfield(L, -2, "time");
@@ -1017,18 +1039,16 @@ static int repo_commit(lua_State *L)
 	lua_setfield(L, -2, "id");
 	push_oid(L, git_commit_tree_id(c));
 	lua_setfield(L, -2, "tree");
-	const char *summary = git_commit_summary(c);
-	lua_pushstring(L, summary ? summary : "");
+	const char *encoding = git_commit_message_encoding(c);
+	cdp_git_push_text(L, git_commit_summary(c), encoding);
 	lua_setfield(L, -2, "summary");
-	const char *message = git_commit_message(c);
-	lua_pushstring(L, message ? message : "");
+	cdp_git_push_text(L, git_commit_message(c), encoding);
 	lua_setfield(L, -2, "message");
-	const char *body = git_commit_body(c);
-	lua_pushstring(L, body ? body : "");
+	cdp_git_push_text(L, git_commit_body(c), encoding);
 	lua_setfield(L, -2, "body");
-	push_signature(L, git_commit_author(c));
+	push_signature(L, git_commit_author(c), encoding);
 	lua_setfield(L, -2, "author");
-	push_signature(L, git_commit_committer(c));
+	push_signature(L, git_commit_committer(c), encoding);
 	lua_setfield(L, -2, "committer");
 	lua_pushinteger(L, (lua_Integer)git_commit_time(c));
 	lua_setfield(L, -2, "time");
@@ -1439,8 +1459,7 @@ static int repo_tags(lua_State *L)
 		lua_pushboolean(L, annotated);
 		lua_setfield(L, -2, "annotated");
 		if (annotated) {
-			const char *message = git_tag_message((git_tag *)obj);
-			lua_pushstring(L, message ? message : "");
+			cdp_git_push_text(L, git_tag_message((git_tag *)obj), NULL);
 			lua_setfield(L, -2, "message");
 		}
 		if (git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) == 0) {

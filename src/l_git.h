@@ -22,6 +22,14 @@ git_repository *cdp_git_check_repo(lua_State *L, int arg);
  */
 int cdp_git_push_error(lua_State *L, int err, const char *what);
 
+/*
+ * [-0, +1, m] Push TEXT (a commit's message or names; NULL is "") as UTF-8:
+ * decoded from ENCODING, the commit's `encoding` header (NULL when it has
+ * none), and repaired where it is not valid UTF-8 (src/core/utf8.h). Every
+ * place that hands commit text to Lua calls it.
+ */
+void cdp_git_push_text(lua_State *L, const char *text, const char *encoding);
+
 /* Repository:changes{...} — implemented in git_changes.c. */
 int cdp_git_changes(lua_State *L);
 

@@ -51,6 +51,7 @@ function changelog.links(remote_url)
   if not host or not path:match("^[^/]+/[^/]+$") then
     return nil
   end
+  host = host:gsub("^.*@", "") -- credentials in the remote's URL are no part of a link
   local base = "https://" .. host .. "/" .. path
   return {
     commit = function(id) return base .. "/commit/" .. id end,

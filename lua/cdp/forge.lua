@@ -3,7 +3,9 @@
 --
 -- Every call retries what a forge means as "later" — 5xx, secondary rate limits and
 -- 403/429 with x-ratelimit-remaining: 0 — with backoff, honouring Retry-After and
--- x-ratelimit-reset. A 4xx is final and reported with the API's own message. The token
+-- x-ratelimit-reset, within a total deadline: a forge that hangs costs `deadline`
+-- seconds (the http_timeout setting), not every attempt's timeout and backoff. Waits
+-- the forge itself asks for are bounded by max_wait instead. A 4xx is final and reported with the API's own message. The token
 -- goes into the Authorization header only; no message or return value carries it.
 local http = require "cdp.http"
 local json = require "cdp.json"
@@ -37,7 +39,8 @@ function Forge:__tostring()
 end
 
 -- forge.github{ api = "https://api.github.com", token = "...", repo = "owner/name",
---   retries = 5, backoff = 1, max_wait = 120, timeout = 30, sleep = proc.sleep, log = fn }
+--   retries = 5, backoff = 1, max_wait = 120, timeout = 30 (each attempt), deadline = 60 (all of a
+--   call's attempts and backoff), sleep = proc.sleep, log = fn }
 function forge.github(opts)
   assert(type(opts) == "table", "forge.github: options table expected")
   assert(type(opts.repo) == "string" and opts.repo:match("^[^/]+/[^/]+$"),
@@ -50,6 +53,7 @@ function forge.github(opts)
     backoff = opts.backoff or 1,
     max_wait = opts.max_wait or 120,
     timeout = opts.timeout or 30,
+    deadline = opts.deadline or 60,
     sleep = opts.sleep or proc.sleep,
     log = opts.log or function() end,
   }, Forge)
@@ -130,9 +134,18 @@ function Forge:call(method, path, body)
     headers["Content-Type"] = "application/json"
   end
   local what = ("%s %s"):format(method, url)
+  local deadline = proc.clock() + self.deadline
+  local function expired(last)
+    return nil, ("%s: no answer within %gs (http_timeout)%s"):format(what, self.deadline,
+      last and ("; last: " .. last) or ""), "ETIMEDOUT"
+  end
   for attempt = 1, self.retries + 1 do
+    local left = deadline - proc.clock()
+    if left <= 0 then
+      return expired()
+    end
     local res, err, code = http.request {
-      method = method, url = url, headers = headers, body = payload, timeout = self.timeout,
+      method = method, url = url, headers = headers, body = payload, timeout = math.min(self.timeout, left),
     }
     local wait
     if not res then
@@ -154,6 +167,12 @@ function Forge:call(method, path, body)
           :format(what, res.status, api_message(res.body), math.ceil(wait), self.max_wait), "ERATELIMIT", res
       end
       self.log(("%s: %d %s; retrying in %.1fs"):format(what, res.status, api_message(res.body), wait))
+      if res.headers["retry-after"] or res.headers["x-ratelimit-reset"] then
+        deadline = deadline + wait -- the forge's own "later": max_wait bounds it
+      end
+    end
+    if proc.clock() + wait >= deadline then
+      return expired(res and ("%d %s"):format(res.status, api_message(res.body)) or err)
     end
     self.sleep(wait)
   end

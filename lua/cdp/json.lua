@@ -4,7 +4,9 @@
 -- Keys are sorted bytewise. A table is an array when its keys are exactly
 -- 1..n; an empty table is an array unless marked with json.object(), because
 -- in cdp's outputs empty lists (no commits, no reasons) far outnumber empty
--- maps. json.null stands for null; NaN and infinities are refused.
+-- maps. json.null stands for null; NaN and infinities are refused, and so is a
+-- string that is not valid UTF-8 (the error names where it is): what cdp writes
+-- and sends is UTF-8, checked here rather than by whoever reads it.
 --
 -- json.encode runs in C (cdp.json.native); json.reference_encode below is its
 -- definition, in Lua, and the specs hold the two to the same bytes. The C one
@@ -40,7 +42,13 @@ local escapes = {
   ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
   ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
 }
+-- Raised by quote for a string that is not UTF-8; json.encode then finds where it is.
+local NOT_UTF8 = setmetatable({}, { __name = "cdp.json.not_utf8" })
+
 local function quote(s)
+  if not utf8.len(s) then
+    error(NOT_UTF8, 0)
+  end
   return '"' .. s:gsub('[%c"\\]', function(c)
     return escapes[c] or ("\\u%04x"):format(c:byte())
   end) .. '"'
@@ -157,16 +165,79 @@ function encode_value(v, out, indent, depth, seen)
   end
 end
 
+-- S for an error message: its invalid bytes as \xHH (the message must be UTF-8
+-- itself), at most 80 bytes of it.
+local function shown(s)
+  local parts, i = {}, 1
+  while i <= #s do
+    local _, bad = utf8.len(s, i)
+    parts[#parts + 1] = s:sub(i, bad and bad - 1 or #s):gsub('[%c"\\]', function(c)
+      return escapes[c] or ("\\u%04x"):format(c:byte())
+    end)
+    if not bad then
+      break
+    end
+    parts[#parts + 1] = ("\\x%02X"):format(s:byte(bad))
+    i = bad + 1
+  end
+  local text = table.concat(parts)
+  if #text > 80 then
+    text = text:sub(1, 77):gsub("[\192-\255][\128-\191]*$", "") .. "..."
+  end
+  return '"' .. text .. '"'
+end
+
+-- The message for the first string or key in V (keys in encoding order) that is not
+-- UTF-8, PATH being where V is ("pulls[1].body").
+local function not_utf8(v, path)
+  if type(v) == "string" then
+    local _, pos = utf8.len(v)
+    if pos then
+      return ("json: the string at %s is not valid UTF-8 (byte %d): %s"):format(path ~= "" and path or "the top",
+        pos, shown(v))
+    end
+  elseif type(v) == "table" then
+    local keys = {}
+    for k in pairs(v) do
+      keys[#keys + 1] = k
+    end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    for _, k in ipairs(keys) do
+      if type(k) == "string" and not utf8.len(k) then
+        return ("json: a key is not valid UTF-8 (byte %d) in %s: %s"):format(select(2, utf8.len(k)),
+          path ~= "" and path or "the top level", shown(k))
+      end
+      local where = math.type(k) == "integer" and ("%s[%d]"):format(path, k)
+        or (path == "" and tostring(k) or (path .. "." .. tostring(k)))
+      local msg = not_utf8(v[k], where)
+      if msg then
+        return msg
+      end
+    end
+  end
+end
+
 -- Encode VALUE with sorted keys. OPTS.indent: a string (e.g. "  ") for
 -- pretty output with one value per line.
 function json.encode(value, opts)
-  return native.encode(value, opts and opts.indent, object_mt)
+  local out = native.encode(value, opts and opts.indent, object_mt)
+  -- escapes are ASCII: the output is UTF-8 exactly when every string in VALUE is
+  if not utf8.len(out) then
+    error(not_utf8(value, ""), 0)
+  end
+  return out
 end
 
 -- What json.encode does, written in Lua: the definition the C encoder keeps to.
 function json.reference_encode(value, opts)
   local out = {}
-  encode_value(value, out, opts and opts.indent, 0, {})
+  local ok, err = pcall(encode_value, value, out, opts and opts.indent, 0, {})
+  if not ok then
+    if err == NOT_UTF8 then
+      error(not_utf8(value, ""), 0)
+    end
+    error(err, 0)
+  end
   return table.concat(out)
 end
 

@@ -122,8 +122,9 @@ function Registry:__tostring()
   return ("cdp.registry.Registry (%s)"):format(self.index)
 end
 
--- registry.new{ index = "sparse+https://host/index/", token = "...", timeout = 30,
---   retries = 4, max_wait = 600, sleep = proc.sleep, log = fn }
+-- registry.new{ index = "sparse+https://host/index/", token = "...", timeout = 30 (each
+--   attempt), deadline = 60 (a request's attempts and backoff in all; an upload's too),
+--   retries = 4, max_wait = 600 (Retry-After waits), sleep = proc.sleep, log = fn }
 function registry.new(opts)
   assert(type(opts) == "table" and type(opts.index) == "string", "registry.new: index URL expected")
   local index = opts.index:gsub("^sparse%+", "")
@@ -134,6 +135,7 @@ function registry.new(opts)
     index = index,
     token = opts.token,
     timeout = opts.timeout or 30,
+    deadline = opts.deadline or 60,
     retries = opts.retries or 4,
     max_wait = opts.max_wait or 600,
     sleep = opts.sleep or proc.sleep,
@@ -155,16 +157,24 @@ local function errors_of(body)
   return nil
 end
 
--- GET with retries on transport errors and 5xx.
+-- GET with retries on transport errors and 5xx, within the deadline.
 function Registry:get(url)
   local res, err, code
+  local deadline = proc.clock() + self.deadline
   for attempt = 1, self.retries + 1 do
-    res, err, code = http.request { url = url, timeout = self.timeout, headers = { ["User-Agent"] = "cdp" } }
+    local left = deadline - proc.clock()
+    res, err, code = http.request { url = url, timeout = math.min(self.timeout, math.max(left, 0.001)),
+      headers = { ["User-Agent"] = "cdp" } }
     if res and res.status < 500 then
       return res
     end
+    local wait = 0.5 * 2 ^ (attempt - 1)
+    if proc.clock() + wait >= deadline then
+      return nil, ("GET %s: no answer within %gs (http_timeout); last: %s"):format(url, self.deadline,
+        res and res.status or err), "ETIMEDOUT"
+    end
     if attempt <= self.retries then
-      self.sleep(0.5 * 2 ^ (attempt - 1))
+      self.sleep(wait)
     end
   end
   if res then
@@ -246,7 +256,7 @@ function Registry:publish(metadata, crate)
   local what = ("publish %s %s to %s"):format(metadata.name, metadata.vers, api)
   for attempt = 1, self.retries + 1 do
     local res, err, code = http.request {
-      method = "PUT", url = url, body = body, timeout = math.max(self.timeout, 120),
+      method = "PUT", url = url, body = body, timeout = self.deadline,
       headers = { ["Authorization"] = self.token, ["Content-Type"] = "application/octet-stream",
         ["Accept"] = "application/json", ["User-Agent"] = "cdp" },
     }

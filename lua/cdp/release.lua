@@ -34,6 +34,8 @@ release.SETTINGS = {
     doc = "the one release branch per base branch ({base}), updated on every run; its pull request is the release PR" },
   cargo_offline = { type = "boolean", default = false,
     doc = "run cargo offline (CARGO_NET_OFFLINE): for machines whose cargo cache already holds every dependency" },
+  http_timeout = { type = "number", default = 60,
+    doc = "seconds a forge or registry request may take in all, retries included (waits a server asks for with Retry-After are bounded apart)" },
 }
 
 -- Every declaration a stage module made through release.settings, by name: what
@@ -112,6 +114,18 @@ function release.fork_at(fork, commit)
     end
   end
   return repo
+end
+
+-- TEXT, which a stage is about to write to PATH, or a raise naming the file and the
+-- first byte that is not UTF-8. What cdp writes is UTF-8; a changelog or README kept in
+-- another encoding would go into the .crate and the release notes as it is.
+function release.utf8(path, text)
+  local _, bad = utf8.len(text)
+  if bad then
+    error(("%s is not valid UTF-8 (byte %d); cdp writes it as UTF-8: convert it first "
+      .. "(e.g. iconv -f ISO-8859-1 -t UTF-8) and commit that"):format(path, bad), 0)
+  end
+  return text
 end
 
 -- The tag template in force: the setting, or the plan's default for a workspace of
@@ -285,12 +299,46 @@ function release.git_credentials(ctx, url)
 end
 
 -- The URL the fork pushes to (its origin), or a raise that says why there is none.
+-- Activate records the origin with a password in it masked (the journal is no place
+-- for it); the fork's own config has the URL as the user gave it, and that is the one
+-- pushed to. The run's redactor keeps its password out of every message.
 function release.push_url(fork, what)
   if type(fork.origin) ~= "string" or fork.origin == "" then
     error(("%s: the repository has no remote '%s' to push to; add one (git remote add %s URL) or set the `remote` setting to a URL")
       :format(what, fork.remote or "origin", fork.remote or "origin"), 0)
   end
+  if fork.origin:find("***@", 1, true) and fork.path then
+    local repo = git.open(fork.path)
+    local given = repo and repo:config_get("remote.origin.url")
+    if repo then
+      repo:close()
+    end
+    if given and require("cdp.settings").mask_url(given) == fork.origin then
+      return given
+    end
+  end
   return fork.origin
+end
+
+-- Where the credentials of a push to or fetch from URL come from, for the message of a
+-- remote that refused them: the URL itself (then git_token, which cdp offers when the
+-- URL's are refused), git_token and where it is set, or none at all.
+function release.credentials_source(ctx, fork, url)
+  local settings = require "cdp.settings"
+  local token = ctx.settings and ctx.settings.git_token
+  local from = ctx.sources and ctx.sources.git_token or ("env " .. release.SETTINGS.git_token.env)
+  local with_token = (type(token) == "string" and token ~= "")
+    and ("git_token (%s) as user %s"):format(from, release.setting(ctx, "git_username")) or nil
+  if type(url) == "string" and url:match("^%a[%w+.-]*://[^/@%s]+@") then
+    local remote = fork and fork.remote
+    local where = (type(remote) == "string" and remote:find("[:/]")) and "the `remote` setting"
+      or ("remote '%s' in the repository's git config"):format(remote or "origin")
+    return ("the credentials came from the URL of %s (%s)%s"):format(where, settings.mask_url(url),
+      with_token and (", then " .. with_token) or "")
+  elseif with_token then
+    return "the credentials came from " .. with_token
+  end
+  return ("no credentials were given: set git_token (%s) or put them in the remote's URL"):format(from)
 end
 
 -- The release notes of CRATE (a plan entry) at its next version: what Package recorded
@@ -324,7 +372,7 @@ function release.forge(ctx, fork)
       :format(tostring(fork and fork.origin or "(none)")), 0)
   end
   return forge.github { api = release.setting(ctx, "forge_api"), token = ctx.settings and ctx.settings.forge_token,
-    repo = repo, log = ctx.log }
+    repo = repo, log = ctx.log, deadline = release.setting(ctx, "http_timeout") }
 end
 
 -- The environment cargo runs with: EXTRA, plus CARGO_NET_OFFLINE when cargo_offline is

@@ -329,11 +329,42 @@ local function resolve_settings(p, sets)
   return effective
 end
 
+-- The credentials in URL ("https://user:password@host/..."): the password, and the
+-- whole user part when it has none (a token given as the user name).
+local function url_credentials(url, into)
+  local userinfo = type(url) == "string" and url:match("^%a[%w+.-]*://([^/@%s]+)@")
+  if userinfo then
+    local password = userinfo:match(":(.+)$")
+    into[#into + 1] = password or userinfo
+  end
+end
+
+-- Credentials in URLs the run may show: setting values (a `remote` or an index given
+-- as a URL) and the repository's remotes, which Activate's fork pushes to as given.
+local function credentials_in_urls(effective, root, into)
+  for _, e in pairs(effective) do
+    local v = e.value
+    for _, s in ipairs(type(v) == "table" and v or { v }) do
+      url_credentials(s, into)
+    end
+  end
+  local ok, git = pcall(require, "cdp.git")
+  local repo = ok and root and git.discover(root)
+  if repo then
+    for _, r in ipairs(repo:remotes()) do
+      url_credentials(repo:config_get("remote." .. r.name .. ".url"), into)
+      url_credentials(repo:config_get("remote." .. r.name .. ".pushurl"), into)
+    end
+    repo:close()
+  end
+end
+
 -- One redactor for everything the run writes: secret settings, secrets in
--- alert sinks (webhook secrets, Slack URLs, which are credentials), and
--- environment variables named like secrets.
-local function make_redactor(effective, p)
+-- alert sinks (webhook secrets, Slack URLs, which are credentials), credentials
+-- in URLs, and environment variables named like secrets.
+local function make_redactor(effective, p, root)
   local values = settings.secret_values(effective)
+  credentials_in_urls(effective, root, values)
   for _, spec in pairs(p.alerts and p.alerts.sinks or {}) do
     for field, v in pairs(spec) do
       if settings.is_secret_marker(v) then
@@ -434,7 +465,7 @@ end
 -- run state, D (a Drive, made from the run R by new_drive):
 --   from R:   p, id, dir, root, writer, effective, redact, opts, alerts, term,
 --             interactive, resumed
---   its own:  selected (i -> selected?, why not), public and values (settings),
+--   its own:  selected (i -> selected?, why not), public, values and sources (settings),
 --             cache (key -> outputs in every run), gates, in_run (this run's
 --             stages as the journal has them), phase, running (name -> stage of
 --             the stages this run runs), artifacts (kind -> outputs so far),
@@ -452,6 +483,11 @@ local function new_drive(R)
   D.selected = run.selection(R.p, R.opts)
   D.public = settings.public(R.effective)
   D.values = settings.values(R.effective)
+  -- where each value comes from ("env CDP_GIT_TOKEN", "--set"), for messages that say so
+  D.sources = {}
+  for name, e in pairs(R.effective) do
+    D.sources[name] = e.source
+  end
   D.cache = cache_index(R.root)
   local derived = journal.derive(R.writer.entries)
   D.gates = derived.gates
@@ -584,7 +620,8 @@ function Drive:context(stage)
   local log_path = self.dir .. "/logs/" .. stage.name .. ".log"
   local ctx = {
     run = self.id, run_dir = self.dir, root = self.root, stage = stage.name, pipeline = self.p.name,
-    phase = self.phase, settings = self.values, policy = self.p.policy, running = self.running,
+    phase = self.phase, settings = self.values, sources = self.sources, policy = self.p.policy,
+    running = self.running,
     -- The run's start (UTC, ISO 8601) as its journal records it once: the release
     -- date a changelog shows, the same when the run is resumed days later.
     started = self.started,
@@ -1021,7 +1058,7 @@ end
 function run.start(p, opts)
   local root = run.writable_root(opts)
   local effective = resolve_settings(p, opts.sets)
-  local redact, _, keep = make_redactor(effective, p)
+  local redact, _, keep = make_redactor(effective, p, root)
   local lock, err = run.lock(root, "run " .. p.name)
   if not lock then
     errors.world(err, "ELOCKED")
@@ -1091,7 +1128,7 @@ function run.resume(id, opts)
   local options = { from = o.from, to = o.to, only = o.only, force = force, phase = o.phase or state.phase,
     sets = o.sets, script = state.script, interactive = opts.interactive }
   local effective = resolve_settings(p, options.sets)
-  local redact, _, keep = make_redactor(effective, p)
+  local redact, _, keep = make_redactor(effective, p, root)
   local lock, lockerr = run.lock(root, "resume " .. id)
   if not lock then
     errors.world(lockerr, "ELOCKED")
@@ -1131,7 +1168,7 @@ end
 function run.job(p, opts)
   local root = opts.root
   local effective = resolve_settings(p, opts.sets)
-  local redact, _, keep = make_redactor(effective, p)
+  local redact, _, keep = make_redactor(effective, p, root)
   local dir = run.runs_dir(root) .. "/" .. opts.id
   errors.check(fs.mkdir(dir .. "/logs", { parents = true, mode = "0700" }))
   local writer = journal.open(dir .. "/" .. journal.FILE, redact)
@@ -1228,7 +1265,7 @@ end
 function run.check(p, opts)
   local root = opts.root or run.root()
   local effective = resolve_settings(p, opts.sets)
-  local redact = make_redactor(effective, p)
+  local redact = make_redactor(effective, p, root)
   local values = settings.values(effective)
   local P = proc()
   local previous_env = P.child_env(require("cdp.secrets").child_policy(nil, p.child_env))

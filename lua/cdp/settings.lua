@@ -91,6 +91,8 @@ settings.HOST_ENV = {
   CDP_CORPUS = "cdp's own test suite: the real-world manifests",
   CDP_REQUIRE_CORPUS = "cdp's own test suite: 1 makes a missing corpus a failure",
   CDP_FUZZ_SECONDS = "cdp's own test suite: how long .ci/run fuzzes",
+  CDP_TEST_PAUSE = "cdp's own kill tests: the point where cdp pauses (src/test_point.c)",
+  CDP_TEST_PAUSE_FILE = "cdp's own kill tests: the file cdp writes its pid to when it pauses",
 }
 
 -- Optimal string alignment distance, for "did you mean".

@@ -8,7 +8,10 @@ CDP=${CDP:-$here/build/cdp}
 case $CDP in /*) ;; *) CDP=$here/$CDP ;; esac
 BASIC=$here/tests/fixtures/engine_basic.lua
 work=$(mktemp -d /tmp/cdp-bad-input.XXXXXX)
-cleanup() { rm -rf "$work"; }
+cleanup() {
+  bash "$here/tests/fixtures/peers.sh" stop "$work/peers" 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 pass=0
 ok() { pass=$((pass + 1)); echo "ok - $*"; }
@@ -105,5 +108,89 @@ EOF
 else
   echo "skip - read-only and full-disk cases need unprivileged mount namespaces (unshare -rm)"
 fi
+
+# --- the release pipeline's named failures, before anything is written or pushed
+export PATH=$HOME/.cargo/bin:$PATH
+PIPELINE=$here/pipelines/release.lua
+stage_of() { "$CDP" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(" ".join(t["name"]+":"+t["state"] for t in s["stages"]))'; }
+demo() { bash "$here/tests/fixtures/workspace_demo.sh" "$work/$1" >/dev/null; cd "$work/$1/work"; }
+tags_of() { git -C "$work/$1/origin.git" tag | sort | tr '\n' ' '; }
+release_to() { # STAGE: the release pipeline up to STAGE, tokens set, no forge or registry asked
+  env GITHUB_TOKEN=bad-input-token CARGO_REGISTRY_TOKEN=bad-input-token "$CDP" "$PIPELINE" --phase 3 --to "$1" \
+    --set validate_skip=access
+}
+
+# A published crate that needs a publish = false crate.
+demo unpublished
+mkdir -p crates/demo-internal/src
+printf '[package]\nname = "demo-internal"\nversion = "0.1.0"\nedition = "2021"\npublish = false\n' >crates/demo-internal/Cargo.toml
+touch crates/demo-internal/src/lib.rs
+sed -i 's|^\[dependencies\]$|[dependencies]\ndemo-internal = { path = "../demo-internal", version = "0.1.0" }|' crates/demo-cli/Cargo.toml
+git add -A && git commit -qm "feat(cli): use the internal helpers"
+before=$(tags_of unpublished)
+expect 1 release_to tag
+grep -q "validate| check dependencies: FAILED: demo-cli has a dependency on demo-internal (crates/demo-cli/Cargo.toml), which has publish = false (crates/demo-internal/Cargo.toml): a published crate can need only published crates; publish demo-internal, or drop the dependency" <<<"$out" \
+  || { echo "$out"; fail "the unpublished dependency is not named"; }
+[[ $(stage_of) == "activate:passed validate:failed test:pending version:pending"* ]] || fail "stages: $(stage_of)"
+[[ $(tags_of unpublished) == "$before" ]] || fail "tags were pushed"
+ok "a published crate needing a publish = false crate fails Validate naming both and their manifests; nothing runs after it"
+
+# A dev-dependency cycle that carries a version.
+demo cycle
+sed -i 's|^\[dependencies\]$|[dev-dependencies]\ndemo-cli = { path = "../demo-cli", version = "0.1.0" }\n\n[dependencies]|' crates/demo-util/Cargo.toml
+git commit -qam "test(util): check the helpers through the CLI"
+expect 1 release_to tag
+grep -q "validate| check dependencies: FAILED: a dependency cycle through a dev-dependency with a version: demo-cli -> demo-core -> demo-util -\[dev\]-> demo-cli; cargo cannot publish either crate first — drop the version of demo-util's dev-dependency on demo-cli (keep the path: cargo then leaves it out of the package) in crates/demo-util/Cargo.toml" <<<"$out" \
+  || { echo "$out"; fail "the cycle is not named"; }
+[[ $(stage_of) == "activate:passed validate:failed"* ]] || fail "stages: $(stage_of)"
+ok "a dev-dependency cycle carrying a version fails Validate naming the cycle and the edge to change"
+
+# An empty repository.
+git init -q "$work/empty"
+cd "$work/empty"
+mkdir src && touch src/lib.rs # written, never committed
+printf '[package]\nname = "fresh"\nversion = "0.1.0"\nedition = "2021"\n' >Cargo.toml
+expect 1 release_to tag
+grep -q "cannot release 'HEAD' (from command line): resolve 'HEAD': the repository has no commits yet" <<<"$out" \
+  || { echo "$out"; fail "an empty repository is not said to be one"; }
+[[ ! -e $(ls -d .cdp/runs/*/fork 2>/dev/null | head -n1) ]] || fail "a fork was made of an empty repository"
+expect 1 "$CDP" plan
+[[ $err == "cdp plan: cannot resolve 'HEAD': resolve 'HEAD': the repository has no commits yet" ]] || fail "cdp plan says: $err"
+ok "an empty repository: 'the repository has no commits yet', from a run and from cdp plan"
+
+# A commit whose message is Latin-1, as git's encoding header says: a whole release
+# against the real peers (Prism rejects a body that is not UTF-8) with UTF-8 everywhere.
+TOKEN=bad-input-peers-91c
+bash "$here/tests/fixtures/peers.sh" start "$work/peers" "$TOKEN"
+source "$work/peers/peers.env"
+demo latin1
+printf 'pub fn cafe() -> &'"'"'static str { "au lait" }\n' >>crates/demo-core/src/lib.rs
+printf 'fix(core): serve caf\351 au lait\n\nA na\357ve fix.\n' >"$work/msg"
+git -c i18n.commitEncoding=ISO-8859-1 commit -qa -F "$work/msg"
+[[ $(git cat-file commit HEAD | grep '^encoding ') == "encoding ISO-8859-1" ]] || fail "the fixture commit has no encoding header"
+expect 0 env GITHUB_TOKEN=$TOKEN CARGO_REGISTRY_TOKEN=$TOKEN CDP_FORGE_API=$FORGE_API CDP_FORGE_REPO=demo-org/demo \
+  CDP_REGISTRY_INDEX=$REGISTRY_INDEX CDP_REGISTRY_LIMITS=none "$CDP" "$PIPELINE" --phase 3
+python3 - "$work" "$(pwd)" "$FORGE_API" <<'EOF' || fail "text that is not UTF-8 reached what cdp wrote"
+import glob, json, subprocess, sys, tarfile, urllib.request
+work, repo, forge = sys.argv[1:]
+def utf8(what, data):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        sys.exit("%s is not UTF-8: %s" % (what, e))
+changelog = utf8("CHANGELOG.md at the tag", subprocess.run(["git", "-C", work + "/latin1/origin.git", "show",
+    "demo-core-v0.1.1:crates/demo-core/CHANGELOG.md"], check=True, capture_output=True).stdout)
+assert "serve café au lait" in changelog, changelog
+with tarfile.open(work + "/peers/registry/crates/demo-core/0.1.1.crate") as t:
+    packed = utf8("the .crate's CHANGELOG.md", t.extractfile("demo-core-0.1.1/CHANGELOG.md").read())
+assert "serve café au lait" in packed
+for path in glob.glob(repo + "/.cdp/runs/*/journal.ndjson") + glob.glob(repo + "/.cdp/events.jsonl"):
+    utf8(path, open(path, "rb").read())
+state = json.load(urllib.request.urlopen(forge + "/_state"))
+assert any("serve café au lait" in (p.get("body") or "") for p in state["pulls"]), state["pulls"]
+assert any("serve café au lait" in (r.get("body") or "") for r in state["releases"]), state["releases"]
+EOF
+[[ ! -s $work/peers/forge/violations.jsonl ]] || fail "Prism found violations: $(cat "$work/peers/forge/violations.jsonl")"
+ok "a Latin-1 commit (encoding header) is released as UTF-8: changelog, .crate, journal, pull request and release bodies"
 
 echo "bad_input: $pass passed"

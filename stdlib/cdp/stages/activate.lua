@@ -85,13 +85,10 @@ local function base_branch(ctx, ref)
   return ref:match("^refs/heads/(.+)$") or "main"
 end
 
+-- The URL the remote NAME pushes to, as configured: credentials in it are used as given
+-- (repo:remotes() shows them masked).
 local function remote_url(repo, name)
-  for _, r in ipairs(repo:remotes()) do
-    if r.name == name then
-      return r.url
-    end
-  end
-  return nil
+  return repo:config_get("remote." .. name .. ".pushurl") or repo:config_get("remote." .. name .. ".url")
 end
 
 function activate.run(ctx)
@@ -110,12 +107,15 @@ function activate.run(ctx)
   local fork = release.make_fork(ctx.root, path, { branch = branch, commit = commit, origin = origin,
     identity = identity })
   fork:close()
-  ctx.log(("release fork ready on branch %s (origin %s)"):format(branch, origin or "none"))
+  ctx.log(("release fork ready on branch %s (origin %s)"):format(branch,
+    origin and require("cdp.settings").mask_url(origin) or "none"))
 
+  -- Recorded with its password masked; release.push_url reads it back from the fork.
+  local settings = require "cdp.settings"
   return {
     trigger = { event = t.event, ref = ref, commit = commit, actor = t.actor, source = t.source },
     fork = { path = path, commit = commit, branch = branch, base = base_branch(ctx, ref),
-      origin = origin or false, remote = remote },
+      origin = origin and settings.mask_url(origin) or false, remote = settings.mask_url(remote) },
   }
 end
 

@@ -13,7 +13,8 @@ local merge = {
   needs = { "fork", "plan", "packaged" },
   gives = { "pr" },
   modifies_fork = false,
-  settings = release.settings { "remote", "forge_api", "forge_repo", "git_username", "forge_token", "git_token" },
+  settings = release.settings { "remote", "forge_api", "forge_repo", "git_username", "forge_token", "git_token",
+    "http_timeout" },
   requires = { "forge_token" },
 }
 
@@ -77,7 +78,7 @@ function merge.run(ctx, inputs)
         :format(fork.branch, url, fork.branch, packaged.commit, err), 0)
     end
     error(("cannot push the release branch %s to %s: %s%s"):format(fork.branch, url, err,
-      code == "EAUTH" and " (check git_token)" or ""), 0)
+      code == "EAUTH" and ("; " .. release.credentials_source(ctx, fork, url)) or ""), 0)
   end
   ctx.log(("pushed %s at %s to %s"):format(fork.branch, packaged.commit:sub(1, 12), url))
 

@@ -222,7 +222,7 @@ function package.run(ctx, inputs)
         ctx.log(("%s: no changelog (changelog_path names none for it)"):format(c.name))
       end
     elseif cl.text ~= cl.old then
-      assert(fs.write(cl.path, cl.text, { beneath = fork.path }))
+      assert(fs.write(cl.path, release.utf8(cl.path, cl.text), { beneath = fork.path }))
       if not seen[cl.path] then
         seen[cl.path] = true
         changed[#changed + 1] = cl.path
@@ -248,7 +248,7 @@ function package.run(ctx, inputs)
         total = total + n
       end
       if new ~= text then
-        assert(fs.write(rel, new, { beneath = fork.path }))
+        assert(fs.write(rel, release.utf8(rel, new), { beneath = fork.path }))
         changed[#changed + 1] = rel
         ctx.log(("%s: %d version snippet(s) updated"):format(rel, total))
       end

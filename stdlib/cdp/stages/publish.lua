@@ -27,6 +27,7 @@ local publish = {
   approval = "before",
   settings = release.settings {
     "registry_index", "registry_name", "registry_token", "forge_api", "forge_repo", "forge_token", "tag_template",
+    "http_timeout",
     registry_limits = { type = "string", default = "crates.io", choices = { "crates.io", "none" },
       doc = "crates.io paces new crates (burst 5, then 1 per 10 min) and new versions (burst 30, then 1 per minute), "
         .. "with an ETA shown up front; none does not" },
@@ -40,7 +41,7 @@ local LIMITS = { ["crates.io"] = registry.CRATES_IO_LIMITS, none = {} }
 
 local function registry_of(ctx)
   return registry.new { index = release.setting(ctx, "registry_index"), token = ctx.settings.registry_token,
-    log = ctx.log }
+    log = ctx.log, deadline = release.setting(ctx, "http_timeout") }
 end
 
 -- What to publish, in publish order: { {crate = plan entry, pkg = cargo metadata

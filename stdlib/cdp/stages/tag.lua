@@ -24,15 +24,16 @@ local tag = {
 local REMOTE_TAGS = "refs/cdp/remote-tags/"
 
 -- { [tag] = commit } as the remote has them now. The private namespace is emptied
--- first: a tag deleted on the remote must not be seen as still there.
-function tag.remote_tags(repo, url, credentials)
+-- first: a tag deleted on the remote must not be seen as still there. SOURCE says
+-- where the credentials come from, should the remote refuse them.
+function tag.remote_tags(repo, url, credentials, source)
   for _, r in ipairs(repo:references(REMOTE_TAGS .. "*")) do
     assert(repo:reference_delete(r.name))
   end
   local ok, err, code = repo:fetch(url, { "+refs/tags/*:" .. REMOTE_TAGS .. "*" }, credentials)
   if not ok then
     return nil, ("cannot read the tags of %s: %s%s"):format(url, err,
-      code == "EAUTH" and " (check git_token)" or ""), code
+      code == "EAUTH" and ("; " .. (source or "check git_token")) or ""), code
   end
   local out = {}
   for _, r in ipairs(repo:references(REMOTE_TAGS .. "*")) do
@@ -65,7 +66,7 @@ function tag.run(ctx, inputs)
     return { tags = {} }
   end
 
-  local remote, err = tag.remote_tags(repo, url, credentials)
+  local remote, err = tag.remote_tags(repo, url, credentials, release.credentials_source(ctx, fork, url))
   if not remote then
     error(err, 0)
   end
@@ -114,7 +115,7 @@ function tag.run(ctx, inputs)
       local why = code == "ENONFASTFORWARD" and "the remote refused it as non-fast-forward"
         or code == "EREJECTED" and "the remote rejected it"
         or code == "ELOCKED" and "the remote is locked"
-        or code == "EAUTH" and "authentication failed (git_token)"
+        or code == "EAUTH" and ("authentication failed; " .. release.credentials_source(ctx, fork, url))
         or "the push failed"
       error(("cannot push tags %s to %s: %s: %s"):format(table.concat(names, ", "), url, why, perr), 0)
     end
@@ -135,7 +136,7 @@ end
 function tag.origin_url(ctx, inputs, repo)
   local fork = inputs and inputs.fork
   if fork then
-    return fork.origin
+    return fork.origin and release.push_url(fork, "cannot check the release tags")
   end
   return repo:config_get("remote.origin.url")
 end
@@ -156,7 +157,8 @@ function tag.verify(ctx, outputs, inputs)
   if type(url) ~= "string" or url == "" then
     return false, "the release fork has no origin to check the tags on"
   end
-  local remote, err = tag.remote_tags(repo, url, release.git_credentials(ctx, url))
+  local remote, err = tag.remote_tags(repo, url, release.git_credentials(ctx, url),
+    release.credentials_source(ctx, inputs and inputs.fork, url))
   if not remote then
     return false, err
   end

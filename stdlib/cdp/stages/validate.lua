@@ -180,6 +180,16 @@ validate.CHECKS = {
     return true
   end },
 
+  { name = "dependencies", check = function(_, facts)
+    -- What cargo would only find while packaging, in words that name neither the crate
+    -- nor the cycle (cdp.publishable).
+    local problems = require("cdp.publishable").problems(facts.ws)
+    if #problems > 0 then
+      return false, table.concat(problems, "\n  ")
+    end
+    return true
+  end },
+
   { name = "clean", check = function(ctx, facts)
     -- The fork is a fresh clone; what can be dirty is the tree the user works in,
     -- whose uncommitted changes would silently not be in the release.
@@ -283,8 +293,9 @@ function validate.with(opts)
     modifies_fork = false,
     settings = release.settings {
       "tag_template", "forge_api", "forge_repo", "forge_token", "registry_index", "registry_name", "registry_token",
+      "http_timeout",
       validate_skip = { type = "list", default = {},
-        doc = "checks to leave out: workspace, links, metadata, versions, clean, identity, tokens, access" },
+        doc = "checks to leave out: workspace, links, metadata, versions, dependencies, clean, identity, tokens, access" },
     },
     -- the tokens and access checks are Merge's and Publish's, run early when they are in the run
     for_later = { "forge_token", "registry_token" },

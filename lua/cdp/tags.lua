@@ -1,0 +1,508 @@
+-- Tag conventions: the templates release tags follow, how a tag name reads back
+-- into a crate and a version, and which convention each crate of a workspace
+-- uses, found from the tags that exist.
+--
+-- A template holds {version} once and {crate} at most once:
+--   "{crate}-v{version}"  "{crate}@{version}"  "v{version}"  "release/{crate}/{version}"
+-- A template without {crate} ("crate-less") names one tag per version, so it
+-- can only serve crates that share one version, a one-crate repository or the
+-- root crate of a workspace.
+--
+-- Templates for a workspace are a table, the crate's own entry first, then "*":
+--   { ["*"] = "{crate}-v{version}", ["my-cli"] = "v{version}" }
+-- A string is the same as { ["*"] = string }. tags.templates also reads the
+-- command line's and settings' text form: "T" or "crate=T" entries separated
+-- by commas ("{crate}@{version},my-cli=v{version}").
+local semver = require "cdp.semver"
+
+local tags = {}
+
+-- What conventions are looked for when none is set, most common first. The
+-- crate-less ones come last: a crate's own tags win over shared ones.
+tags.KNOWN = { "{crate}-v{version}", "{crate}-{version}", "{crate}@{version}", "{crate}/v{version}",
+  "{crate}_v{version}", "v{version}", "{version}" }
+tags.DEFAULT = "{crate}-v{version}"
+tags.SINGLE = "v{version}"
+
+local parsed_cache = {}
+
+-- tags.parse(template) -> { text, crate = "first"|"last"|nil, pre, mid, post } | nil, msg, "ETAG"
+-- A tag is PRE .. crate .. MID .. version .. POST ("first"), PRE .. version ..
+-- MID .. crate .. POST ("last"), or PRE .. version .. POST (no crate).
+function tags.parse(template)
+  if type(template) ~= "string" then
+    error(("tags.parse: expected a template string, got %s"):format(type(template)), 2)
+  end
+  local hit = parsed_cache[template]
+  if hit then
+    return hit
+  end
+  local function fail(why)
+    return nil, ("tag template '%s' %s"):format(template, why), "ETAG"
+  end
+  for name in template:gmatch("{([^}]*)}") do
+    if name ~= "crate" and name ~= "version" then
+      return fail(("has an unknown placeholder {%s} (only {crate} and {version})"):format(name))
+    end
+  end
+  local _, nversion = template:gsub("{version}", "")
+  local _, ncrate = template:gsub("{crate}", "")
+  if nversion ~= 1 then
+    return fail("must contain {version} once")
+  end
+  if ncrate > 1 then
+    return fail("may contain {crate} at most once")
+  end
+  local p = { text = template }
+  local v = template:find("{version}", 1, true)
+  local c = template:find("{crate}", 1, true)
+  if not c then
+    p.pre, p.mid, p.post = template:sub(1, v - 1), "", template:sub(v + 9)
+  elseif c < v then
+    p.crate = "first"
+    p.pre, p.mid, p.post = template:sub(1, c - 1), template:sub(c + 7, v - 1), template:sub(v + 9)
+  else
+    p.crate = "last"
+    p.pre, p.mid, p.post = template:sub(1, v - 1), template:sub(v + 9, c - 1), template:sub(c + 7)
+  end
+  parsed_cache[template] = p
+  return p
+end
+
+-- Whether TEMPLATE names the crate ({crate} in it).
+function tags.has_crate(template)
+  return template:find("{crate}", 1, true) ~= nil
+end
+
+-- The tag of crate NAME at VERSION under TEMPLATE. Raises on a malformed template.
+function tags.name(template, name, version)
+  local p, err = tags.parse(template)
+  if not p then
+    error(err, 2)
+  end
+  local v = tostring(version)
+  if p.crate == "first" then
+    return p.pre .. name .. p.mid .. v .. p.post
+  elseif p.crate == "last" then
+    return p.pre .. v .. p.mid .. name .. p.post
+  end
+  return p.pre .. v .. p.post
+end
+
+-- Every way tag NAME reads under parsed template P as (crate, version text),
+-- with crates from the set NAMES: a list of { crate = name|nil, version = text }.
+-- The version text must start with a digit; whether it is semver is for the
+-- caller to judge (a tag that fits but is not semver is worth reporting).
+function tags.read(p, tag, names)
+  local out = {}
+  if #tag <= #p.pre + #p.post or tag:sub(1, #p.pre) ~= p.pre
+    or (p.post ~= "" and tag:sub(-#p.post) ~= p.post) then
+    return out
+  end
+  local middle = tag:sub(#p.pre + 1, #tag - #p.post)
+  local function add(crate, version)
+    if names == nil or crate == nil or names[crate] then
+      if version:find("^%d") then
+        out[#out + 1] = { crate = crate, version = version }
+      end
+    end
+  end
+  if not p.crate then
+    add(nil, middle)
+    return out
+  end
+  -- Every split of MIDDLE at an occurrence of MID is a candidate; crate names
+  -- may contain MID themselves ("tokio-util-0.7.0" under "{crate}-{version}").
+  local step = #p.mid
+  local from = 1
+  while true do
+    local s
+    if step == 0 then
+      s = from <= #middle and from or nil
+    else
+      s = middle:find(p.mid, from, true)
+    end
+    if not s then
+      break
+    end
+    local left, right = middle:sub(1, s - 1), middle:sub(s + step)
+    if left ~= "" and right ~= "" then
+      if p.crate == "first" then
+        add(left, right)
+      else
+        add(right, left)
+      end
+    end
+    from = s + 1
+  end
+  return out
+end
+
+-- Normalise a template setting into { ["*"] = T?, [crate] = T } (every entry
+-- parsed), or nil for "find them from the tags". Accepts nil, "", a string
+-- (with optional "crate=T" entries, comma separated), a list of such strings,
+-- or a table. Returns nil, msg, "ETAG" on a malformed template.
+function tags.templates(value)
+  if value == nil or value == "" then
+    return nil
+  end
+  local out = {}
+  local function entry(text)
+    text = text:match("^%s*(.-)%s*$")
+    if text == "" then
+      return true
+    end
+    local crate, template = text:match("^([%w_-]+)=(.+)$")
+    if not crate then
+      crate, template = "*", text
+    end
+    local ok, err, code = tags.parse(template)
+    if not ok then
+      return nil, err, code
+    end
+    out[crate] = template
+    return true
+  end
+  if type(value) == "string" then
+    for part in (value .. ","):gmatch("([^,]*),") do
+      local ok, err, code = entry(part)
+      if not ok then
+        return nil, err, code
+      end
+    end
+  elseif type(value) == "table" then
+    for k, v in pairs(value) do
+      if type(k) == "number" then
+        if type(v) ~= "string" then
+          return nil, ("tag templates: entry %d must be a string, got %s"):format(k, type(v)), "ETAG"
+        end
+        local ok, err, code = entry(v)
+        if not ok then
+          return nil, err, code
+        end
+      elseif type(k) == "string" and type(v) == "string" then
+        local ok, err, code = tags.parse(v)
+        if not ok then
+          return nil, err, code
+        end
+        out[k] = v
+      else
+        return nil, ("tag templates: '%s' must map to a template string, got %s"):format(tostring(k), type(v)), "ETAG"
+      end
+    end
+  else
+    return nil, ("tag templates: expected a string or a table, got %s"):format(type(value)), "ETAG"
+  end
+  if next(out) == nil then
+    return nil
+  end
+  return out
+end
+
+-- The template set for crate NAME in TEMPLATES (tags.templates' form), or nil.
+function tags.for_crate(templates, name)
+  if not templates then
+    return nil
+  end
+  return templates[name] or templates["*"]
+end
+
+-- Text form of TEMPLATES for display and settings: "*" first, then crates by name.
+function tags.describe(templates)
+  local parts = {}
+  if templates["*"] then
+    parts[1] = templates["*"]
+  end
+  local names = {}
+  for k in pairs(templates) do
+    if k ~= "*" then
+      names[#names + 1] = k
+    end
+  end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    parts[#parts + 1] = k .. "=" .. templates[k]
+  end
+  return table.concat(parts, ",")
+end
+
+---------------------------------------------------------------------------
+-- Closest names: when no tag matches, what the tags that exist look like.
+---------------------------------------------------------------------------
+
+local function distance(a, b)
+  if #a > 64 or #b > 64 then
+    return math.abs(#a - #b) + 64
+  end
+  local prev, cur = {}, {}
+  for j = 0, #b do
+    prev[j] = j
+  end
+  for i = 1, #a do
+    cur[0] = i
+    local ca = a:byte(i)
+    for j = 1, #b do
+      local cost = ca == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev, cur = cur, prev
+  end
+  return prev[#b]
+end
+
+-- The shapes of TAG_NAMES that look like releases (a version-like part), as
+-- { {shape = "release-{version}", count, example} }, closest to EXPECTED (tag
+-- names the workspace would use) first, at most LIMIT of them.
+function tags.closest(tag_names, expected, limit)
+  local shapes, order = {}, {}
+  for _, name in ipairs(tag_names) do
+    local s, e = name:find("v?%d+%.%d+[%w%.%-+]*$")
+    if not s then
+      s, e = name:find("v?%d+%.%d+[%w%.%-+]*")
+    end
+    if s then
+      local shape = name:sub(1, s - 1) .. "{version}" .. name:sub(e + 1)
+      if not shapes[shape] then
+        shapes[shape] = { shape = shape, count = 0, example = name }
+        order[#order + 1] = shapes[shape]
+      end
+      shapes[shape].count = shapes[shape].count + 1
+    end
+  end
+  for _, sh in ipairs(order) do
+    local best = math.huge
+    for i = 1, math.min(#expected, 50) do
+      best = math.min(best, distance(sh.example, expected[i]))
+    end
+    sh.score = best
+  end
+  table.sort(order, function(a, b)
+    if a.score ~= b.score then return a.score < b.score end
+    if a.count ~= b.count then return a.count > b.count end
+    return a.shape < b.shape
+  end)
+  local out = {}
+  for i = 1, math.min(limit or 5, #order) do
+    out[i] = { shape = order[i].shape, count = order[i].count, example = order[i].example }
+  end
+  return out
+end
+
+---------------------------------------------------------------------------
+-- Conventions: which template each crate's tags follow.
+---------------------------------------------------------------------------
+
+-- Release tags per crate from CANDIDATES (plan.tag_candidates' list) for
+-- workspace MEMBERS ({name, version, dir, publish, inherited_version}).
+-- SET is tags.templates' form or nil; SINGLE says the workspace has one crate.
+-- Returns
+--   by_crate[name] = { template, source = "set"|"tags"|"default", found = n,
+--                      tags = { {tag, version (Version), commit} } newest version first },
+--   problems = { {tag, crate, template, version, explicit} } (tags that fit the
+--                      convention in force for a crate with a version that is not semver)
+-- or nil, message, "ETAG" for a template set on crates it cannot serve.
+function tags.conventions(candidates, members, set, single)
+  local by_name = {}
+  for _, m in ipairs(members) do
+    by_name[m.name] = m
+  end
+  -- A crate-less tag can be the release of crates that share their version:
+  -- the only crate, the root crate, and crates inheriting [workspace.package].
+  local function may_share(m)
+    return single or m.dir == "" or m.inherited_version
+  end
+
+  -- Crate-less templates that are set must serve crates of one version.
+  if set then
+    local served = {}
+    for _, m in ipairs(members) do
+      local t = tags.for_crate(set, m.name)
+      if t and not tags.has_crate(t) and m.publish ~= false then
+        served[t] = served[t] or {}
+        table.insert(served[t], m)
+      end
+    end
+    for t, list in pairs(served) do
+      local versions, seen = {}, {}
+      for _, m in ipairs(list) do
+        local v = m.version or "?"
+        if not seen[v] then
+          seen[v] = true
+          versions[#versions + 1] = v
+        end
+      end
+      if #versions > 1 then
+        local names = {}
+        for i, m in ipairs(list) do
+          names[i] = ("%s %s"):format(m.name, m.version)
+        end
+        table.sort(names)
+        return nil, ("tag template '%s' has no {crate}, so it names one tag per version, but the crates it "
+          .. "applies to do not share a version (%s); give those crates a template with {crate}, e.g. "
+          .. "tag_template = { [\"*\"] = \"{crate}-v{version}\", [\"%s\"] = \"%s\" }, or make them share "
+          .. "one version (version.workspace = true)"):format(t, table.concat(names, ", "), list[1].name, t), "ETAG"
+      end
+    end
+  end
+
+  -- Group the readings: per tag, keep the valid ones; a crate's own reading
+  -- (with {crate}) wins over a crate-less one, the longest crate name over shorter.
+  local per_tag, tag_order = {}, {}
+  for _, c in ipairs(candidates) do
+    local entry = per_tag[c.tag]
+    if not entry then
+      entry = { valid = {}, invalid = {} }
+      per_tag[c.tag] = entry
+      tag_order[#tag_order + 1] = c.tag
+    end
+    local v = semver.parse(c.version)
+    if v then
+      entry.valid[#entry.valid + 1] = { c = c, v = v }
+    else
+      entry.invalid[#entry.invalid + 1] = c
+    end
+  end
+
+  local own = {}      -- own[name][template] = { {tag, version, commit} }
+  local shared = {}   -- shared[template] = { {tag, version, commit} }
+  local problems = {}
+  for _, name in ipairs(tag_order) do
+    local entry = per_tag[name]
+    if #entry.valid > 0 then
+      local best
+      for _, r in ipairs(entry.valid) do
+        if r.c.crate then
+          if not best or not best.c.crate or #r.c.crate > #best.c.crate then
+            best = r
+          end
+        end
+      end
+      local rec
+      if best then
+        rec = { tag = name, version = best.v, commit = best.c.peeled or best.c.target }
+        own[best.c.crate] = own[best.c.crate] or {}
+        local t = own[best.c.crate]
+        t[best.c.template] = t[best.c.template] or {}
+        table.insert(t[best.c.template], rec)
+      end
+      for _, r in ipairs(entry.valid) do
+        if not r.c.crate then
+          shared[r.c.template] = shared[r.c.template] or {}
+          table.insert(shared[r.c.template], { tag = name, version = r.v, commit = r.c.peeled or r.c.target })
+        end
+      end
+    else
+      for _, c in ipairs(entry.invalid) do
+        problems[#problems + 1] = { tag = name, crate = c.crate, template = c.template, version = c.version }
+      end
+    end
+  end
+
+  local rank = {}
+  for i, t in ipairs(tags.KNOWN) do
+    rank[t] = i
+  end
+  local function sorted(list)
+    table.sort(list, function(a, b)
+      if a.version ~= b.version then
+        return a.version > b.version
+      end
+      return a.tag < b.tag
+    end)
+    return list
+  end
+  -- The shared tags a crate may own: those whose version it has reached.
+  local function shared_for(m, template)
+    local out = {}
+    local current = m.version and semver.parse(m.version)
+    for _, r in ipairs(shared[template] or {}) do
+      if not m.version or (current and not (r.version > current)) then
+        out[#out + 1] = r
+      end
+    end
+    return out
+  end
+  local function has_version(list, version)
+    local v = version and semver.parse(version)
+    for _, r in ipairs(list) do
+      if v and r.version == v then
+        return true
+      end
+    end
+    return false
+  end
+
+  local by_crate = {}
+  local found_counts = {}
+  for _, m in ipairs(members) do
+    local template = tags.for_crate(set, m.name)
+    local result
+    if template then
+      local list = tags.has_crate(template) and ((own[m.name] or {})[template] or {}) or shared_for(m, template)
+      result = { template = template, source = "set", tags = sorted(list) }
+    else
+      -- Found: the convention with the tag of the manifest's version, else the most tags.
+      local options = {}
+      for t, list in pairs(own[m.name] or {}) do
+        options[#options + 1] = { template = t, list = list }
+      end
+      if may_share(m) then
+        for t in pairs(shared) do
+          local list = shared_for(m, t)
+          if #list > 0 then
+            options[#options + 1] = { template = t, list = list }
+          end
+        end
+      end
+      for _, o in ipairs(options) do
+        o.current = has_version(o.list, m.version)
+      end
+      table.sort(options, function(a, b)
+        if a.current ~= b.current then return a.current end
+        if #a.list ~= #b.list then return #a.list > #b.list end
+        local ra, rb = rank[a.template] or 99, rank[b.template] or 99
+        if ra ~= rb then return ra < rb end
+        return a.template < b.template
+      end)
+      if options[1] then
+        result = { template = options[1].template, source = "tags", tags = sorted(options[1].list) }
+        if tags.has_crate(result.template) then
+          found_counts[result.template] = (found_counts[result.template] or 0) + 1
+        end
+      end
+    end
+    by_crate[m.name] = result
+  end
+
+  -- Crates without tags follow what their siblings do: the most common
+  -- convention with {crate} found here, else the default.
+  local sibling, best = nil, 0
+  for t, n in pairs(found_counts) do
+    if n > best or (n == best and (rank[t] or 99) < (rank[sibling] or 99)) then
+      sibling, best = t, n
+    end
+  end
+  for _, m in ipairs(members) do
+    if not by_crate[m.name] then
+      local template = single and tags.SINGLE or sibling or tags.DEFAULT
+      by_crate[m.name] = { template = template, source = "default", tags = {} }
+    end
+    by_crate[m.name].found = #by_crate[m.name].tags
+  end
+
+  -- Tags that fit the convention in force for a crate but are not semver.
+  local relevant = {}
+  for _, pr in ipairs(problems) do
+    for _, m in ipairs(members) do
+      local conv = by_crate[m.name]
+      if pr.template == conv.template and (pr.crate == m.name or (pr.crate == nil and conv.source ~= "default")) then
+        relevant[#relevant + 1] = { tag = pr.tag, crate = m.name, template = pr.template, version = pr.version,
+          explicit = conv.source == "set" }
+        break
+      end
+    end
+  end
+  return by_crate, relevant
+end
+
+return tags

@@ -157,9 +157,17 @@ local function last_releases(repo, members, set, single, from)
     names[i] = m.name
   end
   local candidates = plan.tag_candidates(repo, names, templates_to_read(names, set))
-  local conventions, problems, code = tags.conventions(candidates, members, set, single)
+  local function exists(commit, dir)
+    return commit == nil or dir == nil
+      or repo:tree_entry(commit, (dir == "" and "" or dir .. "/") .. "Cargo.toml") ~= nil
+  end
+  local conventions, problems, code = tags.conventions(candidates, members, set, single, exists)
   if not conventions then
     return nil, problems, code
+  end
+  local existing = {}
+  for _, c in ipairs(candidates) do
+    existing[c.tag] = c.peeled or c.target
   end
   local warnings = {}
   for _, pr in ipairs(problems) do
@@ -213,19 +221,15 @@ local function last_releases(repo, members, set, single, from)
         end
       end
     end
-    if pick and not tags.has_crate(conventions[m.name].template) and m.dir and m.dir ~= "" and pick.commit then
-      -- A shared tag older than the crate itself is not its release.
-      local at = repo:tree_entry(pick.commit, m.dir .. "/Cargo.toml")
-      if not at then
-        pick = nil
-      end
+    if pick and not tags.has_crate(conventions[m.name].template) and m.dir ~= "" and not exists(pick.commit, m.dir) then
+      pick = nil -- a shared tag older than the crate itself is not its release
     end
     if pick then
       releases[m.name] = { tag = pick.tag, version = tostring(pick.version), commit = pick.commit,
         reachable = pick.commit ~= nil and reachable[pick.commit] == true, source = "tag" }
     end
   end
-  return releases, conventions, warnings, matched
+  return releases, conventions, warnings, matched, existing
 end
 
 -- The last release of each crate as a map { [crate] = {tag, version, commit} }
@@ -257,12 +261,15 @@ end
 -- its JSON decoded (what stages hold). Falls back to the plan's workspace
 -- template, then to the default.
 function plan.tag_for(data, name, version)
-  local template
+  local template, metadata
   for _, c in ipairs(data.crates or {}) do
     if c.name == name then
-      template = c.tag_template
+      template, metadata = c.tag_template, c.tag_metadata
       break
     end
+  end
+  if metadata == false then
+    version = tags.without_metadata(version)
   end
   if template == nil or template == json.null then
     template = data.tag_template
@@ -429,6 +436,26 @@ local function resolution(draft, opts)
   end
   if #inherited > 1 then
     r.groups[#r.groups + 1] = { members = inherited, inherited = true, name = "version.workspace = true" }
+  end
+  -- A template without {crate} names one tag per version: crates at one
+  -- version that share one must keep sharing it, or the next release of one
+  -- takes the tag the others need.
+  local sharing, keys = {}, {}
+  for _, name in ipairs(draft.names) do
+    local c = draft.crates[name]
+    if c.publish and c.tag_template and not tags.has_crate(c.tag_template) and not c.inherited_version then
+      local key = c.tag_template .. "\0" .. c.current
+      if not sharing[key] then
+        sharing[key] = { members = {}, tag = c.tag_template, name = ("one tag per version (%s)"):format(c.tag_template) }
+        keys[#keys + 1] = key
+      end
+      table.insert(sharing[key].members, name)
+    end
+  end
+  for _, key in ipairs(keys) do
+    if #sharing[key].members > 1 then
+      r.groups[#r.groups + 1] = sharing[key]
+    end
   end
   return r
 end
@@ -598,9 +625,14 @@ local function lockstep_once(draft, state, r)
       for _, name in ipairs(group.members) do
         local s = state[name]
         if s.eligible then
-          local text = group.inherited
-            and ("version.workspace = true: shares version %s with %s"):format(tostring(shared), members)
-            or ("%s (%s) shares version %s"):format(group.name, members, tostring(shared))
+          local text
+          if group.inherited then
+            text = ("version.workspace = true: shares version %s with %s"):format(tostring(shared), members)
+          elseif group.tag then
+            text = ("shares its tags (%s) and version %s with %s"):format(group.tag, tostring(shared), members)
+          else
+            text = ("%s (%s) shares version %s"):format(group.name, members, tostring(shared))
+          end
           local reason = { kind = "lockstep", group = group.name, version = tostring(shared), text = text }
           if s.held then
             force(draft, state, r, name, "none", reason)
@@ -776,6 +808,7 @@ function plan.draft(ws, releases, changes, opts)
       new = rel == nil, publish = m.publish ~= false, registries = type(m.publish) == "table" and m.publish or nil,
       dir = m.dir, commits = kept, all_commits = list, cancelled = cancelled, deps = m.deps,
       inherited_version = m.inherited_version, tag_template = conv and conv.template,
+      tag_metadata = not (conv and conv.metadata == false),
       tag_source = conv and conv.source, tags_found = conv and conv.found,
       walked = opts.walked == nil or opts.walked[m.name] == true,
     }
@@ -871,7 +904,9 @@ function plan.build(draft, decisions, meta)
       last_release_source = (c.last_source == "tag" or c.last_source == "registry") and c.last_source or json.null,
       tag_template = template,
       tag_template_source = c.tag_source or "default",
-      tag = d.next and c.publish and tags.name(template, name, d.next) or json.null,
+      tag_metadata = c.tag_metadata ~= false,
+      tag = d.next and c.publish and tags.name(template, name,
+        c.tag_metadata == false and tags.without_metadata(d.next) or d.next) or json.null,
       added = d.added and d.added.text or json.null,
       walked = c.walked ~= false,
       cancelled = {},
@@ -929,11 +964,10 @@ end
 
 -- The tag crate NAME gets at VERSION (default: its next version) under this plan.
 function Plan:tag_of(name, version)
-  local c = self.by_name[name]
-  if not c then
+  if not self.by_name[name] then
     error(("plan:tag_of: no crate '%s' in the plan"):format(tostring(name)), 2)
   end
-  return tags.name(c.tag_template, name, version or c.next)
+  return plan.tag_for(self, name, version or self.by_name[name].next)
 end
 
 -- The scope as data: { packages = {...}, added = {{name, reason}} } or json.null.
@@ -1400,12 +1434,14 @@ local function find_releases(m)
     return nil, err, code
   end
   m.template_set = set
-  local releases, conventions, warnings, matched = last_releases(m.repo, m.ws.members, set, m.ws.single, m.from_oid)
+  local releases, conventions, warnings, matched, existing = last_releases(m.repo, m.ws.members, set, m.ws.single,
+    m.from_oid)
   if not releases then
     local msg, failure = conventions, warnings
     return nil, msg, failure
   end
   m.releases, m.conventions, m.warnings, m.tags_matched = releases, conventions, warnings, matched
+  m.existing_tags = existing
   if matched == 0 then
     no_tags_warning(m)
   end
@@ -1523,6 +1559,18 @@ local function build_plan(m)
     return nil, result, "EPOLICY"
   end
   result.workspace = m.ws
+  -- A tag this release would make that exists already would stop the Tag stage.
+  local made = {}
+  for _, c in ipairs(result.crates) do
+    if c.tag ~= json.null and not made[c.tag] then
+      made[c.tag] = true
+      local at = m.existing_tags[c.tag]
+      if at then
+        result.warnings[#result.warnings + 1] = ("tag %s (%s %s) already exists, at commit %s; set a tag "
+          .. "template with {crate} for %s"):format(c.tag, c.name, c.next, at:sub(1, 12), c.name)
+      end
+    end
+  end
   m.plan = result
   return true
 end

@@ -6,7 +6,10 @@
 --   "{crate}-v{version}"  "{crate}@{version}"  "v{version}"  "release/{crate}/{version}"
 -- A template without {crate} ("crate-less") names one tag per version, so it
 -- can only serve crates that share one version, a one-crate repository or the
--- root crate of a workspace.
+-- root crate of a workspace; found from the tags, it is also the convention
+-- of a member with no tags of its own when a crate-less tag names exactly its
+-- manifest's version at a commit where it existed (toml-rs' toml_edit, clap's
+-- subcrates). Crates at one version sharing one move in lockstep.
 --
 -- Templates for a workspace are a table, the crate's own entry first, then "*":
 --   { ["*"] = "{crate}-v{version}", ["my-cli"] = "v{version}" }
@@ -89,49 +92,49 @@ function tags.name(template, name, version)
   return p.pre .. v .. p.post
 end
 
+-- VERSION (text or Version) without its build metadata: "1.1.4+spec-1.1.0" -> "1.1.4".
+function tags.without_metadata(version)
+  return (tostring(version):gsub("%+.*$", ""))
+end
+
 -- Every way tag NAME reads under parsed template P as (crate, version text),
 -- with crates from the set NAMES: a list of { crate = name|nil, version = text }.
 -- The version text must start with a digit; whether it is semver is for the
 -- caller to judge (a tag that fits but is not semver is worth reporting).
 function tags.read(p, tag, names)
   local out = {}
-  if #tag <= #p.pre + #p.post or tag:sub(1, #p.pre) ~= p.pre
-    or (p.post ~= "" and tag:sub(-#p.post) ~= p.post) then
+  local npre, npost = #p.pre, #p.post
+  if #tag <= npre + npost or (npre > 0 and tag:sub(1, npre) ~= p.pre)
+    or (npost > 0 and tag:sub(-npost) ~= p.post) then
     return out
   end
-  local middle = tag:sub(#p.pre + 1, #tag - #p.post)
-  local function add(crate, version)
-    if names == nil or crate == nil or names[crate] then
-      if version:find("^%d") then
-        out[#out + 1] = { crate = crate, version = version }
-      end
-    end
-  end
+  local middle = tag:sub(npre + 1, #tag - npost)
   if not p.crate then
-    add(nil, middle)
+    if middle:find("^%d") then
+      out[1] = { version = middle }
+    end
     return out
   end
   -- Every split of MIDDLE at an occurrence of MID is a candidate; crate names
   -- may contain MID themselves ("tokio-util-0.7.0" under "{crate}-{version}").
-  local step = #p.mid
-  local from = 1
+  local mid, step, from = p.mid, #p.mid, 1
   while true do
     local s
     if step == 0 then
       s = from <= #middle and from or nil
     else
-      s = middle:find(p.mid, from, true)
+      s = middle:find(mid, from, true)
     end
     if not s then
       break
     end
     local left, right = middle:sub(1, s - 1), middle:sub(s + step)
-    if left ~= "" and right ~= "" then
-      if p.crate == "first" then
-        add(left, right)
-      else
-        add(right, left)
-      end
+    local crate, version = left, right
+    if p.crate == "last" then
+      crate, version = right, left
+    end
+    if crate ~= "" and version:find("^%d") and (names == nil or names[crate]) then
+      out[#out + 1] = { crate = crate, version = version }
     end
     from = s + 1
   end
@@ -256,9 +259,9 @@ end
 function tags.closest(tag_names, expected, limit)
   local shapes, order = {}, {}
   for _, name in ipairs(tag_names) do
-    local s, e = name:find("v?%d+%.%d+[%w%.%-+]*$")
+    local s, e = name:find("%d+%.%d+[%w%.%-+]*$")
     if not s then
-      s, e = name:find("v?%d+%.%d+[%w%.%-+]*")
+      s, e = name:find("%d+%.%d+[%w%.%-+]*")
     end
     if s then
       local shape = name:sub(1, s - 1) .. "{version}" .. name:sub(e + 1)
@@ -294,14 +297,16 @@ end
 
 -- Release tags per crate from CANDIDATES (plan.tag_candidates' list) for
 -- workspace MEMBERS ({name, version, dir, publish, inherited_version}).
--- SET is tags.templates' form or nil; SINGLE says the workspace has one crate.
+-- SET is tags.templates' form or nil; SINGLE says the workspace has one crate;
+-- EXISTS(commit, dir), when given, says whether a crate was there at a commit.
 -- Returns
 --   by_crate[name] = { template, source = "set"|"tags"|"default", found = n,
---                      tags = { {tag, version (Version), commit} } newest version first },
+--                      tags = { {tag, version (Version), commit} } newest version first,
+--                      metadata = false when its tags leave out the manifest's build metadata },
 --   problems = { {tag, crate, template, version, explicit} } (tags that fit the
 --                      convention in force for a crate with a version that is not semver)
 -- or nil, message, "ETAG" for a template set on crates it cannot serve.
-function tags.conventions(candidates, members, set, single)
+function tags.conventions(candidates, members, set, single, exists)
   local by_name = {}
   for _, m in ipairs(members) do
     by_name[m.name] = m
@@ -432,6 +437,16 @@ function tags.conventions(candidates, members, set, single)
     return false
   end
 
+  local function claims(m, list)
+    local v = m.version and semver.parse(m.version)
+    for _, r in ipairs(list) do
+      if v and r.version == v then
+        return exists == nil or exists(r.commit, m.dir)
+      end
+    end
+    return false
+  end
+
   local by_crate = {}
   local found_counts = {}
   for _, m in ipairs(members) do
@@ -446,12 +461,13 @@ function tags.conventions(candidates, members, set, single)
       for t, list in pairs(own[m.name] or {}) do
         options[#options + 1] = { template = t, list = list }
       end
-      if may_share(m) then
-        for t in pairs(shared) do
-          local list = shared_for(m, t)
-          if #list > 0 then
-            options[#options + 1] = { template = t, list = list }
-          end
+      -- Shared tags are a crate's when it may share them, or, for a crate with
+      -- no tags of its own, when one names exactly its manifest's version at a
+      -- commit where the crate was there (a member released with the others' tags).
+      for t in pairs(shared) do
+        local list = shared_for(m, t)
+        if #list > 0 and (may_share(m) or (own[m.name] == nil and claims(m, list))) then
+          options[#options + 1] = { template = t, list = list }
         end
       end
       for _, o in ipairs(options) do
@@ -487,7 +503,20 @@ function tags.conventions(candidates, members, set, single)
       local template = single and tags.SINGLE or sibling or tags.DEFAULT
       by_crate[m.name] = { template = template, source = "default", tags = {} }
     end
-    by_crate[m.name].found = #by_crate[m.name].tags
+    local conv = by_crate[m.name]
+    conv.found = #conv.tags
+    -- Tags may leave out the build metadata the manifest carries (cargo-release
+    -- does): then new tags leave it out too.
+    local current = m.version and semver.parse(m.version)
+    if current and #current.build > 0 and #conv.tags > 0 then
+      conv.metadata = false
+      for _, r in ipairs(conv.tags) do
+        if #r.version.build > 0 then
+          conv.metadata = true
+          break
+        end
+      end
+    end
   end
 
   -- Tags that fit the convention in force for a crate but are not semver.

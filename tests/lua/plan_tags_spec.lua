@@ -111,6 +111,37 @@ describe("plan tags: conventions found from the tags", function()
     assert.are.equal(json.null, c.internal.tag)
   end)
 
+  it("a member on the repository's v{version} tags; tags without the build metadata", function()
+    local w = histories.member_on_shared_tags()
+    local p, c = make(w)
+    assert.are.equal("v{version}", c.edit.tag_template)
+    assert.are.equal("v0.25.13", c.edit.last_tag)
+    expect(c.edit, "0.25.13", "0.25.14", "patch")
+    assert.are.equal("v0.25.14", c.edit.tag)
+    assert.are.equal("toml-v1.1.4", c.toml.last_tag)
+    expect(c.toml, "1.1.4+spec-1.1.0", "1.1.5+spec-1.1.0", "patch")
+    assert.are.equal("toml-v1.1.5", c.toml.tag)
+    assert.is_false(c.toml.tag_metadata)
+    assert.are.equal("toml-v1.1.5", require("cdp.plan").tag_for(json.decode(p:to_json()), "toml", "1.1.5+spec-1.1.0"))
+    -- v1.0.0 is older than old: not its release, and not its convention
+    expect(c.old, "1.0.0", "1.0.0", "initial")
+    assert.are.equal("{crate}-v{version}", c.old.tag_template)
+  end)
+
+  it("crates sharing v{version} tags at one version move together; a tag that exists is a warning", function()
+    local w = histories.shared_tags()
+    local p, c = make(w)
+    for _, name in ipairs { "serde", "serde_derive", "cli" } do
+      assert.are.equal("v{version}", c[name].tag_template, name)
+    end
+    expect(c.serde_derive, "1.0.228", "1.0.229", "patch")
+    expect(c.serde, "1.0.228", "1.0.229", "patch")
+    assert.truthy(ps.reason(c.serde, "lockstep").text:find("shares its tags (v{version})", 1, true))
+    expect(c.cli, "1.0.227", "1.0.228", "patch")
+    assert.are.equal(1, #p.warnings)
+    assert.truthy(p.warnings[1]:find("tag v1.0.228 (cli 1.0.228) already exists", 1, true), p.warnings[1])
+  end)
+
   it("the tag of the manifest's version counts even when a squash merge left it off the branch", function()
     local w = histories.squash_merged_release()
     local p, c = make(w)
@@ -175,9 +206,10 @@ describe("plan tags: conventions found from the tags", function()
     -- per crate it is fine
     local _, c = make(w, { tag_template = { a = "v{version}" } })
     assert.are.equal("v1.0.0", c.a.last_tag)
-    -- and found from the tags, v1.0.0 is no crate's: neither is the root crate or shares a version
+    -- found from the tags, v1.0.0 names a's manifest version, and a has no tags of its own: a's
     _, c = make(w)
-    assert.are.equal(json.null, c.a.last_tag)
+    assert.are.equal("v1.0.0", c.a.last_tag)
+    assert.are.equal("{crate}-v{version}", c.b.tag_template)
   end)
 
   it("a shared tag older than a crate is not its release", function()

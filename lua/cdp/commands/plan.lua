@@ -15,8 +15,9 @@ wherever that tag is (a squash-merged release PR leaves it off the branch),
 else its highest tag merged into the planned commit. Each crate's tag
 convention is found from the tags that exist ({crate}-v{version},
 {crate}-{version}, {crate}@{version}, {crate}/v{version}, {crate}_v{version};
-v{version} or {version} for a one-crate repository, the root crate, or crates
-sharing version.workspace); the first line says which were found.
+v{version} or {version} for a one-crate repository, the root crate, crates
+sharing version.workspace, or a member whose manifest version such a tag
+names); the first line says which were found. New tags follow them.
 
 Options:
   --json              print the plan as JSON (sorted keys; the shape is docs/plan-json.md)

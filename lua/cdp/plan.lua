@@ -69,8 +69,17 @@ function plan.template_parts(template, name)
   return whole:sub(1, at - 1), whole:sub(at + 1)
 end
 
--- The tag of crate NAME at VERSION.
+-- The tag of crate NAME at VERSION under TEMPLATE: a template, or a set of
+-- them (a table, or the text form "T,crate=T"; a crate without an entry and
+-- no "*" gets the default).
 function plan.tag_name(template, name, version)
+  if type(template) == "table" or template:find("[,=]") then
+    local set, err = tags.templates(template)
+    if err then
+      error(err, 2)
+    end
+    template = tags.for_crate(set, name) or tags.DEFAULT
+  end
   return tags.name(template, name, version)
 end
 
@@ -214,12 +223,21 @@ local function last_releases(repo, members, set, single, from)
   for _, m in ipairs(members) do
     local pick = by_manifest[m.name]
     if not pick then
+      -- The highest merged tag the manifest has reached; tags above it (a
+      -- nightly's pre-release, a release of a newer branch) only when none is.
+      local current = m.version and semver.parse(m.version)
+      local above
       for _, r in ipairs(conventions[m.name].tags) do
         if r.commit and reachable[r.commit] then
-          pick = r
-          break
+          if current and r.version > current then
+            above = above or r
+          else
+            pick = r
+            break
+          end
         end
       end
+      pick = pick or above
     end
     if pick and not tags.has_crate(conventions[m.name].template) and m.dir ~= "" and not exists(pick.commit, m.dir) then
       pick = nil -- a shared tag older than the crate itself is not its release
@@ -306,6 +324,13 @@ local function breaking_level(version)
   return (v and v.major == 0) and "minor" or "major"
 end
 
+-- A pre-release that only marks work towards a version ("-dev", "-pre",
+-- "-snapshot", "-alpha.0"): a first release outside pre-release mode is that version.
+local function is_dev_marker(v)
+  local label, n = v:prerelease_label()
+  return label == "dev" or label == "pre" or label == "snapshot" or (label == "alpha" and n == 0)
+end
+
 -- The version CRATE releases at for LEVEL (or FORCED), under pre-release LABEL
 -- counted from START. Returns the version (Version), the bump to show, and
 -- "manifest" when the manifest's own version (already past the last
@@ -324,8 +349,10 @@ local function next_version(crate, level, forced, label, initial, start)
   end
   if crate.new then
     local v = current
-    if initial and semver.v(initial) > v then
-      v = with_build(semver.v(initial), current.build)
+    if initial and v.major == 0 and v.minor == 0 and v.patch == 0 and semver.v(initial) > v then
+      v = with_build(semver.v(initial), current.build) -- a 0.0.0 placeholder
+    elseif not label and is_dev_marker(v) then
+      v = with_build(v:release(), current.build)
     end
     if label and not v:is_prerelease() then
       v = semver.new(v.major, v.minor, v.patch, { label, first }, v.build)
@@ -333,6 +360,11 @@ local function next_version(crate, level, forced, label, initial, start)
     return v, "initial"
   end
   local base = semver.v(crate.last)
+  if not label and is_dev_marker(current) and not base:is_prerelease() and current:release() > base then
+    -- The manifest names the next version as a pre-release (cargo-release's
+    -- dev-version, "0.8.0-dev"): outside pre-release mode that release is meant.
+    current = with_build(current:release(), current.build)
+  end
   -- A manifest already past the last release (bumped by hand, or by a release
   -- that was interrupted) is released as it stands, unless the commits ask for more.
   local ahead = current > base and (label == nil) == (not current:is_prerelease())
@@ -739,7 +771,7 @@ local function note_outcomes(draft, state)
     local s, crate = state[name], draft.crates[name]
     if s.note == "manifest" then
       add_reason(s, { kind = "manifest", version = crate.current, level = s.shown,
-        text = ("%s → %s, already in the manifest"):format(crate.last, crate.current) })
+        text = ("%s → %s, already in the manifest"):format(crate.last, tostring(s.next)) })
     end
     if s.held and s.eligible and s.own_level ~= "none" then
       add_reason(s, { kind = "scope", text = ("left out: not among the packages asked for (its commits ask for %s)")

@@ -295,63 +295,60 @@ end
 -- Conventions: which template each crate's tags follow.
 ---------------------------------------------------------------------------
 
--- Release tags per crate from CANDIDATES (plan.tag_candidates' list) for
--- workspace MEMBERS ({name, version, dir, publish, inherited_version}).
--- SET is tags.templates' form or nil; SINGLE says the workspace has one crate;
--- EXISTS(commit, dir), when given, says whether a crate was there at a commit.
--- Returns
---   by_crate[name] = { template, source = "set"|"tags"|"default", found = n,
---                      tags = { {tag, version (Version), commit} } newest version first,
---                      metadata = false when its tags leave out the manifest's build metadata },
---   problems = { {tag, crate, template, version, explicit} } (tags that fit the
---                      convention in force for a crate with a version that is not semver)
--- or nil, message, "ETAG" for a template set on crates it cannot serve.
-function tags.conventions(candidates, members, set, single, exists)
-  local by_name = {}
+-- A crate-less template names one tag per version: set for crates that do
+-- not share a version, it is refused, saying what to set instead.
+local function check_set_templates(members, set)
+  local served, order = {}, {}
   for _, m in ipairs(members) do
-    by_name[m.name] = m
-  end
-  -- A crate-less tag can be the release of crates that share their version:
-  -- the only crate, the root crate, and crates inheriting [workspace.package].
-  local function may_share(m)
-    return single or m.dir == "" or m.inherited_version
-  end
-
-  -- Crate-less templates that are set must serve crates of one version.
-  if set then
-    local served = {}
-    for _, m in ipairs(members) do
-      local t = tags.for_crate(set, m.name)
-      if t and not tags.has_crate(t) and m.publish ~= false then
-        served[t] = served[t] or {}
-        table.insert(served[t], m)
+    local t = tags.for_crate(set, m.name)
+    if t and not tags.has_crate(t) and m.publish ~= false then
+      if not served[t] then
+        served[t] = {}
+        order[#order + 1] = t
       end
-    end
-    for t, list in pairs(served) do
-      local versions, seen = {}, {}
-      for _, m in ipairs(list) do
-        local v = m.version or "?"
-        if not seen[v] then
-          seen[v] = true
-          versions[#versions + 1] = v
-        end
-      end
-      if #versions > 1 then
-        local names = {}
-        for i, m in ipairs(list) do
-          names[i] = ("%s %s"):format(m.name, m.version)
-        end
-        table.sort(names)
-        return nil, ("tag template '%s' has no {crate}, so it names one tag per version, but the crates it "
-          .. "applies to do not share a version (%s); give those crates a template with {crate}, e.g. "
-          .. "tag_template = { [\"*\"] = \"{crate}-v{version}\", [\"%s\"] = \"%s\" }, or make them share "
-          .. "one version (version.workspace = true)"):format(t, table.concat(names, ", "), list[1].name, t), "ETAG"
-      end
+      table.insert(served[t], m)
     end
   end
+  table.sort(order)
+  for _, t in ipairs(order) do
+    local list, versions, seen = served[t], {}, {}
+    for _, m in ipairs(list) do
+      local v = m.version or "?"
+      if not seen[v] then
+        seen[v] = true
+        versions[#versions + 1] = v
+      end
+    end
+    if #versions > 1 then
+      local names = {}
+      for i, m in ipairs(list) do
+        names[i] = ("%s %s"):format(m.name, m.version)
+      end
+      table.sort(names)
+      return nil, ("tag template '%s' has no {crate}, so it names one tag per version, but the crates it "
+        .. "applies to do not share a version (%s); give those crates a template with {crate}, e.g. "
+        .. "tag_template = { [\"*\"] = \"{crate}-v{version}\", [\"%s\"] = \"%s\" }, or make them share "
+        .. "one version (version.workspace = true)"):format(t, table.concat(names, ", "), list[1].name, t), "ETAG"
+    end
+  end
+  return true
+end
 
-  -- Group the readings: per tag, keep the valid ones; a crate's own reading
-  -- (with {crate}) wins over a crate-less one, the longest crate name over shorter.
+local function by_version(list)
+  table.sort(list, function(a, b)
+    if a.version ~= b.version then
+      return a.version > b.version
+    end
+    return a.tag < b.tag
+  end)
+  return list
+end
+
+-- The readings of CANDIDATES, per tag: a crate's own (a template with
+-- {crate}; the longest crate name wins) into OWN[crate][template], crate-less
+-- ones into SHARED[template], and tags that read only as versions that are not
+-- semver into PROBLEMS.
+local function group_readings(candidates)
   local per_tag, tag_order = {}, {}
   for _, c in ipairs(candidates) do
     local entry = per_tag[c.tag]
@@ -367,171 +364,188 @@ function tags.conventions(candidates, members, set, single, exists)
       entry.invalid[#entry.invalid + 1] = c
     end
   end
-
-  local own = {}      -- own[name][template] = { {tag, version, commit} }
-  local shared = {}   -- shared[template] = { {tag, version, commit} }
-  local problems = {}
+  local own, shared, problems = {}, {}, {}
   for _, name in ipairs(tag_order) do
     local entry = per_tag[name]
-    if #entry.valid > 0 then
-      local best
-      for _, r in ipairs(entry.valid) do
-        if r.c.crate then
-          if not best or not best.c.crate or #r.c.crate > #best.c.crate then
-            best = r
-          end
-        end
+    local best
+    for _, r in ipairs(entry.valid) do
+      if r.c.crate and (not best or #r.c.crate > #best.c.crate) then
+        best = r
       end
-      local rec
-      if best then
-        rec = { tag = name, version = best.v, commit = best.c.peeled or best.c.target }
-        own[best.c.crate] = own[best.c.crate] or {}
-        local t = own[best.c.crate]
-        t[best.c.template] = t[best.c.template] or {}
-        table.insert(t[best.c.template], rec)
+    end
+    if best then
+      own[best.c.crate] = own[best.c.crate] or {}
+      local t = own[best.c.crate]
+      t[best.c.template] = t[best.c.template] or {}
+      table.insert(t[best.c.template], { tag = name, version = best.v, commit = best.c.peeled or best.c.target })
+    end
+    for _, r in ipairs(entry.valid) do
+      if not r.c.crate then
+        shared[r.c.template] = shared[r.c.template] or {}
+        table.insert(shared[r.c.template], { tag = name, version = r.v, commit = r.c.peeled or r.c.target })
       end
-      for _, r in ipairs(entry.valid) do
-        if not r.c.crate then
-          shared[r.c.template] = shared[r.c.template] or {}
-          table.insert(shared[r.c.template], { tag = name, version = r.v, commit = r.c.peeled or r.c.target })
-        end
-      end
-    else
+    end
+    if #entry.valid == 0 then
       for _, c in ipairs(entry.invalid) do
         problems[#problems + 1] = { tag = name, crate = c.crate, template = c.template, version = c.version }
       end
     end
   end
+  return own, shared, problems
+end
 
-  local rank = {}
-  for i, t in ipairs(tags.KNOWN) do
-    rank[t] = i
-  end
-  local function sorted(list)
-    table.sort(list, function(a, b)
-      if a.version ~= b.version then
-        return a.version > b.version
-      end
-      return a.tag < b.tag
-    end)
-    return list
-  end
-  -- The shared tags a crate may own: those whose version it has reached.
-  local function shared_for(m, template)
-    local out = {}
-    local current = m.version and semver.parse(m.version)
-    for _, r in ipairs(shared[template] or {}) do
-      if not m.version or (current and not (r.version > current)) then
-        out[#out + 1] = r
-      end
-    end
-    return out
-  end
-  local function has_version(list, version)
-    local v = version and semver.parse(version)
-    for _, r in ipairs(list) do
-      if v and r.version == v then
-        return true
-      end
-    end
-    return false
-  end
+local RANK = {}
+for i, t in ipairs(tags.KNOWN) do
+  RANK[t] = i
+end
 
-  local function claims(m, list)
-    local v = m.version and semver.parse(m.version)
-    for _, r in ipairs(list) do
-      if v and r.version == v then
-        return exists == nil or exists(r.commit, m.dir)
-      end
+-- The shared tags crate M may own: those whose version it has reached.
+local function shared_for(shared, m, template)
+  local out = {}
+  local current = m.version and semver.parse(m.version)
+  for _, r in ipairs(shared[template] or {}) do
+    if not m.version or (current and not (r.version > current)) then
+      out[#out + 1] = r
     end
-    return false
   end
+  return out
+end
 
-  local by_crate = {}
-  local found_counts = {}
-  for _, m in ipairs(members) do
-    local template = tags.for_crate(set, m.name)
-    local result
-    if template then
-      local list = tags.has_crate(template) and ((own[m.name] or {})[template] or {}) or shared_for(m, template)
-      result = { template = template, source = "set", tags = sorted(list) }
-    else
-      -- Found: the convention with the tag of the manifest's version, else the most tags.
-      local options = {}
-      for t, list in pairs(own[m.name] or {}) do
-        options[#options + 1] = { template = t, list = list }
-      end
-      -- Shared tags are a crate's when it may share them, or, for a crate with
-      -- no tags of its own, when one names exactly its manifest's version at a
-      -- commit where the crate was there (a member released with the others' tags).
-      for t in pairs(shared) do
-        local list = shared_for(m, t)
-        if #list > 0 and (may_share(m) or (own[m.name] == nil and claims(m, list))) then
-          options[#options + 1] = { template = t, list = list }
-        end
-      end
-      for _, o in ipairs(options) do
-        o.current = has_version(o.list, m.version)
-      end
-      table.sort(options, function(a, b)
-        if a.current ~= b.current then return a.current end
-        if #a.list ~= #b.list then return #a.list > #b.list end
-        local ra, rb = rank[a.template] or 99, rank[b.template] or 99
-        if ra ~= rb then return ra < rb end
-        return a.template < b.template
-      end)
-      if options[1] then
-        result = { template = options[1].template, source = "tags", tags = sorted(options[1].list) }
-        if tags.has_crate(result.template) then
-          found_counts[result.template] = (found_counts[result.template] or 0) + 1
-        end
-      end
+local function with_version(list, version)
+  local v = version and semver.parse(version)
+  for _, r in ipairs(list) do
+    if v and r.version == v then
+      return r
     end
-    by_crate[m.name] = result
   end
+  return nil
+end
 
-  -- Crates without tags follow what their siblings do: the most common
-  -- convention with {crate} found here, else the default.
-  local sibling, best = nil, 0
-  for t, n in pairs(found_counts) do
-    if n > best or (n == best and (rank[t] or 99) < (rank[sibling] or 99)) then
+-- The convention crate M follows, found from its tags, or nil. Its own
+-- conventions, and shared ones when it may share them (SHARES) or when
+-- none of its own tags is its manifest's version but a shared one is, at a
+-- commit where the crate was there (EXISTS): a member released with the
+-- others' tags, or one that used to be the repository's only crate. The
+-- convention with the tag of the manifest's version wins, its own before a
+-- shared one; then the most tags; then the order of tags.KNOWN.
+local function found_convention(m, own, shared, shares, exists)
+  local options, own_current = {}, false
+  for t, list in pairs(own[m.name] or {}) do
+    local current = with_version(list, m.version) ~= nil
+    options[#options + 1] = { template = t, list = list, current = current }
+    own_current = own_current or current
+  end
+  for t in pairs(shared) do
+    local list = shared_for(shared, m, t)
+    local at = with_version(list, m.version)
+    local claimed = not own_current and at ~= nil and (exists == nil or exists(at.commit, m.dir))
+    if #list > 0 and (shares or claimed) then
+      options[#options + 1] = { template = t, list = list, current = at ~= nil, shared = true }
+    end
+  end
+  table.sort(options, function(a, b)
+    if a.current ~= b.current then return a.current end
+    if a.current and a.shared ~= b.shared then return not a.shared end
+    if #a.list ~= #b.list then return #a.list > #b.list end
+    local ra, rb = RANK[a.template] or 99, RANK[b.template] or 99
+    if ra ~= rb then return ra < rb end
+    return a.template < b.template
+  end)
+  if options[1] then
+    return { template = options[1].template, source = "tags", tags = by_version(options[1].list) }
+  end
+  return nil
+end
+
+-- Crates without tags follow what their siblings do: the most common
+-- convention with {crate} found, else the default (v{version} for one crate).
+local function default_convention(by_crate, single)
+  local counts, sibling, best = {}, nil, 0
+  for _, conv in pairs(by_crate) do
+    if conv.source == "tags" and tags.has_crate(conv.template) then
+      counts[conv.template] = (counts[conv.template] or 0) + 1
+    end
+  end
+  for t, n in pairs(counts) do
+    if n > best or (n == best and ((RANK[t] or 99) < (RANK[sibling] or 99)
+        or ((RANK[t] or 99) == (RANK[sibling] or 99) and t < sibling))) then
       sibling, best = t, n
     end
   end
-  for _, m in ipairs(members) do
-    if not by_crate[m.name] then
-      local template = single and tags.SINGLE or sibling or tags.DEFAULT
-      by_crate[m.name] = { template = template, source = "default", tags = {} }
-    end
-    local conv = by_crate[m.name]
-    conv.found = #conv.tags
-    -- Tags may leave out the build metadata the manifest carries (cargo-release
-    -- does): then new tags leave it out too.
-    local current = m.version and semver.parse(m.version)
-    if current and #current.build > 0 and #conv.tags > 0 then
-      conv.metadata = false
-      for _, r in ipairs(conv.tags) do
-        if #r.version.build > 0 then
-          conv.metadata = true
-          break
-        end
-      end
+  return single and tags.SINGLE or sibling or tags.DEFAULT
+end
+
+-- Tags may leave out the build metadata the manifest carries (cargo-release
+-- makes toml-v1.1.4 for 1.1.4+spec-1.1.0): then new tags leave it out too.
+local function keeps_metadata(m, conv)
+  local current = m.version and semver.parse(m.version)
+  if not current or #current.build == 0 or #conv.tags == 0 then
+    return nil
+  end
+  for _, r in ipairs(conv.tags) do
+    if #r.version.build > 0 then
+      return true
     end
   end
+  return false
+end
 
-  -- Tags that fit the convention in force for a crate but are not semver.
-  local relevant = {}
+-- Tags that fit the convention in force for a crate but are not semver.
+local function problems_in_force(problems, members, by_crate)
+  local out = {}
   for _, pr in ipairs(problems) do
     for _, m in ipairs(members) do
       local conv = by_crate[m.name]
       if pr.template == conv.template and (pr.crate == m.name or (pr.crate == nil and conv.source ~= "default")) then
-        relevant[#relevant + 1] = { tag = pr.tag, crate = m.name, template = pr.template, version = pr.version,
+        out[#out + 1] = { tag = pr.tag, crate = m.name, template = pr.template, version = pr.version,
           explicit = conv.source == "set" }
         break
       end
     end
   end
-  return by_crate, relevant
+  return out
+end
+
+-- Release tags per crate from CANDIDATES (plan.tag_candidates' list) for
+-- workspace MEMBERS ({name, version, dir, publish, inherited_version}).
+-- SET is tags.templates' form or nil; SINGLE says the workspace has one crate;
+-- EXISTS(commit, dir), when given, says whether a crate was there at a commit.
+-- Returns
+--   by_crate[name] = { template, source = "set"|"tags"|"default", found = n,
+--                      tags = { {tag, version (Version), commit} } newest version first,
+--                      metadata = false when its tags leave out the manifest's build metadata },
+--   problems = { {tag, crate, template, version, explicit} } (tags that fit the
+--                      convention in force for a crate with a version that is not semver)
+-- or nil, message, "ETAG" for a template set on crates it cannot serve.
+function tags.conventions(candidates, members, set, single, exists)
+  if set then
+    local ok, err, code = check_set_templates(members, set)
+    if not ok then
+      return nil, err, code
+    end
+  end
+  local own, shared, problems = group_readings(candidates)
+  local by_crate = {}
+  for _, m in ipairs(members) do
+    local template = tags.for_crate(set, m.name)
+    if template then
+      local list = tags.has_crate(template) and ((own[m.name] or {})[template] or {}) or shared_for(shared, m, template)
+      by_crate[m.name] = { template = template, source = "set", tags = by_version(list) }
+    else
+      -- The only crate, the root crate and crates inheriting
+      -- [workspace.package] version may share crate-less tags.
+      local shares = single or m.dir == "" or m.inherited_version == true
+      by_crate[m.name] = found_convention(m, own, shared, shares, exists)
+    end
+  end
+  local fallback = default_convention(by_crate, single)
+  for _, m in ipairs(members) do
+    local conv = by_crate[m.name] or { template = fallback, source = "default", tags = {} }
+    by_crate[m.name] = conv
+    conv.found = #conv.tags
+    conv.metadata = keeps_metadata(m, conv)
+  end
+  return by_crate, problems_in_force(problems, members, by_crate)
 end
 
 return tags

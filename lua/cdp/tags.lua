@@ -427,7 +427,9 @@ end
 -- commit where the crate was there (EXISTS): a member released with the
 -- others' tags, or one that used to be the repository's only crate. The
 -- convention with the tag of the manifest's version wins, its own before a
--- shared one; then the most tags; then the order of tags.KNOWN.
+-- shared one; then the one of its newest release (conventions change: 0.10.5,
+-- then cargo-release-0.11.1, then v0.12.2); then the most tags; then the order
+-- of tags.KNOWN. Its releases are the tags of all of them.
 local function found_convention(m, own, shared, shares, exists)
   local options, own_current = {}, false
   for t, list in pairs(own[m.name] or {}) do
@@ -443,18 +445,32 @@ local function found_convention(m, own, shared, shares, exists)
       options[#options + 1] = { template = t, list = list, current = at ~= nil, shared = true }
     end
   end
+  for _, o in ipairs(options) do
+    by_version(o.list)
+    o.newest = o.list[1].version
+  end
   table.sort(options, function(a, b)
     if a.current ~= b.current then return a.current end
     if a.current and a.shared ~= b.shared then return not a.shared end
+    if a.newest ~= b.newest then return a.newest > b.newest end
     if #a.list ~= #b.list then return #a.list > #b.list end
     local ra, rb = RANK[a.template] or 99, RANK[b.template] or 99
     if ra ~= rb then return ra < rb end
     return a.template < b.template
   end)
-  if options[1] then
-    return { template = options[1].template, source = "tags", tags = by_version(options[1].list) }
+  if not options[1] then
+    return nil
   end
-  return nil
+  local all, seen = {}, {}
+  for _, o in ipairs(options) do
+    for _, r in ipairs(o.list) do
+      if not seen[r.tag] then
+        seen[r.tag] = true
+        all[#all + 1] = r
+      end
+    end
+  end
+  return { template = options[1].template, source = "tags", tags = by_version(all), own = #options[1].list }
 end
 
 -- Crates without tags follow what their siblings do: the most common

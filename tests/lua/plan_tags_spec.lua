@@ -218,6 +218,25 @@ describe("plan tags: conventions found from the tags", function()
     expect(c.axum, "0.2.1", "0.2.2", "patch")
   end)
 
+  it("conventions that changed over time: the last release under any, new tags as the newest", function()
+    local w = fixture.new { single = true }
+    w:crate("tool", "0.1.0", { dir = "" })
+    w:commit("chore: start")
+    w:tag("0.1.0")
+    w:change("tool", "fix: one")
+    w:set_version("tool", "0.2.0")
+    w:commit("chore: 0.2.0")
+    w:tag("tool-0.2.0")
+    w:set_version("tool", "0.2.1-alpha.0") -- cargo-release's dev-version
+    w:commit("chore: start 0.2.1")
+    w:change("tool", "fix: two")
+    local _, c = make(w)
+    assert.are.equal("tool-0.2.0", c.tool.last_tag)
+    assert.are.equal("{crate}-{version}", c.tool.tag_template)
+    expect(c.tool, "0.2.1-alpha.0", "0.2.1", "patch")
+    assert.are.equal("tool-0.2.1", c.tool.tag)
+  end)
+
   it("a template set for the workspace and per crate wins over what is found", function()
     local w = histories.root_with_members()
     w:tag("app-v1.0.0") -- an old convention of the root crate

@@ -272,17 +272,18 @@ describe("plan presets", function()
     expect(c.leaf, "0.1.0", "0.1.1", "patch")
   end)
 
-  it("cargo_release: changed crates release, dependents' requirements are upgraded without releasing them", function()
+  it("cargo_release: changed crates release, dependents' requirements are upgraded and they release too", function()
     local cargo_release = require "cdp.policies.cargo_release"
     local w = histories.chain()
     w:change("base", "docs: a doc comment")
     local _, c = make(w, { policy = cargo_release {} })
     expect(c.base, "1.2.0", "1.2.1", "patch")
+    expect(c.mid, "0.5.0", "0.5.1", "patch")
+    assert.are.same({ { dependency = "base", kind = "normal", from = "1.2.0", to = "1.2.1" } }, c.mid.requirements)
+    -- upgraded without a release of their own, when asked
+    _, c = make(w, { policy = cargo_release { raise_requirements = "rewrite" } })
     expect(c.mid, "0.5.0", "0.5.0", "none")
     assert.are.same({ { dependency = "base", kind = "normal", from = "1.2.0", to = "1.2.1" } }, c.mid.requirements)
-    w:change("base", "feat!: break")
-    _, c = make(w, { policy = cargo_release {} })
-    expect(c.mid, "0.5.0", "0.5.1", "patch")
   end)
 end)
 

@@ -3,23 +3,48 @@ local cli = require "cdp.cli"
 
 local command = {
   summary = "show the Release Plan: which crates bump, to what, and why",
-  usage = "cdp plan [DIR] [--json] [--explain CRATE] [--since REV] [--from REV] "
-    .. "[--pipeline FILE] [--prerelease LABEL]",
+  usage = "cdp plan [DIR] [--json] [--explain CRATE] [--all] [--package NAME]... [--tag-template T]... "
+    .. "[--registry INDEX] [--since REV] [--from REV] [--pipeline FILE] [--prerelease LABEL]",
   help = [[
 Plans the next release of the Cargo workspace in DIR (default: the current
-directory) from its git history: each crate's commits since its last release
-tag, read as Conventional Commits, decide its bump under the policy.
+directory) from its git history: each crate's commits since its last release,
+read as Conventional Commits, decide its bump under the policy.
+
+The last release of a crate is the tag of the version its manifest names,
+wherever that tag is (a squash-merged release PR leaves it off the branch),
+else its highest tag merged into the planned commit. Each crate's tag
+convention is found from the tags that exist ({crate}-v{version},
+{crate}-{version}, {crate}@{version}, {crate}/v{version}, {crate}_v{version};
+v{version} or {version} for a one-crate repository, the root crate, crates
+sharing version.workspace, or a member whose manifest version such a tag
+names); the first line says which were found. New tags follow them.
 
 Options:
-  --json              print the plan as JSON (sorted keys, stable across runs)
+  --json              print the plan as JSON (sorted keys; the shape is docs/plan-json.md)
   --explain CRATE     list the commits and dependency edges behind CRATE's bump
+  --all               list every crate, not only those that release, and read the
+                      history of never-released publish = false crates too
+  --package NAME      release only NAME (repeatable, or comma-separated) and what
+                      propagation forces; the crates added are listed with why
+  --tag-template T    the tag convention, instead of finding it: T for every crate,
+                      or CRATE=T for one (repeatable, or comma-separated)
+  --registry INDEX    ask this sparse index about crates without a tag
+                      (e.g. sparse+https://index.crates.io/): a version already
+                      published there is not a first release
   --since REV         count commits after REV for every crate, not after its tag
   --from REV          plan the release of REV instead of HEAD
   --pipeline FILE     take the policy (and settings.tag_template) from a pipeline script
   --prerelease LABEL  plan pre-releases X.Y.Z-LABEL.N
 
+Examples:
+  cdp plan                                  what releases, and why, in one table
+  cdp plan --explain my-crate               the commits behind my-crate's bump
+  cdp plan --package my-cli                 release my-cli (and what it forces)
+  cdp plan --tag-template '{crate}@{version}' --tag-template 'my-cli=v{version}'
+  cdp plan --pipeline cdp.lua --json        the plan a run of cdp.lua makes, as JSON
+
 Exit codes: 0 planned, 1 the plan failed (broken manifest, bad tag, unknown
-crate in the policy), 2 bad usage.]],
+crate in the policy or --package, a plan that cannot hold), 2 bad usage.]],
 }
 
 local function parse_args(args)
@@ -52,6 +77,18 @@ local function parse_args(args)
       o.pipeline = value(a)
     elseif a == "--prerelease" then
       o.prerelease = value(a)
+    elseif a == "--all" then
+      o.all = true
+    elseif a == "--package" or a == "-p" then
+      o.packages = o.packages or {}
+      for name in value(a):gmatch("[^,%s]+") do
+        o.packages[#o.packages + 1] = name
+      end
+    elseif a == "--tag-template" then
+      o.tag_templates = o.tag_templates or {}
+      o.tag_templates[#o.tag_templates + 1] = value(a)
+    elseif a == "--registry" then
+      o.registry = value(a)
     elseif a:sub(1, 1) == "-" then
       cli.usage_error(("unknown option '%s'"):format(a), "plan")
     elseif o.dir then
@@ -63,6 +100,13 @@ local function parse_args(args)
   end
   if o.json and o.explain then
     cli.usage_error("--json and --explain cannot be used together", "plan")
+  end
+  if o.tag_templates then
+    local templates, err = require("cdp.tags").templates(o.tag_templates)
+    if err then
+      cli.usage_error(err, "plan")
+    end
+    o.tag_template = templates
   end
   return o
 end
@@ -113,7 +157,8 @@ end
 function command.run(args)
   local o = parse_args(args)
   local plan = require "cdp.plan"
-  local opts = { dir = o.dir or ".", since = o.since, from = o.from, prerelease = o.prerelease }
+  local opts = { dir = o.dir or ".", since = o.since, from = o.from, prerelease = o.prerelease,
+    packages = o.packages, registry = o.registry, all = o.all }
   if o.pipeline then
     local p, err = command.load_pipeline(o.pipeline)
     if not p then
@@ -122,6 +167,17 @@ function command.run(args)
     end
     opts.policy, opts.tag_template = p.policy, p.tag_template
     opts.prerelease = opts.prerelease or p.prerelease
+  end
+  -- The command line's templates win over the pipeline's, crate by crate.
+  if o.tag_template then
+    local merged, base = {}, require("cdp.tags").templates(opts.tag_template) or {}
+    for k, v in pairs(base) do
+      merged[k] = v
+    end
+    for k, v in pairs(o.tag_template) do
+      merged[k] = v
+    end
+    opts.tag_template = merged
   end
   local result, err = plan.make(opts)
   if not result then
@@ -138,7 +194,7 @@ function command.run(args)
   elseif o.json then
     io.stdout:write(result:to_json(), "\n")
   else
-    io.stdout:write(require("cdp.text").printable(result:table()))
+    io.stdout:write(require("cdp.text").printable(result:table { all = o.all }))
   end
   return cli.EXIT.ok
 end

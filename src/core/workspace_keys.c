@@ -160,7 +160,17 @@ int workspace_keys_read(const char *text, size_t len, const char *const *keys, s
 		if (!value)
 			continue;
 		struct buf b = {0};
-		canon(&b, value);
+		if (toml_node_type(value) == TOML_STRING && dot - keys[i] == 12 &&
+		    memcmp(keys[i], "dependencies", 12) == 0) {
+			/* serde = "1" is serde = { version = "1" }: write it as the table */
+			put_str(&b, "{");
+			put_counted(&b, "version", 7);
+			put_str(&b, "=");
+			canon(&b, value);
+			put_str(&b, ",}");
+		} else {
+			canon(&b, value);
+		}
 		if (b.failed) {
 			free(b.p);
 			rc = -1;

@@ -11,7 +11,8 @@
  * each, OUT[i] gets a canonical text of its value (NULL when the manifest
  * has no such entry): the same for the same TOML value however it is
  * written (quotes, spacing, key order, inline or dotted tables, comments),
- * different for different values. Returns 0; 1 when the text is not TOML
+ * different for different values; a dependency given as a string is its
+ * { version = ... } table, as cargo reads it. Returns 0; 1 when the text is not TOML
  * (every OUT[i] is then the same marker, so two broken manifests compare
  * equal and a broken one differs from any readable one); -1 when out of
  * memory (nothing allocated).

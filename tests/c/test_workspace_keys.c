@@ -61,6 +61,18 @@ static void values_do(void **state)
 	workspace_keys_free(b, NKEYS);
 }
 
+static void a_requirement_is_its_table(void **state)
+{
+	(void)state;
+	char *a[NKEYS], *b[NKEYS];
+	read_ok("[workspace.dependencies]\nserde = \"1\"\n[workspace.package]\nedition = \"2021\"\n", a);
+	read_ok("[workspace.dependencies]\nserde = { version = \"1\" }\n[workspace.package]\nedition = { version = \"2021\" }\n", b);
+	assert_string_equal(a[0], b[0]);     /* cargo reads both the same */
+	assert_string_not_equal(a[2], b[2]); /* a package field is what it says */
+	workspace_keys_free(a, NKEYS);
+	workspace_keys_free(b, NKEYS);
+}
+
 static void types_stay_apart(void **state)
 {
 	(void)state;
@@ -95,6 +107,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(formatting_does_not_matter),
 		cmocka_unit_test(values_do),
+		cmocka_unit_test(a_requirement_is_its_table),
 		cmocka_unit_test(types_stay_apart),
 		cmocka_unit_test(broken_manifests_compare_as_one),
 	};

@@ -593,7 +593,8 @@ int cdp_git_tag_candidates(lua_State *L)
 	if (err)
 		return cdp_git_push_error(L, err, failed ? lua_pushfstring(L, "tag '%s'", failed) : "tags");
 
-	qsort(t->cands, t->ncands, sizeof *t->cands, candidate_cmp);
+	if (t->ncands > 1)
+		qsort(t->cands, t->ncands, sizeof *t->cands, candidate_cmp);
 	lua_createtable(L, (int)t->ncands, 0);
 	char hex[GIT_OID_HEXSZ + 1];
 	for (size_t i = 0; i < t->ncands; i++) {

@@ -22,6 +22,8 @@
 #define MESSAGES "cdp.commits.messages" /* parsed table -> message, weak keys */
 #define SCRATCH_MT "cdp.commits.Scratch"
 
+static void register_parsed(lua_State *L);
+
 static void push_span(lua_State *L, const char *base, struct cc_span s)
 {
 	lua_pushlstring(L, base + s.off, s.len);
@@ -129,8 +131,11 @@ void cdp_commits_push(lua_State *L, const struct cc_message *m, int message)
 		set_body_and_footers(L, m, t);
 		return;
 	}
-	if (luaL_getmetatable(L, PARSED_MT) != LUA_TTABLE)
-		luaL_error(L, "cdp.commits.native is not loaded");
+	if (luaL_getmetatable(L, PARSED_MT) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		register_parsed(L);
+		luaL_getmetatable(L, PARSED_MT);
+	}
 	lua_setmetatable(L, t);
 	lua_getfield(L, LUA_REGISTRYINDEX, MESSAGES);
 	lua_pushvalue(L, t);
@@ -150,7 +155,9 @@ static int commits_parse(lua_State *L)
 	return 1;
 }
 
-int luaopen_cdp_commits_native(lua_State *L)
+/* The metatables and the weak table of messages, once per state; the walk can
+ * push parsed messages before anyone requires this module. */
+static void register_parsed(lua_State *L)
 {
 	if (luaL_newmetatable(L, SCRATCH_MT)) {
 		lua_pushcfunction(L, scratch_close);
@@ -175,6 +182,11 @@ int luaopen_cdp_commits_native(lua_State *L)
 		lua_setfield(L, LUA_REGISTRYINDEX, MESSAGES);
 	}
 	lua_pop(L, 1);
+}
+
+int luaopen_cdp_commits_native(lua_State *L)
+{
+	register_parsed(L);
 	static const luaL_Reg functions[] = {
 		{"parse", commits_parse},
 		{NULL, NULL},

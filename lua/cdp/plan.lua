@@ -17,7 +17,8 @@
 -- Policies. A policy is a function policy(draft) -> decisions. The draft has
 --   draft.crates[name] = { name, current, last (version of the last release tag or nil),
 --     last_tag, new (never released), publish, dir, commits (effective, newest first,
---     each {id, summary, message, parsed = cdp.commits.parse(...)}), cancelled, deps }
+--     each {id, summary, message, parsed = cdp.commits.parse(...), inherited = {key...}|nil,
+--     the [workspace.*] entries of the crate it changed}), cancelled, deps }
 --   draft.names (sorted), draft.order (publish order), draft.prerelease (from the command line)
 --   draft:check_crate(name, where)   raises naming a crate that is not in the workspace
 --   draft:resolve(levels, opts)      versions, propagation and lockstep from per-crate levels
@@ -445,13 +446,14 @@ function plan.draft(ws, releases, changes, opts)
     local rel = releases[m.name]
     local list = {}
     for i, c in ipairs(changes[m.name] or {}) do
-      local p = parsed[c.id]
+      local p = parsed[c.id] or c.parsed -- the walk parses each message once, in C
       if not p then
         p = commits.parse(c.message or c.summary or "")
         parsed[c.id] = p
       end
       list[i] = { id = c.id, summary = c.summary or p.header, message = c.message, parsed = p,
-        merge = c.parents ~= nil and #c.parents > 1, author = c.author, time = c.time }
+        merge = c.parents ~= nil and #c.parents > 1, author = c.author, time = c.time,
+        inherited = c.inherited and c.inherited[m.name] }
     end
     local kept, cancelled = commits.effective(list)
     draft.crates[m.name] = {
@@ -761,7 +763,9 @@ function plan.make(opts)
     since[i] = since_oid or (rel and rel.commit) or false
   end
   local list
-  list, err, code = repo:changes { from = from_oid, paths = paths, since = since }
+  local files, inherits = ws:walk_files()
+  list, err, code = repo:changes { from = from_oid, paths = paths, since = since, files = files,
+    inherits = inherits, manifest = ws.manifest, parse = true }
   -- The walk was the last use of the repository: closing it now hands libgit2's
   -- object cache and pack maps back before the plan is built on top of them.
   repo:close()
@@ -776,6 +780,13 @@ function plan.make(opts)
     for _, i in ipairs(c.paths) do
       local t = changes[ws.members[i].name]
       t[#t + 1] = c
+    end
+    if c.inherited then -- by crate index from the walk, by name for the draft
+      local by_name = {}
+      for i, keys in pairs(c.inherited) do
+        by_name[ws.members[i].name] = keys
+      end
+      c.inherited = by_name
     end
   end
   local draft = plan.draft(ws, releases, changes, { prerelease = opts.prerelease })

@@ -8,6 +8,14 @@
 --                     package (the cargo metadata package, as cargo printed it) }
 --   ws.by_name[name], ws.order (publish order), ws.single (a workspace of one)
 --   ws:dependents(name) -> { {from, kind, req, rename, dep} } sorted
+--   ws.manifest     the root Cargo.toml, relative to the repository
+--   member.files    what cargo package ships besides "every file of dir but
+--                   nested packages": { include = {...}, exclude = {...},
+--                   extra = {repository paths of files from elsewhere} } | nil
+--   member.inherits the [workspace.*] entries it inherits, as keys under
+--                   [workspace] ("dependencies.serde", "package.edition"), sorted
+--   ws:walk_files() -> files, inherits: those two for every member, by index,
+--                   false where there is nothing (what repo:changes takes)
 --
 -- `dir` is relative to the repository root ("" for a crate at the root), the
 -- form cdp.git's change sets take. `publish` is true, false, or the list of
@@ -131,6 +139,97 @@ local function workspace_requirements(text, path)
   return reqs
 end
 
+-- Fields of [package] a crate can take from [workspace.package].
+local INHERITABLE = { "authors", "categories", "description", "documentation", "edition", "exclude",
+  "homepage", "include", "keywords", "license", "license-file", "publish", "readme", "repository",
+  "rust-version", "version" }
+
+-- PATH joined to the repository-relative DIR and normalised ("a/b/../c" -> "a/c");
+-- nil when it leaves the repository.
+local function repo_path(dir, path)
+  local parts = {}
+  for part in ((dir ~= "" and (dir .. "/") or "") .. path):gmatch("[^/]+") do
+    if part == ".." then
+      if #parts == 0 then
+        return nil
+      end
+      parts[#parts] = nil
+    elseif part ~= "." then
+      parts[#parts + 1] = part
+    end
+  end
+  return table.concat(parts, "/")
+end
+
+local function string_list(v)
+  if type(v) ~= "table" then
+    return nil
+  end
+  local out = {}
+  for i, x in ipairs(v) do
+    if type(x) ~= "string" then
+      return nil
+    end
+    out[i] = x
+  end
+  return #out > 0 and out or nil
+end
+
+-- What cargo package ships of a member besides its directory, and what it
+-- inherits: { files = {include, exclude, extra} | nil, inherits = {keys} }.
+-- PKG is its manifest's [package] table, WS_PKG the root's [workspace.package],
+-- DIR and ROOT_DIR the member's and the workspace's repository-relative paths.
+-- A readme or license-file (its own or inherited, which cargo reads from the
+-- workspace root) ships whatever include says, so it goes in `extra`.
+local function shipped_files(pkg, ws_pkg, inherited_deps, dir, root_dir)
+  local inherits = {}
+  local function value(field)
+    local v = pkg[field]
+    if type(v) == "table" and v.workspace == true then
+      return ws_pkg[field], root_dir
+    end
+    return v, dir
+  end
+  for _, field in ipairs(INHERITABLE) do
+    local v = pkg[field]
+    if type(v) == "table" and v.workspace == true then
+      inherits[#inherits + 1] = "package." .. field
+    end
+  end
+  for key in pairs(inherited_deps) do
+    inherits[#inherits + 1] = "dependencies." .. key
+  end
+  table.sort(inherits)
+  local files = { include = string_list((value("include"))), exclude = string_list((value("exclude"))) }
+  local extra = {}
+  for _, field in ipairs { "readme", "license-file" } do
+    local v, base = value(field)
+    local path = type(v) == "string" and repo_path(base, v)
+    if path and path ~= "" then
+      extra[#extra + 1] = path
+    end
+  end
+  files.extra = #extra > 0 and extra or nil
+  if not (files.include or files.exclude or files.extra) then
+    files = nil
+  end
+  return files, inherits
+end
+
+-- The [package] of a member's manifest and the root's [workspace.package], as
+-- Lua tables (empty when the text is not TOML: cargo metadata read it, so
+-- that is a reader's gap, and the crate is then taken as its directory).
+local function toml_table(text, path, keys)
+  local ok, toml = pcall(require, "cdp.toml")
+  local doc = ok and text and toml.parse(text, { name = path })
+  if not doc then
+    return {}
+  end
+  local t = doc:get(keys)
+  doc:close()
+  return type(t) == "table" and t or {}
+end
+
 local function publish_of(value)
   if value == nil or value == json.null then
     return true
@@ -201,7 +300,10 @@ function workspace.from_metadata(meta, opts)
   end
   local members, by_name, by_dir = {}, {}, {}
   local root_manifest = root .. "/Cargo.toml"
-  local inherited_reqs = workspace_requirements(read(root_manifest), root_manifest)
+  local root_text = read(root_manifest)
+  local inherited_reqs = workspace_requirements(root_text, root_manifest)
+  local ws_pkg = toml_table(root_text, root_manifest, { "workspace", "package" })
+  local root_dir = relative(root, repo_root) or ""
   for _, pkg in ipairs(meta.packages or {}) do
     if member_ids[pkg.id] or not meta.workspace_members then
       local pkg_dir = dirname(pkg.manifest_path)
@@ -224,6 +326,8 @@ function workspace.from_metadata(meta, opts)
         -- Validate checks and Publish sends to the registry.
         package = pkg,
       }
+      m.files, m.inherits = shipped_files(toml_table(text, pkg.manifest_path, { "package" }), ws_pkg,
+        facts.inherited_deps, dir, root_dir)
       for _, d in ipairs(pkg.dependencies or {}) do
         local kind, key, target = opt(d.kind) or "normal", opt(d.rename) or d.name, opt(d.target)
         local written = facts.deps[kind .. "\0" .. key .. "\0" .. (target or "")]
@@ -276,6 +380,7 @@ function workspace.from_metadata(meta, opts)
   local ws = setmetatable({
     root = root,
     repo_root = repo_root,
+    manifest = (root_dir ~= "" and (root_dir .. "/") or "") .. "Cargo.toml",
     members = members,
     by_name = by_name,
     single = #members == 1,
@@ -415,6 +520,17 @@ function workspace.publish_order(members)
       :format(table.concat(cycle, " -> ")), "ECYCLE"
   end
   return order
+end
+
+-- What repo:changes takes for the members, by index: each one's file set and
+-- inherited keys, false where there is nothing to say.
+function Workspace:walk_files()
+  local files, inherits = {}, {}
+  for i, m in ipairs(self.members) do
+    files[i] = m.files or false
+    inherits[i] = (m.inherits and #m.inherits > 0) and m.inherits or false
+  end
+  return files, inherits
 end
 
 -- Members that depend on NAME (any kind), with the requirement they state

@@ -11,6 +11,7 @@
  *     manifest = "Cargo.toml",                -- the workspace's root manifest
  *     inherits = { { "dependencies.serde", "package.edition" }, false },
  *     parse = true,                           -- commits.parse's table per commit
+ *     messages = true,                        -- false: no message kept (see below)
  *     marks = { oid, ... } }                  -- commits whose reach is reported
  *   list:  commits newest first, in topological order, each
  *          { id, summary, message, author, email, time, parents = {oid...},
@@ -18,7 +19,8 @@
  *            marks = {k...}|nil }
  *          paths are indexes into PATHS (ascending), time the committer time,
  *          message the full message, summary git's (its first paragraph on
- *          one line).
+ *          one line). With messages = false there is no message: parsed's
+ *          body and footers read it again from the repository when asked.
  *   stats: { walked = commits read, trees = tree objects read, blobs =
  *          manifests read, reachable = { [since oid] = true } for the
  *          releases FROM reaches } — the cost of the call, and what it found.
@@ -110,19 +112,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TREE_CACHE 256 /* direct-mapped; a power of two */
+#define TREE_CACHE 1024 /* direct-mapped; a power of two */
 #define MANIFEST_CACHE 4
-/* Pack windows while walking: libgit2 maps a whole pack by default (1 GiB
- * windows), and every page a walk touches stays resident. */
-#define WALK_MWINDOW_SIZE ((size_t)32 << 20)
-#define WALK_MWINDOW_LIMIT ((size_t)256 << 20)
 
 enum {
 	N_INTERESTING = 1, /* reachable from `from` */
 	N_QUEUED = 2,      /* waiting in the heap */
 	N_DONE = 4,        /* read, parents known */
-	N_CHECKED = 8,     /* presence of never-released crates checked */
-	N_DIFFED = 16,     /* crates it changed are in walk.chg */
+	N_DIFFED = 8,      /* crates it changed are in walk.chg */
 };
 
 /*
@@ -225,7 +222,7 @@ struct walk {
 	git_repository *repo;
 	struct cdp_repository *handle; /* whose graph this walk reads through */
 	git_odb *odb;
-	int first_parent, parse;
+	int first_parent, parse, messages;
 
 	size_t ncrates, cwords; /* crates, and words of a crate set */
 	char **paths;           /* normalised crate paths */
@@ -240,7 +237,8 @@ struct walk {
 
 	struct trie *trie;
 	size_t ntrie, trie_cap;
-	uint64_t *below; /* trie node -> crates at or below it, and watchers (cwords) */
+	uint64_t *below;      /* trie node -> crates at or below it, and watchers (cwords) */
+	uint64_t *below_dirs; /* trie node -> crates whose directory is at or below it */
 
 	size_t nbits, words;   /* bits (releases + never-released crates) */
 	size_t nmarks, mwords; /* marks */
@@ -273,13 +271,16 @@ struct walk {
 	size_t kpool_n, kpool_cap;
 	uint64_t *kchanged, *kacc;
 
-	git_tree *tcache[TREE_CACHE];
+	git_odb_object *tcache[TREE_CACHE]; /* raw trees */
 	size_t walked, trees, blobs;
 
 	git_oid *release; /* distinct release commits */
 	uint32_t *release_node;
 	git_oid *mark; /* mark commits */
 	uint64_t *changed, *acc, *live, *want, *same, *tmp; /* crate sets */
+	uint64_t *never_set; /* crates never released */
+	uint64_t *absent;    /* never-released crates whose directory the parent compared lacks */
+	uint64_t *tbits;     /* bits to give a node (words) */
 	git_odb_object *raw; /* held while reading one commit */
 	git_object *obj;
 	git_object *peeled;
@@ -288,7 +289,6 @@ struct walk {
 	char *text; /* summary scratch */
 	size_t text_cap;
 	int cache_off; /* libgit2's object cache was turned off by this walk */
-	size_t mwindow_size, mwindow_limit;
 };
 
 static void walk_free(void *p)
@@ -318,6 +318,7 @@ static void walk_free(void *p)
 	}
 	free(w->trie);
 	free(w->below);
+	free(w->below_dirs);
 	free(w->nodes);
 	free(w->bits);
 	free(w->mbits);
@@ -344,13 +345,16 @@ static void walk_free(void *p)
 	free(w->kchanged);
 	free(w->kacc);
 	for (size_t i = 0; i < TREE_CACHE; i++)
-		git_tree_free(w->tcache[i]);
+		git_odb_object_free(w->tcache[i]);
 	free(w->changed);
 	free(w->acc);
 	free(w->live);
 	free(w->want);
 	free(w->same);
 	free(w->tmp);
+	free(w->never_set);
+	free(w->absent);
+	free(w->tbits);
 	free(w->release);
 	free(w->release_node);
 	free(w->mark);
@@ -363,24 +367,19 @@ static void walk_free(void *p)
 	free(w->text);
 	if (w->cache_off) {
 		git_libgit2_opts(GIT_OPT_ENABLE_CACHING, 1);
-		git_libgit2_opts(GIT_OPT_SET_MWINDOW_SIZE, w->mwindow_size);
-		git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, w->mwindow_limit);
 	}
 	memset(w, 0, sizeof *w);
 }
 
 /*
  * The walk reads many objects once each: libgit2's object cache would only
- * hold them (every root tree), so it is off until the walk's box closes, and
- * pack windows are modest. Both settings are process-wide and put back.
+ * hold them (every root tree), so it is off until the walk's box closes (the
+ * setting is process-wide, and put back). Pack windows are kept modest for
+ * the whole process, in luaopen_cdp_git.
  */
 static void walk_settings(struct walk *w)
 {
-	git_libgit2_opts(GIT_OPT_GET_MWINDOW_SIZE, &w->mwindow_size);
-	git_libgit2_opts(GIT_OPT_GET_MWINDOW_MAPPED_LIMIT, &w->mwindow_limit);
 	git_libgit2_opts(GIT_OPT_ENABLE_CACHING, 0);
-	git_libgit2_opts(GIT_OPT_SET_MWINDOW_SIZE, WALK_MWINDOW_SIZE);
-	git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, WALK_MWINDOW_LIMIT);
 	w->cache_off = 1;
 }
 
@@ -581,21 +580,28 @@ static void trie_watch(lua_State *L, struct walk *w, size_t crate, const char *p
 	tn->watchers = list;
 }
 
-/* below[t]: the crates at or below trie node T and those watching a path there. */
+/* below[t]: the crates at or below trie node T and those watching a path
+ * there; below_dirs[t]: the crates whose directory is at or below T. */
 static void trie_below(struct walk *w, uint32_t t)
 {
 	uint64_t *mine = w->below + (size_t)t * w->cwords;
+	uint64_t *dirs = w->below_dirs + (size_t)t * w->cwords;
 	for (int32_t c = w->trie[t].crate; c >= 0; c = w->crate_next[c])
-		bit_set(mine, (size_t)c);
+		bit_set(dirs, (size_t)c);
 	for (uint32_t i = 0; i < w->trie[t].nwatchers; i++)
 		bit_set(mine, (size_t)w->trie[t].watchers[i]);
 	for (uint32_t i = 0; i < w->trie[t].nkids; i++) {
 		uint32_t k = w->trie[t].kids[i];
 		trie_below(w, k);
 		const uint64_t *theirs = w->below + (size_t)k * w->cwords;
-		for (size_t j = 0; j < w->cwords; j++)
+		const uint64_t *their_dirs = w->below_dirs + (size_t)k * w->cwords;
+		for (size_t j = 0; j < w->cwords; j++) {
 			mine[j] |= theirs[j];
+			dirs[j] |= their_dirs[j];
+		}
 	}
+	for (size_t j = 0; j < w->cwords; j++)
+		mine[j] |= dirs[j];
 }
 
 /* ---- commits, read raw ------------------------------------------------- */
@@ -697,19 +703,38 @@ static int64_t raw_time(const struct raw_commit *r)
 }
 
 /* Read commit ID raw into w->raw and split it. */
-static int raw_read(struct walk *w, const git_oid *id, struct raw_commit *r)
+static int raw_read_from(git_odb *odb, git_odb_object **holder, const git_oid *id, struct raw_commit *r)
 {
-	git_odb_object_free(w->raw);
-	w->raw = NULL;
-	int err = git_odb_read(&w->raw, w->odb, id);
+	git_odb_object_free(*holder);
+	*holder = NULL;
+	int err = git_odb_read(holder, odb, id);
 	if (err < 0)
 		return err;
-	if (git_odb_object_type(w->raw) != GIT_OBJECT_COMMIT ||
-	    raw_split(r, git_odb_object_data(w->raw), git_odb_object_size(w->raw)) < 0) {
+	if (git_odb_object_type(*holder) != GIT_OBJECT_COMMIT ||
+	    raw_split(r, git_odb_object_data(*holder), git_odb_object_size(*holder)) < 0) {
 		git_error_set(GIT_ERROR_OBJECT, "object %s is not a commit git can read", git_oid_tostr_s(id));
 		return GIT_EINVALID;
 	}
 	return 0;
+}
+
+static int raw_read(struct walk *w, const git_oid *id, struct raw_commit *r)
+{
+	return raw_read_from(w->odb, &w->raw, id, r);
+}
+
+/* git_commit_message: the raw message (a C string, as libgit2 copies it)
+ * without its leading newlines. */
+static const char *raw_message(const struct raw_commit *r, size_t *len)
+{
+	size_t raw_len = (size_t)(r->end - r->message);
+	const char *nul = memchr(r->message, '\0', raw_len);
+	size_t n = nul ? (size_t)(nul - r->message) : raw_len;
+	const char *msg = r->message;
+	while (n > 0 && *msg == '\n')
+		msg++, n--;
+	*len = n;
+	return msg;
 }
 
 /* [-0, +1, m] A signature part, trimmed as libgit2 trims it. */
@@ -743,21 +768,21 @@ static void push_author(lua_State *L, const struct raw_commit *r)
 
 /* [-0, +1, m] git_commit_summary of MESSAGE (libgit2 1.5's algorithm): the
  * first paragraph, runs of white space with a newline made one space. */
-static void push_summary(lua_State *L, struct walk *w, const char *msg)
+static void push_summary(lua_State *L, struct walk *w, const char *msg, size_t len)
 {
 	size_t n = 0;
-	const char *space = NULL;
+	const char *space = NULL, *end = msg + len;
 	int space_has_newline = 0;
-	grow(L, (void **)&w->text, &w->text_cap, strlen(msg) + 1, 1);
-	for (; *msg; ++msg) {
+	grow(L, (void **)&w->text, &w->text_cap, len + 1, 1);
+	for (; msg < end; ++msg) {
 		char c = msg[0];
 		if (c == '\n') {
-			if (!msg[1] || msg[1] == '\n')
+			if (msg + 1 == end || msg[1] == '\n')
 				break;
 			const char *next = msg + 1;
-			while (*next && is_git_space(*next) && *next != '\n')
+			while (next < end && is_git_space(*next) && *next != '\n')
 				++next;
-			if (!*next || *next == '\n')
+			if (next == end || *next == '\n')
 				break;
 		}
 		if (is_git_space(c)) {
@@ -859,23 +884,105 @@ static int graph_commit(lua_State *L, struct walk *w, const git_oid *id, const s
 
 /* ---- trees ------------------------------------------------------------- */
 
-/* An owned reference to tree ID, through the cache. */
-static int tree_get(struct walk *w, git_tree **out, const git_oid *id)
+/*
+ * Trees are read raw and their entries parsed in place ("<mode> <name>\0<oid>"
+ * in git's order), through a direct-mapped cache of raw objects that a
+ * commit and its parent share: no per-tree allocation beyond libgit2's read,
+ * and no lookup by name but a scan. A tree in use is held by a reference of
+ * its own, so the cache may evict it meanwhile.
+ */
+struct rtree {
+	git_odb_object *obj; /* NULL: nothing */
+	const char *data;
+	size_t size;
+};
+
+struct rentry {
+	const char *name; /* NUL-terminated, inside the tree */
+	size_t len;
+	unsigned mode;
+	const git_oid *oid;
+};
+
+static int tree_get(struct walk *w, struct rtree *out, const git_oid *id)
 {
 	size_t slot;
 	memcpy(&slot, id->id, sizeof slot);
 	slot &= TREE_CACHE - 1;
-	git_tree *t = w->tcache[slot];
-	if (!t || !git_oid_equal(git_tree_id(t), id)) {
-		git_tree *fresh;
-		int err = git_tree_lookup(&fresh, w->repo, id);
+	git_odb_object *t = w->tcache[slot];
+	if (!t || !git_oid_equal(git_odb_object_id(t), id)) {
+		git_odb_object *fresh;
+		int err = git_odb_read(&fresh, w->odb, id);
 		if (err < 0)
 			return err;
+		if (git_odb_object_type(fresh) != GIT_OBJECT_TREE) {
+			git_odb_object_free(fresh);
+			git_error_set(GIT_ERROR_OBJECT, "object %s is not a tree", git_oid_tostr_s(id));
+			return GIT_EINVALID;
+		}
 		w->trees++;
-		git_tree_free(t);
+		git_odb_object_free(t);
 		w->tcache[slot] = t = fresh;
 	}
-	return git_tree_dup(out, t);
+	int err = git_odb_object_dup(&out->obj, t);
+	if (err < 0)
+		return err;
+	out->data = git_odb_object_data(t);
+	out->size = git_odb_object_size(t);
+	return 0;
+}
+
+static void tree_release(struct rtree *t)
+{
+	git_odb_object_free(t->obj);
+	memset(t, 0, sizeof *t);
+}
+
+/* The entry at *POS of T, advancing *POS; 0 at the end (or at a broken entry). */
+static int tree_next(const struct rtree *t, size_t *pos, struct rentry *e)
+{
+	if (!t->obj || *pos >= t->size)
+		return 0;
+	const char *p = t->data + *pos, *end = t->data + t->size;
+	unsigned mode = 0;
+	while (p < end && *p >= '0' && *p <= '7')
+		mode = mode * 8 + (unsigned)(*p++ - '0');
+	if (p >= end || *p++ != ' ')
+		return 0;
+	const char *nul = memchr(p, '\0', (size_t)(end - p));
+	if (!nul || (size_t)(end - nul) < 1 + GIT_OID_RAWSZ)
+		return 0;
+	e->name = p;
+	e->len = (size_t)(nul - p);
+	e->mode = mode;
+	e->oid = (const git_oid *)(const void *)(nul + 1);
+	*pos = (size_t)(nul + 1 + GIT_OID_RAWSZ - t->data);
+	return 1;
+}
+
+/* The entry of T called NAME (LEN bytes), if any. */
+static int tree_find(const struct rtree *t, const char *name, size_t len, struct rentry *e)
+{
+	size_t pos = 0;
+	while (tree_next(t, &pos, e))
+		if (e->len == len && memcmp(e->name, name, len) == 0)
+			return 1;
+	return 0;
+}
+
+/* git's tree order: names compared as if directories ended in '/'. */
+static int entry_cmp(const struct rentry *a, const struct rentry *b)
+{
+	size_t n = a->len < b->len ? a->len : b->len;
+	int c = memcmp(a->name, b->name, n);
+	if (c)
+		return c;
+	unsigned char ca = (unsigned char)a->name[n], cb = (unsigned char)b->name[n];
+	if (ca == '\0' && a->mode == GIT_FILEMODE_TREE)
+		ca = '/';
+	if (cb == '\0' && b->mode == GIT_FILEMODE_TREE)
+		cb = '/';
+	return (ca > cb) - (ca < cb);
 }
 
 /* One side of a comparison: what sits at a path. oid NULL = nothing. */
@@ -885,16 +992,6 @@ struct side {
 };
 
 static const struct side NONE = {NULL, 0};
-
-static struct side side_of(const git_tree_entry *e)
-{
-	struct side s = {NULL, 0};
-	if (e) {
-		s.oid = git_tree_entry_id(e);
-		s.mode = git_tree_entry_filemode(e);
-	}
-	return s;
-}
 
 static int side_equal(struct side a, struct side b)
 {
@@ -914,16 +1011,15 @@ static int is_file(struct side s)
 }
 
 /* A directory with a Cargo.toml of its own is a package: nested, for whoever encloses it. */
-static int is_package(const git_tree *t)
+static int is_package(const struct rtree *t)
 {
-	const git_tree_entry *e = t ? git_tree_entry_byname(t, "Cargo.toml") : NULL;
-	return e && git_tree_entry_filemode(e) != GIT_FILEMODE_TREE;
+	struct rentry e;
+	return t->obj && tree_find(t, "Cargo.toml", 10, &e) && e.mode != GIT_FILEMODE_TREE;
 }
 
 /* Append NAME to the path of length LEN; returns the new length. Raises when out of memory. */
-static size_t path_push(lua_State *L, struct walk *w, size_t len, const char *name)
+static size_t path_push(lua_State *L, struct walk *w, size_t len, const char *name, size_t n)
 {
-	size_t n = strlen(name);
 	grow(L, (void **)&w->pathbuf, &w->pathcap, len + n + 2, 1);
 	if (len)
 		w->pathbuf[len++] = '/';
@@ -960,8 +1056,10 @@ static int dir_left_out(const struct walk *w, size_t c, const char *path, size_t
 }
 
 struct pair {
-	git_tree *a, *b;
-	size_t na, nb, i, j;
+	struct rtree a, b;
+	size_t i, j;            /* where each side's next entry starts */
+	struct rentry ea, eb;   /* the entries at i and j, when have_a / have_b */
+	int have_a, have_b;
 };
 
 static int pair_open(struct walk *w, struct pair *p, struct side a, struct side b)
@@ -972,40 +1070,53 @@ static int pair_open(struct walk *w, struct pair *p, struct side a, struct side 
 		err = tree_get(w, &p->a, a.oid);
 	if (!err && is_tree(b))
 		err = tree_get(w, &p->b, b.oid);
-	p->na = p->a ? git_tree_entrycount(p->a) : 0;
-	p->nb = p->b ? git_tree_entrycount(p->b) : 0;
+	p->have_a = tree_next(&p->a, &p->i, &p->ea);
+	p->have_b = tree_next(&p->b, &p->j, &p->eb);
 	return err;
+}
+
+/* Drop side A or B of the pair (a nested package: none of it counts). */
+static void pair_drop(struct pair *p, int side_a)
+{
+	if (side_a) {
+		tree_release(&p->a);
+		p->have_a = 0;
+	} else {
+		tree_release(&p->b);
+		p->have_b = 0;
+	}
 }
 
 static void pair_close(struct pair *p)
 {
-	git_tree_free(p->a);
-	git_tree_free(p->b);
-	p->a = p->b = NULL;
+	tree_release(&p->a);
+	tree_release(&p->b);
 }
 
-/* The next entry name present on either side, and what each side has there. */
-static int pair_next(struct pair *p, const char **name, struct side *sa, struct side *sb)
+static struct side side_of(const struct rentry *e)
 {
-	for (;;) {
-		if (p->i >= p->na && p->j >= p->nb)
-			return 0;
-		const git_tree_entry *ea = p->i < p->na ? git_tree_entry_byindex(p->a, p->i) : NULL;
-		const git_tree_entry *eb = p->j < p->nb ? git_tree_entry_byindex(p->b, p->j) : NULL;
-		int c = !ea ? 1 : !eb ? -1 : git_tree_entry_cmp(ea, eb);
-		if (c < 0)
-			eb = NULL, p->i++;
-		else if (c > 0)
-			ea = NULL, p->j++;
-		else
-			p->i++, p->j++;
-		*sa = side_of(ea);
-		*sb = side_of(eb);
-		if (side_equal(*sa, *sb))
-			continue;
-		*name = git_tree_entry_name(ea ? ea : eb);
-		return 1;
+	struct side s = {e->oid, (git_filemode_t)e->mode};
+	return s;
+}
+
+/* The next entry name present on either side whose sides differ, and what each side has there. */
+static int pair_next(struct pair *p, const char **name, size_t *len, struct side *sa, struct side *sb)
+{
+	while (p->have_a || p->have_b) {
+		int c = !p->have_a ? 1 : !p->have_b ? -1 : entry_cmp(&p->ea, &p->eb);
+		*sa = c <= 0 ? side_of(&p->ea) : NONE;
+		*sb = c >= 0 ? side_of(&p->eb) : NONE;
+		const struct rentry *e = c <= 0 ? &p->ea : &p->eb;
+		*name = e->name;
+		*len = e->len;
+		if (c <= 0)
+			p->have_a = tree_next(&p->a, &p->i, &p->ea);
+		if (c >= 0)
+			p->have_b = tree_next(&p->b, &p->j, &p->eb);
+		if (!side_equal(*sa, *sb))
+			return 1;
 	}
+	return 0;
 }
 
 /*
@@ -1028,23 +1139,23 @@ static int files_differ(lua_State *L, struct walk *w, size_t c, size_t len, stru
 		return 0;
 	struct pair p;
 	int err = pair_open(w, &p, a, b);
-	if (!err) {
-		if (is_package(p.a)) { /* nested packages ship nothing of C's */
-			git_tree_free(p.a);
-			p.a = NULL;
-			p.na = 0;
-		}
-		if (is_package(p.b)) {
-			git_tree_free(p.b);
-			p.b = NULL;
-			p.nb = 0;
-		}
-	}
+	if (!err && is_package(&p.a)) /* nested packages ship nothing of C's */
+		pair_drop(&p, 1);
+	if (!err && is_package(&p.b))
+		pair_drop(&p, 0);
 	const char *name;
+	size_t nlen;
 	struct side sa, sb;
-	while (!err && !*out && pair_next(&p, &name, &sa, &sb)) {
-		size_t n = path_push(L, w, len, name);
-		err = files_differ(L, w, c, n, sa, sb, out);
+	/* Files first: a shipped file that differs here settles it without reading deeper. */
+	struct pair files = p;
+	while (!err && !*out && pair_next(&files, &name, &nlen, &sa, &sb))
+		if (is_file(sa) || is_file(sb))
+			*out = shipped(w, c, w->pathbuf, path_push(L, w, len, name, nlen));
+	while (!err && !*out && pair_next(&p, &name, &nlen, &sa, &sb)) {
+		if (!is_tree(sa) && !is_tree(sb))
+			continue;
+		size_t n = path_push(L, w, len, name, nlen);
+		err = files_differ(L, w, c, n, is_tree(sa) ? sa : NONE, is_tree(sb) ? sb : NONE, out);
 	}
 	pair_close(&p);
 	return err;
@@ -1076,13 +1187,27 @@ static int owner_files(lua_State *L, struct walk *w, int32_t o, size_t len, stru
 	return 0;
 }
 
+/* Is anything below trie node T still to be decided? A never-released crate
+ * always is, while its directory may be missing from the parent. */
 static int trie_pending(const struct walk *w, uint32_t t)
 {
 	const uint64_t *b = w->below + (size_t)t * w->cwords;
+	const uint64_t *d = w->below_dirs + (size_t)t * w->cwords;
 	for (size_t i = 0; i < w->cwords; i++)
-		if (b[i] & w->want[i] & ~w->changed[i])
+		if ((b[i] & w->want[i] & ~w->changed[i]) || (d[i] & w->want[i] & w->never_set[i]))
 			return 1;
 	return 0;
+}
+
+/* The parent side (B) at trie node T has no directory: the never-released
+ * crates at or below T begin at the commit compared, not before. */
+static void note_absent(struct walk *w, uint32_t t, struct side b)
+{
+	if (is_tree(b))
+		return;
+	const uint64_t *d = w->below_dirs + (size_t)t * w->cwords;
+	for (size_t i = 0; i < w->cwords; i++)
+		w->absent[i] |= d[i] & w->want[i] & w->never_set[i];
 }
 
 /*
@@ -1120,20 +1245,22 @@ static int diff_dir(lua_State *L, struct walk *w, uint32_t t, int32_t owner, int
 	struct pair p;
 	err = pair_open(w, &p, a, b);
 	if (!err && tn->crate < 0 && owner >= 0) {
-		vis_a = vis_a && !is_package(p.a);
-		vis_b = vis_b && !is_package(p.b);
+		vis_a = vis_a && !is_package(&p.a);
+		vis_b = vis_b && !is_package(&p.b);
 	}
 	const char *name;
+	size_t nlen;
 	struct side sa, sb;
-	while (!err && pair_next(&p, &name, &sa, &sb)) {
-		int32_t kid = trie_find(w, t, name, strlen(name), NULL);
+	while (!err && pair_next(&p, &name, &nlen, &sa, &sb)) {
+		int32_t kid = trie_find(w, t, name, nlen, NULL);
 		if (kid >= 0) {
+			note_absent(w, (uint32_t)kid, sb);
 			if (owner_pending(w, owner) || trie_pending(w, (uint32_t)kid)) {
-				size_t n = owner >= 0 ? path_push(L, w, len, name) : 0;
+				size_t n = owner >= 0 ? path_push(L, w, len, name, nlen) : 0;
 				err = diff_dir(L, w, (uint32_t)kid, owner, vis_a, vis_b, n, sa, sb);
 			}
 		} else if (owner >= 0 && owner_pending(w, owner)) {
-			size_t n = path_push(L, w, len, name);
+			size_t n = path_push(L, w, len, name, nlen);
 			err = owner_files(L, w, owner, n, vis_a ? sa : NONE, vis_b ? sb : NONE);
 		}
 	}
@@ -1146,27 +1273,24 @@ static int has_dir(struct walk *w, const git_oid *root, size_t c, int *out)
 {
 	git_oid id;
 	git_oid_cpy(&id, root);
-	strcpy(w->dirbuf, w->paths[c]);
 	*out = 1;
-	for (char *p = w->dirbuf; *p;) {
-		char *end = strchr(p, '/');
-		if (end)
-			*end = '\0';
-		git_tree *t;
+	for (const char *p = w->paths[c]; *p;) {
+		const char *end = strchr(p, '/');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		struct rtree t;
+		struct rentry e;
 		int err = tree_get(w, &t, &id);
 		if (err < 0)
 			return err;
-		const git_tree_entry *e = git_tree_entry_byname(t, p);
-		if (!e || git_tree_entry_filemode(e) != GIT_FILEMODE_TREE) {
-			git_tree_free(t);
+		int found = tree_find(&t, p, n, &e) && e.mode == GIT_FILEMODE_TREE;
+		if (found)
+			git_oid_cpy(&id, e.oid);
+		tree_release(&t);
+		if (!found) {
 			*out = 0;
 			return 0;
 		}
-		git_oid_cpy(&id, git_tree_entry_id(e));
-		git_tree_free(t);
-		if (!end)
-			break;
-		p = end + 1;
+		p += n + (end ? 1 : 0);
 	}
 	return 0;
 }
@@ -1180,18 +1304,19 @@ static int manifest_blob(struct walk *w, const git_oid *root, git_oid *out, int 
 	git_oid_cpy(&id, root);
 	*found = 0;
 	for (size_t i = 0; i < w->nmanifest; i++) {
-		git_tree *t;
+		struct rtree t;
+		struct rentry e;
 		int err = tree_get(w, &t, &id);
 		if (err < 0)
 			return err;
-		const git_tree_entry *e = git_tree_entry_byname(t, w->manifest[i]);
 		int last = i + 1 == w->nmanifest;
-		if (!e || (git_tree_entry_filemode(e) == GIT_FILEMODE_TREE) == last) {
-			git_tree_free(t);
+		int ok = tree_find(&t, w->manifest[i], strlen(w->manifest[i]), &e) &&
+		         (e.mode == GIT_FILEMODE_TREE) != last;
+		if (ok)
+			git_oid_cpy(&id, e.oid);
+		tree_release(&t);
+		if (!ok)
 			return 0;
-		}
-		git_oid_cpy(&id, git_tree_entry_id(e));
-		git_tree_free(t);
 	}
 	git_oid_cpy(out, &id);
 	*found = 1;
@@ -1390,6 +1515,39 @@ static int node_get(lua_State *L, struct walk *w, const git_oid *id_in, uint32_t
 	return 0;
 }
 
+/* OR BITS (and MBITS, and INTERESTING) into node P; re-propagate below P if P was read. */
+static void give(lua_State *L, struct walk *w, uint32_t p, const uint64_t *bits, const uint64_t *mbits,
+                 int interesting)
+{
+	uint64_t *pb = node_bits(w, p);
+	uint64_t *pm = w->mbits + (size_t)p * w->mwords;
+	int more = interesting && !(w->nodes[p].flags & N_INTERESTING);
+	for (size_t i = 0; i < w->words && !more; i++)
+		more = (bits[i] & ~pb[i]) != 0;
+	for (size_t i = 0; mbits && i < w->mwords && !more; i++)
+		more = (mbits[i] & ~pm[i]) != 0;
+	if (!more)
+		return;
+	int counted = node_counts(w, p);
+	for (size_t i = 0; i < w->words; i++)
+		pb[i] |= bits[i];
+	for (size_t i = 0; mbits && i < w->mwords; i++)
+		pm[i] |= mbits[i];
+	if (interesting)
+		w->nodes[p].flags |= N_INTERESTING;
+	w->live_queued += (size_t)node_counts(w, p) - (size_t)counted;
+	if (w->nodes[p].flags & N_DONE) {
+		grow(L, (void **)&w->stack, &w->stack_cap, w->nstack + 1, sizeof *w->stack);
+		w->stack[w->nstack++] = p;
+	}
+}
+
+/* Give parent P what child C carries. */
+static void pass_down(lua_State *L, struct walk *w, uint32_t c, uint32_t p)
+{
+	give(L, w, p, node_bits(w, c), w->mbits + (size_t)c * w->mwords, w->nodes[c].flags & N_INTERESTING);
+}
+
 /* Keep the inherited keys that changed in w->kacc for commit N's record. */
 static void keep_keys(lua_State *L, struct walk *w, uint32_t n)
 {
@@ -1433,19 +1591,30 @@ static int node_changes(lua_State *L, struct walk *w, uint32_t n)
 	for (uint32_t k = 0; k < nd->nparents && !err; k++) {
 		uint32_t e = nd->edges + k;
 		uint64_t *ec = w->edge_chg + (size_t)e * w->cwords;
+		/* a never-released crate is compared with every parent: each may be where it began */
 		for (size_t i = 0; i < w->cwords; i++)
-			w->want[i] = w->live[i] & ~w->same[i];
+			w->want[i] = w->live[i] & ~(w->same[i] & ~w->never_set[i]);
 		if (!set_any(w->want, w->cwords)) {
 			for (size_t i = 0; i < w->cwords; i++)
 				ec[i] = UINT64_MAX;
 			continue;
 		}
-		const struct node *pd = &w->nodes[w->edges[e].node];
+		uint32_t pn = w->edges[e].node;
+		const struct node *pd = &w->nodes[pn];
 		struct side theirs = {&pd->tree, GIT_FILEMODE_TREE};
 		memset(w->changed, 0, w->cwords * sizeof *w->changed);
+		memset(w->absent, 0, w->cwords * sizeof *w->absent);
+		note_absent(w, 0, theirs);
 		err = diff_dir(L, w, 0, -1, 1, 1, 0, mine, theirs);
 		if (!err)
 			err = inherited_changes(L, w, &nd->tree, &pd->tree);
+		if (!err && set_any(w->absent, w->cwords)) {
+			memset(w->tbits, 0, w->words * sizeof *w->tbits);
+			for (size_t c = 0; c < w->ncrates; c++)
+				if (bit_test(w->absent, c))
+					bit_set(w->tbits, w->crate_bit[c]);
+			give(L, w, pn, w->tbits, NULL, 0);
+		}
 		for (size_t i = 0; i < w->cwords; i++) {
 			ec[i] = w->changed[i] | ~w->want[i];
 			w->same[i] |= w->want[i] & ~w->changed[i];
@@ -1459,29 +1628,14 @@ static int node_changes(lua_State *L, struct walk *w, uint32_t n)
 	return err;
 }
 
-/* A read commit of from's history that is live: check which never-released
- * crates' directories it lacks (they end there), note its time, and find the
- * crates it changed while its trees and its parents' are fresh in the cache. */
+/* A read commit of from's history that is live: note its time, and find the
+ * crates it changed while its trees and its parents' are fresh in the cache
+ * (which also finds the parents that lack a never-released crate's directory). */
 static int settle(lua_State *L, struct walk *w, uint32_t n)
 {
 	struct node *nd = &w->nodes[n];
 	if (!(nd->flags & N_INTERESTING) || node_dead(w, n))
 		return 0;
-	if (!(nd->flags & N_CHECKED)) {
-		nd->flags |= N_CHECKED;
-		for (size_t c = 0; c < w->ncrates; c++) {
-			if (!w->never[c] || bit_test(node_bits(w, n), w->crate_bit[c]))
-				continue;
-			int present;
-			int err = has_dir(w, &w->nodes[n].tree, c, &present);
-			if (err < 0)
-				return err;
-			if (!present)
-				bit_set(node_bits(w, n), w->crate_bit[c]);
-		}
-		if (node_dead(w, n))
-			return 0;
-	}
 	if (nd->time < w->tmin)
 		w->tmin = nd->time;
 	if (!(nd->flags & N_DIFFED)) {
@@ -1491,33 +1645,6 @@ static int settle(lua_State *L, struct walk *w, uint32_t n)
 		w->nodes[n].flags |= N_DIFFED;
 	}
 	return 0;
-}
-
-/* Give parent P what child C carries; re-propagate below P if P was read. */
-static void pass_down(lua_State *L, struct walk *w, uint32_t c, uint32_t p)
-{
-	const uint64_t *cb = node_bits(w, c);
-	uint64_t *pb = node_bits(w, p);
-	const uint64_t *cm = w->mbits + (size_t)c * w->mwords;
-	uint64_t *pm = w->mbits + (size_t)p * w->mwords;
-	int more = (w->nodes[c].flags & N_INTERESTING) && !(w->nodes[p].flags & N_INTERESTING);
-	for (size_t i = 0; i < w->words && !more; i++)
-		more = (cb[i] & ~pb[i]) != 0;
-	for (size_t i = 0; i < w->mwords && !more; i++)
-		more = (cm[i] & ~pm[i]) != 0;
-	if (!more)
-		return;
-	int counted = node_counts(w, p);
-	for (size_t i = 0; i < w->words; i++)
-		pb[i] |= cb[i];
-	for (size_t i = 0; i < w->mwords; i++)
-		pm[i] |= cm[i];
-	w->nodes[p].flags |= w->nodes[c].flags & N_INTERESTING;
-	w->live_queued += (size_t)node_counts(w, p) - (size_t)counted;
-	if (w->nodes[p].flags & N_DONE) {
-		grow(L, (void **)&w->stack, &w->stack_cap, w->nstack + 1, sizeof *w->stack);
-		w->stack[w->nstack++] = p;
-	}
 }
 
 /* Read commit N's parents and hand them its bits; then drain re-propagations. */
@@ -1642,8 +1769,9 @@ static void set_inherited(lua_State *L, const struct walk *w, uint32_t n, const 
 		lua_setfield(L, -2, "inherited");
 }
 
-/* [-0, +1, m] The list entry for commit N counted for the crates in SET. */
-static int push_commit(lua_State *L, struct walk *w, uint32_t n, const uint64_t *set)
+/* [-0, +1, m] The list entry for commit N counted for the crates in SET.
+ * LOADER: the stack index of the message loader (messages = false), or 0. */
+static int push_commit(lua_State *L, struct walk *w, uint32_t n, const uint64_t *set, int loader)
 {
 	struct raw_commit r;
 	int err = raw_read(w, &w->nodes[n].id, &r);
@@ -1653,19 +1781,27 @@ static int push_commit(lua_State *L, struct walk *w, uint32_t n, const uint64_t 
 	lua_createtable(L, 0, 10);
 	int t = lua_gettop(L);
 	lua_pushstring(L, git_oid_tostr(hex, sizeof hex, &w->nodes[n].id));
+	int id = lua_gettop(L);
+	lua_pushvalue(L, id);
 	lua_setfield(L, t, "id");
-	/* git_commit_message: the raw message (a C string, as libgit2 copies it)
-	 * without its leading newlines */
-	size_t raw_len = (size_t)(r.end - r.message);
-	const char *nul = memchr(r.message, '\0', raw_len);
-	size_t len = nul ? (size_t)(nul - r.message) : raw_len;
-	const char *msg = r.message;
-	while (len > 0 && *msg == '\n')
-		msg++, len--;
-	lua_pushlstring(L, msg, len);
-	int message = lua_gettop(L);
-	push_summary(L, w, lua_tostring(L, message));
+	size_t len;
+	const char *msg = raw_message(&r, &len);
+	int message = 0;
+	if (!loader) {
+		lua_pushlstring(L, msg, len);
+		message = lua_gettop(L);
+		lua_pushvalue(L, message);
+		lua_setfield(L, t, "message");
+		msg = lua_tostring(L, message); /* parsed spans point into this copy */
+	}
+	push_summary(L, w, msg, len);
 	lua_setfield(L, t, "summary");
+	if (w->parse) {
+		if (cc_parse(&w->message, msg, len, 0) < 0)
+			luaL_error(L, "not enough memory");
+		cdp_commits_push(L, &w->message, message ? message : id, loader);
+		lua_setfield(L, t, "parsed");
+	}
 	push_author(L, &r);
 	lua_setfield(L, t, "email");
 	lua_setfield(L, t, "author");
@@ -1679,16 +1815,6 @@ static int push_commit(lua_State *L, struct walk *w, uint32_t n, const uint64_t 
 	lua_setfield(L, t, "parents");
 	git_odb_object_free(w->raw);
 	w->raw = NULL;
-	if (w->parse) {
-		size_t mlen;
-		const char *mtext = lua_tolstring(L, message, &mlen);
-		if (cc_parse(&w->message, mtext, mlen, 0) < 0)
-			luaL_error(L, "not enough memory");
-		cdp_commits_push(L, &w->message, message);
-		lua_setfield(L, t, "parsed");
-	}
-	lua_pushvalue(L, message);
-	lua_setfield(L, t, "message");
 	lua_settop(L, t);
 	push_crates(L, w, set);
 	lua_setfield(L, t, "paths");
@@ -1707,6 +1833,80 @@ static int push_commit(lua_State *L, struct walk *w, uint32_t n, const uint64_t 
 	return 0;
 }
 
+/* ---- messages on demand ------------------------------------------------ */
+
+/*
+ * With messages = false a record carries no message, and its parsed table
+ * reads the message again only when body or footers are asked for, through
+ * this source: the repository's path, opened on the first such read. A large
+ * history's messages (10 MB of them in bevy's) then never sit in Lua.
+ */
+#define SOURCE_MT "cdp.git.MessageSource"
+
+struct source {
+	char *path;
+	git_repository *repo;
+	git_odb *odb;
+	git_odb_object *raw;
+};
+
+static int source_close(lua_State *L)
+{
+	struct source *src = luaL_checkudata(L, 1, SOURCE_MT);
+	git_odb_object_free(src->raw);
+	git_odb_free(src->odb);
+	git_repository_free(src->repo);
+	free(src->path);
+	memset(src, 0, sizeof *src);
+	return 0;
+}
+
+/* loader(id) -> the message of commit ID (upvalue 1: the source) */
+static int source_load(lua_State *L)
+{
+	struct source *src = luaL_checkudata(L, lua_upvalueindex(1), SOURCE_MT);
+	git_oid id;
+	size_t n;
+	const char *hex = luaL_checklstring(L, 1, &n);
+	if (n != GIT_OID_HEXSZ || git_oid_fromstrn(&id, hex, n) < 0)
+		return luaL_error(L, "not a commit id: %s", hex);
+	int err = 0;
+	if (!src->repo && (err = git_repository_open(&src->repo, src->path)) == 0)
+		err = git_repository_odb(&src->odb, src->repo);
+	struct raw_commit r;
+	if (!err)
+		err = raw_read_from(src->odb, &src->raw, &id, &r);
+	if (err < 0) {
+		const git_error *e = git_error_last();
+		return luaL_error(L, "cannot read the message of %s in %s: %s", hex, src->path,
+		                  e && e->message ? e->message : "libgit2 error");
+	}
+	size_t len;
+	const char *msg = raw_message(&r, &len);
+	lua_pushlstring(L, msg, len);
+	git_odb_object_free(src->raw);
+	src->raw = NULL;
+	return 1;
+}
+
+/* [-0, +1, m] The loader for this repository's messages. */
+static void push_loader(lua_State *L, git_repository *repo)
+{
+	struct source *src = lua_newuserdatauv(L, sizeof *src, 0);
+	memset(src, 0, sizeof *src);
+	if (luaL_newmetatable(L, SOURCE_MT)) {
+		lua_pushcfunction(L, source_close);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_setmetatable(L, -2);
+	const char *path = git_repository_path(repo);
+	src->path = malloc(strlen(path) + 1);
+	if (!src->path)
+		luaL_error(L, "not enough memory");
+	strcpy(src->path, path);
+	lua_pushcclosure(L, source_load, 1);
+}
+
 static int listed(const struct node *nd)
 {
 	return (nd->flags & (N_DONE | N_INTERESTING)) == (N_DONE | N_INTERESTING);
@@ -1720,7 +1920,7 @@ static int listed(const struct node *nd)
  * parent only); a commit is listed when it changed a crate that reaches it
  * and is live there.
  */
-static int push_list(lua_State *L, struct walk *w)
+static int push_list(lua_State *L, struct walk *w, int loader)
 {
 	lua_newtable(L);
 	lua_Integer count = 0;
@@ -1771,7 +1971,7 @@ static int push_list(lua_State *L, struct walk *w)
 			any |= w->acc[i] != 0;
 		}
 		if (!err && any) {
-			err = push_commit(L, w, n, w->acc);
+			err = push_commit(L, w, n, w->acc, loader);
 			if (!err)
 				lua_rawseti(L, -2, ++count);
 		}
@@ -1958,6 +2158,12 @@ static const char *read_opts(lua_State *L, struct walk *w)
 		w->parse = lua_toboolean(L, -1);
 	}
 	lua_pop(L, 1);
+	w->messages = 1;
+	if (lua_getfield(L, 2, "messages") != LUA_TNIL) {
+		luaL_argexpected(L, lua_isboolean(L, -1), 2, "messages: boolean");
+		w->messages = lua_toboolean(L, -1);
+	}
+	lua_pop(L, 1);
 
 	if (lua_getfield(L, 2, "paths") != LUA_TTABLE)
 		luaL_argerror(L, 2, "paths: table of crate directories expected");
@@ -1992,6 +2198,8 @@ static const char *read_opts(lua_State *L, struct walk *w)
 	w->want = zalloc(L, w->cwords, sizeof(uint64_t));
 	w->same = zalloc(L, w->cwords, sizeof(uint64_t));
 	w->tmp = zalloc(L, w->cwords, sizeof(uint64_t));
+	w->never_set = zalloc(L, w->cwords, sizeof(uint64_t));
+	w->absent = zalloc(L, w->cwords, sizeof(uint64_t));
 	size_t longest = 0;
 	for (size_t i = 0; i < w->ncrates; i++) {
 		if (lua_geti(L, paths, (lua_Integer)i + 1) != LUA_TSTRING)
@@ -2055,9 +2263,12 @@ static int read_since(lua_State *L, struct walk *w, int since)
 	}
 	w->nbits = nrel;
 	for (size_t i = 0; i < w->ncrates; i++)
-		if (w->never[i])
+		if (w->never[i]) {
 			w->crate_bit[i] = (uint32_t)w->nbits++;
+			bit_set(w->never_set, i);
+		}
 	w->words = w->nbits ? (w->nbits + 63) / 64 : 1;
+	w->tbits = zalloc(L, w->words, sizeof(uint64_t));
 	return 0;
 }
 
@@ -2142,12 +2353,22 @@ int cdp_git_changes(lua_State *L)
 				lua_settop(L, 9);
 			}
 		w->below = zalloc(L, w->ntrie * w->cwords, sizeof *w->below);
+		w->below_dirs = zalloc(L, w->ntrie * w->cwords, sizeof *w->below_dirs);
 		trie_below(w, 0);
 		uint32_t n;
 		err = node_get(L, w, &from_id, &n);
 		if (!err) {
 			w->nodes[n].flags |= N_INTERESTING;
 			w->from_node = n;
+		}
+		/* A never-released crate missing at `from` has nothing; below it, the
+		 * diffs find where each one's directory begins. */
+		for (size_t c = 0; c < w->ncrates && !err; c++) {
+			int present = 1;
+			if (w->never[c])
+				err = has_dir(w, &w->nodes[n].tree, c, &present);
+			if (!err && !present)
+				bit_set(node_bits(w, n), w->crate_bit[c]);
 		}
 		for (size_t b = 0; b < nrel && !err; b++) {
 			uint32_t r;
@@ -2168,8 +2389,21 @@ int cdp_git_changes(lua_State *L)
 			err = walk_graph(L, w);
 		}
 	}
+	/* What the list needs is in the nodes: the trees read go before it is built. */
+	for (size_t i = 0; i < TREE_CACHE; i++) {
+		git_odb_object_free(w->tcache[i]);
+		w->tcache[i] = NULL;
+	}
+	free(w->heap);
+	w->heap = NULL;
+	w->heap_cap = w->nheap = 0;
+	int loader = 0;
+	if (!w->messages && w->parse) {
+		push_loader(L, repo);
+		loader = lua_gettop(L);
+	}
 	if (!err)
-		err = push_list(L, w);
+		err = push_list(L, w, loader);
 	if (err < 0)
 		return cdp_git_push_error(L, err, "changes");
 	push_stats(L, w, nrel);

@@ -765,7 +765,7 @@ function plan.make(opts)
   local list
   local files, inherits = ws:walk_files()
   list, err, code = repo:changes { from = from_oid, paths = paths, since = since, files = files,
-    inherits = inherits, manifest = ws.manifest, parse = true }
+    inherits = inherits, manifest = ws.manifest, parse = true, messages = false }
   -- The walk was the last use of the repository: closing it now hands libgit2's
   -- object cache and pack maps back before the plan is built on top of them.
   repo:close()

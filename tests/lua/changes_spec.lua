@@ -318,8 +318,8 @@ describe("Repository:changes", function()
       local repo = assert(git.open(dir))
       local ids, _, stats = per_crate(repo, { paths = { "crates/zz" }, since = { false } })
       assert.are.same({}, ids[1])
-      -- HEAD, and its parent: a dead commit still hands its bits down.
-      assert.are.equal(2, stats.walked)
+      -- HEAD only: the crate is known missing there before anything is read.
+      assert.are.equal(1, stats.walked)
     end)
   end)
 
@@ -563,6 +563,30 @@ describe("Repository:changes", function()
       assert.are.equal("1,2", marks[h.at.feat])
       assert.are.equal("1,2", marks[h.at.fix])
       assert.are.equal("1,2,3", marks[h.at.init])
+    end)
+
+    it("keeps no messages when asked, and reads them again for body and footers", function()
+      local h = attribution.maintenance()
+      local repo = assert(git.open(h.dir))
+      -- from the revert, on 1.0.x: its message has a body
+      local opts = { from = h.at.revert, paths = { "crates/a", "crates/b" }, since = { false, false }, parse = true }
+      local with = assert(repo:changes(opts))
+      opts.messages = false
+      local without = assert(repo:changes(opts))
+      repo:close() -- the messages come from the repository's path, opened again
+      assert.are.equal(#with, #without)
+      for i, c in ipairs(without) do
+        assert.is_nil(c.message)
+        assert.are.equal(with[i].summary, c.summary)
+        for _, k in ipairs { "type", "scope", "breaking", "description", "header", "body", "footers" } do
+          assert.are.same(with[i].parsed[k], c.parsed[k], k)
+        end
+      end
+      local revert
+      for _, c in ipairs(without) do
+        if c.id == h.at.revert then revert = c end
+      end
+      assert.matches("This reverts commit " .. h.at.experiment, revert.parsed.body, 1, true)
     end)
 
     it("parses every message once, with body and footers on demand", function()

@@ -393,6 +393,115 @@ function workspace.from_metadata(meta, opts)
   return ws
 end
 
+-- Lua pattern for one component of a member glob ("crate-*", "[ab]?"), or nil for
+-- what cargo's globs can say and this cannot ("**").
+local function component_pattern(glob)
+  if glob:find("**", 1, true) then
+    return nil
+  end
+  local out = glob:gsub("[%^%$%(%)%%%.%+%-]", "%%%0"):gsub("%*", "[^/]*"):gsub("%?", "[^/]")
+  return "^" .. out .. "$"
+end
+
+-- Directories (relative to ROOT) that member glob GLOB names, or nil when it is beyond this reader.
+local function expand_member(fs, root, glob)
+  local dirs = { "" }
+  for part in glob:gsub("^%./", ""):gsub("/+$", ""):gmatch("[^/]+") do
+    local pattern = part:find("[%*%?%[]") and component_pattern(part)
+    if part:find("[%*%?%[]") and not pattern then
+      return nil
+    end
+    local next_dirs = {}
+    for _, d in ipairs(dirs) do
+      local here = d == "" and root or (root .. "/" .. d)
+      if pattern then
+        for _, name in ipairs(fs.list(here) or {}) do
+          local st = name:match(pattern) and fs.stat(here .. "/" .. name)
+          if st and st.type == "directory" then
+            if not fs.exists(here .. "/" .. name .. "/Cargo.toml") then
+              return nil -- cargo refuses a member without a manifest: let it say so
+            end
+            next_dirs[#next_dirs + 1] = d == "" and name or (d .. "/" .. name)
+          end
+        end
+      else
+        next_dirs[#next_dirs + 1] = d == "" and part or (d .. "/" .. part)
+      end
+    end
+    dirs = next_dirs
+  end
+  return dirs
+end
+
+-- The members a workspace's manifests name, read without cargo: the root manifest in
+-- DIR (a [package], and [workspace] members and exclude, globs with * ? []), each
+-- member's name and directory relative to OPTS.repo_root. For what needs names and
+-- directories only (a crate's whole changelog), before or instead of cargo metadata;
+-- nil when the manifests say what only cargo reads (globs with **, unreadable TOML,
+-- no Cargo.toml in DIR). Members cargo adds itself (path dependencies inside the
+-- workspace) are not found: a caller missing a crate asks cargo.
+function workspace.from_manifests(dir, opts)
+  opts = opts or {}
+  local fs = require "cdp.fs"
+  local ok, toml = pcall(require, "cdp.toml")
+  if not ok then
+    return nil
+  end
+  local root = strip_slash(fs.realpath(dir) or dir)
+  local repo_root = strip_slash(opts.repo_root or root)
+  local base = relative(root, repo_root)
+  if not base then
+    return nil
+  end
+  local function package_at(d)
+    local path = (d == "" and root or (root .. "/" .. d)) .. "/Cargo.toml"
+    local doc = toml.parse(fs.read(path) or "", { name = path })
+    if not doc then
+      return nil
+    end
+    local pkg, ws = doc:get { "package" }, doc:get { "workspace" }
+    doc:close()
+    return pkg, ws
+  end
+  local pkg, ws = package_at("")
+  if not pkg and not ws then
+    return nil
+  end
+  local members, seen = {}, {}
+  local function add(d, p)
+    if p and type(p.name) == "string" and not seen[d] then
+      seen[d] = true
+      local rel = base == "" and d or (d == "" and base or (base .. "/" .. d))
+      members[#members + 1] = { name = p.name, dir = rel, version = type(p.version) == "string" and p.version or nil }
+    end
+  end
+  add("", pkg)
+  if type(ws) == "table" then
+    local excluded = {}
+    for _, e in ipairs(type(ws.exclude) == "table" and ws.exclude or {}) do
+      excluded[strip_slash((tostring(e):gsub("^%./", "")))] = true
+    end
+    for _, glob in ipairs(type(ws.members) == "table" and ws.members or {}) do
+      local dirs = type(glob) == "string" and expand_member(fs, root, glob)
+      if not dirs then
+        return nil
+      end
+      for _, d in ipairs(dirs) do
+        if not excluded[d] then
+          local p = package_at(d)
+          add(d, p)
+        end
+      end
+    end
+  end
+  table.sort(members, function(a, b) return a.name < b.name end)
+  local by_name = {}
+  for _, m in ipairs(members) do
+    by_name[m.name] = m
+  end
+  return { root = root, repo_root = repo_root, members = members, by_name = by_name, single = #members == 1 }
+end
+
 -- Run cargo metadata in DIR and build the model (see from_metadata for OPTS).
 function workspace.load(dir, opts)
   opts = opts or {}

@@ -207,4 +207,40 @@ workspace = true
       assert.are.equal(w.dir:match("[^/]+$") .. "/Cargo.toml", ws.manifest)
     end)
   end)
+
+  describe("from the manifests alone", function()
+    it("finds members by their globs and exclude list, as cargo metadata does", function()
+      local w = fixture.new { root_extra = 'exclude = ["crates/gone"]\n' }
+      w:crate("a", "1.0.0")
+      w:crate("b", "0.2.0", { dir = "tools/b" })
+      w:write("Cargo.toml", '[workspace]\nresolver = "2"\nmembers = ["crates/*", "tools/[b]"]\nexclude = ["crates/gone"]\n')
+      w:write("crates/gone/Cargo.toml", '[package]\nname = "gone"\nversion = "0.1.0"\n')
+      w:write("crates/README.md", "not a crate\n")
+      w:commit("chore: start")
+      local quick = assert(workspace.from_manifests(w.dir, { repo_root = w.dir }))
+      local cargo = assert(workspace.load(w.dir, { repo_root = w.dir }))
+      local function dirs(ws)
+        local out = {}
+        for _, m in ipairs(ws.members) do
+          out[#out + 1] = m.name .. " " .. m.dir
+        end
+        return out
+      end
+      assert.are.same(dirs(cargo), dirs(quick))
+      assert.are.equal("0.2.0", quick.by_name.b.version)
+    end)
+
+    it("says nothing where only cargo can tell", function()
+      local w = fixture.new()
+      w:crate("a", "1.0.0")
+      w:write("Cargo.toml", '[workspace]\nmembers = ["crates/**"]\n')
+      assert.is_nil(workspace.from_manifests(w.dir, { repo_root = w.dir }))
+      w:write("Cargo.toml", "[workspace\n")
+      assert.is_nil(workspace.from_manifests(w.dir, { repo_root = w.dir }))
+      w:write("Cargo.toml", '[workspace]\nmembers = ["crates/*"]\n')
+      w:write("crates/notes/README.md", "a directory without a manifest: cargo refuses it\n")
+      assert.is_nil(workspace.from_manifests(w.dir, { repo_root = w.dir }))
+      assert.is_nil(workspace.from_manifests(support.tmpdir()))
+    end)
+  end)
 end)

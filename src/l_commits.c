@@ -19,8 +19,11 @@
 #include <string.h>
 
 #define PARSED_MT "cdp.commits.Parsed"
-#define MESSAGES "cdp.commits.messages" /* parsed table -> message, weak keys */
+#define MESSAGES "cdp.commits.messages" /* parsed table -> message (or its key), weak keys */
+#define LOADERS "cdp.commits.loaders"   /* parsed table -> what reads the message by its key */
 #define SCRATCH_MT "cdp.commits.Scratch"
+
+static void register_parsed(lua_State *L);
 
 static void push_span(lua_State *L, const char *base, struct cc_span s)
 {
@@ -76,9 +79,18 @@ static int parsed_index(lua_State *L)
 	const char *k = lua_tostring(L, 2);
 	if (!k || (strcmp(k, "body") != 0 && strcmp(k, "footers") != 0))
 		return 0;
+	lua_getfield(L, LUA_REGISTRYINDEX, LOADERS);
+	lua_pushvalue(L, 1);
+	int loader = lua_rawget(L, -2) == LUA_TFUNCTION;
 	lua_getfield(L, LUA_REGISTRYINDEX, MESSAGES);
 	lua_pushvalue(L, 1);
-	if (lua_rawget(L, -2) != LUA_TSTRING)
+	lua_rawget(L, -2);
+	if (loader) {
+		lua_pushvalue(L, -3);
+		lua_insert(L, -2);
+		lua_call(L, 1, 1);
+	}
+	if (lua_type(L, -1) != LUA_TSTRING)
 		return 0;
 	int message = lua_gettop(L);
 	struct cc_message *m = scratch_new(L);
@@ -89,9 +101,11 @@ static int parsed_index(lua_State *L)
 	return 1;
 }
 
-void cdp_commits_push(lua_State *L, const struct cc_message *m, int message)
+void cdp_commits_push(lua_State *L, const struct cc_message *m, int message, int loader)
 {
 	message = lua_absindex(L, message);
+	if (loader)
+		loader = lua_absindex(L, loader);
 	lua_createtable(L, 0, 10);
 	int t = lua_gettop(L);
 	push_span(L, m->buf, m->type);
@@ -129,14 +143,24 @@ void cdp_commits_push(lua_State *L, const struct cc_message *m, int message)
 		set_body_and_footers(L, m, t);
 		return;
 	}
-	if (luaL_getmetatable(L, PARSED_MT) != LUA_TTABLE)
-		luaL_error(L, "cdp.commits.native is not loaded");
+	if (luaL_getmetatable(L, PARSED_MT) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		register_parsed(L);
+		luaL_getmetatable(L, PARSED_MT);
+	}
 	lua_setmetatable(L, t);
 	lua_getfield(L, LUA_REGISTRYINDEX, MESSAGES);
 	lua_pushvalue(L, t);
 	lua_pushvalue(L, message);
 	lua_rawset(L, -3);
 	lua_pop(L, 1);
+	if (loader) {
+		lua_getfield(L, LUA_REGISTRYINDEX, LOADERS);
+		lua_pushvalue(L, t);
+		lua_pushvalue(L, loader);
+		lua_rawset(L, -3);
+		lua_pop(L, 1);
+	}
 }
 
 /* native.parse(message) -> the whole parsed table */
@@ -146,11 +170,13 @@ static int commits_parse(lua_State *L)
 	lua_settop(L, 1);
 	struct cc_message *m = scratch_new(L);
 	parse_into(L, m, 1, 1);
-	cdp_commits_push(L, m, 1);
+	cdp_commits_push(L, m, 1, 0);
 	return 1;
 }
 
-int luaopen_cdp_commits_native(lua_State *L)
+/* The metatables and the weak table of messages, once per state; the walk can
+ * push parsed messages before anyone requires this module. */
+static void register_parsed(lua_State *L)
 {
 	if (luaL_newmetatable(L, SCRATCH_MT)) {
 		lua_pushcfunction(L, scratch_close);
@@ -166,15 +192,23 @@ int luaopen_cdp_commits_native(lua_State *L)
 		lua_setfield(L, -2, "__name");
 	}
 	lua_pop(L, 1);
-	if (lua_getfield(L, LUA_REGISTRYINDEX, MESSAGES) != LUA_TTABLE) {
-		lua_newtable(L);
-		lua_createtable(L, 0, 1);
-		lua_pushliteral(L, "k");
-		lua_setfield(L, -2, "__mode");
-		lua_setmetatable(L, -2);
-		lua_setfield(L, LUA_REGISTRYINDEX, MESSAGES);
+	const char *weak[] = {MESSAGES, LOADERS};
+	for (int i = 0; i < 2; i++) {
+		if (lua_getfield(L, LUA_REGISTRYINDEX, weak[i]) != LUA_TTABLE) {
+			lua_newtable(L);
+			lua_createtable(L, 0, 1);
+			lua_pushliteral(L, "k");
+			lua_setfield(L, -2, "__mode");
+			lua_setmetatable(L, -2);
+			lua_setfield(L, LUA_REGISTRYINDEX, weak[i]);
+		}
+		lua_pop(L, 1);
 	}
-	lua_pop(L, 1);
+}
+
+int luaopen_cdp_commits_native(lua_State *L)
+{
+	register_parsed(L);
 	static const luaL_Reg functions[] = {
 		{"parse", commits_parse},
 		{NULL, NULL},

@@ -520,6 +520,162 @@ function changelog.shared_paths(spec, crates)
   return out
 end
 
+---------------------------------------------------------------------------
+-- A crate's whole history: every release, from one walk
+
+-- Release tag templates tried for a crate whose convention is not given, most common
+-- first; the ones without {crate} only for a crate that can own such tags (the only
+-- one, or the one at the workspace's root).
+changelog.TAG_TEMPLATES = { "{crate}-v{version}", "{crate}-{version}", "{crate}@{version}", "{crate}/v{version}",
+  "{crate}_v{version}", "v{version}", "{version}" }
+
+-- Each crate's release tags, { [name] = { {tag, v, version, commit} } }: under its
+-- template when given, else under the template of TAG_TEMPLATES that names most of
+-- its tags. One pass over the tags for all of them.
+local function release_tags(repo, crates, single)
+  local names, given, tried = {}, {}, {}
+  for i, c in ipairs(crates) do
+    names[i] = c.name
+    if c.template then
+      given[c.template] = true
+    end
+  end
+  for t in pairs(given) do
+    tried[#tried + 1] = t
+  end
+  table.sort(tried)
+  for _, t in ipairs(changelog.TAG_TEMPLATES) do
+    if not given[t] then
+      tried[#tried + 1] = t
+    end
+  end
+  local list, err, code = repo:tag_candidates(names, tried)
+  if not list then
+    return nil, err, code
+  end
+  local found = {} -- name -> template -> tags
+  for _, c in ipairs(crates) do
+    found[c.name] = {}
+  end
+  for _, x in ipairs(list) do
+    local v = x.peeled and semver.parse(x.version)
+    local owners = x.crate and { x.crate } or names
+    for _, n in ipairs(v and owners or {}) do
+      local by = found[n]
+      by[x.template] = by[x.template] or {}
+      table.insert(by[x.template], { tag = x.tag, v = v, version = x.version, commit = x.peeled })
+    end
+  end
+  local out = {}
+  for _, c in ipairs(crates) do
+    local best, count = c.template, -1
+    if not best then
+      for _, t in ipairs(changelog.TAG_TEMPLATES) do
+        local shared = not t:find("{crate}", 1, true)
+        local n = #(found[c.name][t] or {})
+        if n > count and (not shared or single or c.dir == "") then
+          best, count = t, n
+        end
+      end
+    end
+    out[c.name] = found[c.name][best] or {}
+  end
+  return out
+end
+
+-- The whole changelog of each crate of CRATES, every release of it, from one walk of
+-- their histories and one pass over the tags. CRATES: { {name, dir, template (its
+-- release tags' template, or nil to find it), next (the version a planned release
+-- gives, or nil), tag (that release's tag)} }; OPTS: from (the commit walked from),
+-- remote, template (the changelog template), date (the planned release's), single
+-- (a workspace of one crate). A commit belongs to the lowest release whose tag
+-- reaches it; the commits no tag reaches are the planned release's, or, with none
+-- planned, are listed under Unreleased. Each release is dated by its tagged commit.
+-- Returns { [name] = text }, or nil, message, code.
+function changelog.history(repo, crates, opts)
+  local t = template_of(opts.template)
+  local tags, err, code = release_tags(repo, crates, opts.single)
+  if not tags then
+    return nil, err, code
+  end
+  local marks, mark_of = {}, {}
+  for _, c in ipairs(crates) do
+    for _, x in ipairs(tags[c.name]) do
+      if not mark_of[x.commit] then
+        marks[#marks + 1] = x.commit
+        mark_of[x.commit] = #marks
+      end
+      x.mark = mark_of[x.commit]
+    end
+  end
+  local paths, since = {}, {}
+  for i, c in ipairs(crates) do
+    paths[i], since[i] = c.dir or "", false
+    table.sort(tags[c.name], function(a, b) return a.v < b.v end)
+  end
+  local list
+  list, err, code = repo:changes { from = opts.from, paths = paths, since = since, marks = marks,
+    parse = true, messages = false }
+  if not list then
+    return nil, err, code
+  end
+  local out = {}
+  for i, c in ipairs(crates) do
+    -- the release each mark stands for: the lowest version tagged at that commit
+    local release_of, order = {}, {}
+    for _, tg in ipairs(tags[c.name]) do
+      if not release_of[tg.mark] then
+        release_of[tg.mark] = tg
+        order[#order + 1] = tg
+      end
+    end
+    local rank = {}
+    for k, tg in ipairs(order) do
+      rank[tg] = k
+      tg.commits = {}
+    end
+    local unreleased = {}
+    for _, r in ipairs(list) do
+      local mine = false
+      for _, k in ipairs(r.paths) do
+        mine = mine or k == i
+      end
+      if mine then
+        local best
+        for _, m in ipairs(r.marks or {}) do
+          local tg = release_of[m]
+          if tg and (not best or rank[tg] < rank[best]) then
+            best = tg
+          end
+        end
+        table.insert(best and best.commits or unreleased, r)
+      end
+    end
+    local sections = {}
+    local newest = order[#order]
+    if c.next then
+      sections[#sections + 1] = changelog.render({ crate = c.name, version = c.next, date = opts.date,
+        remote = opts.remote, tag = c.tag, previous_tag = newest and newest.tag, commits = unreleased }, t)
+    end
+    for k = #order, 1, -1 do
+      local tg = order[k]
+      local commit = repo:commit(tg.commit)
+      sections[#sections + 1] = changelog.render({ crate = c.name, version = tg.version,
+        date = commit and os.date("!%Y-%m-%d", commit.committer.time), remote = opts.remote, tag = tg.tag,
+        previous_tag = order[k - 1] and order[k - 1].tag, commits = tg.commits }, t)
+    end
+    local text = t.header
+    if not c.next and #unreleased > 0 then
+      -- under the header's own Unreleased heading, when it has one
+      local body = changelog.render({ crate = c.name, version = "Unreleased", commits = unreleased }, t)
+      local has_heading = text:match("\n##%s+%[?Unreleased%]?%s*\n%s*$")
+      text = text .. (has_heading and body:gsub("^[^\n]*\n\n?", "", 1) or body)
+    end
+    out[c.name] = text .. table.concat(sections)
+  end
+  return out
+end
+
 -- The section of VERSION in TEXT (without its heading), for release notes; in a
 -- changelog SHARED by several crates, the one whose heading names CRATE.
 function changelog.extract(text, version, crate, shared)

@@ -824,13 +824,14 @@ function plan.draft(ws, releases, changes, opts)
     local rel = releases[m.name]
     local list = {}
     for i, c in ipairs(changes[m.name] or {}) do
-      local p = parsed[c.id]
+      local p = parsed[c.id] or c.parsed -- the walk parses each message once, in C
       if not p then
         p = commits.parse(c.message or c.summary or "")
         parsed[c.id] = p
       end
       list[i] = { id = c.id, summary = c.summary or p.header, message = c.message, parsed = p,
-        merge = c.parents ~= nil and #c.parents > 1, author = c.author, time = c.time }
+        merge = c.parents ~= nil and #c.parents > 1, author = c.author, time = c.time,
+        inherited = c.inherited and c.inherited[m.name] }
     end
     local kept, cancelled = commits.effective(list)
     local conv = opts.conventions and opts.conventions[m.name]
@@ -1520,7 +1521,9 @@ end
 -- The one walk of the history: every crate's commits since its release.
 local function walk_changes(m)
   choose_walk(m)
-  local list, err, code = m.repo:changes { from = m.from_oid, paths = m.paths, since = m.since }
+  local files, inherits = m.ws:walk_files()
+  local list, err, code = m.repo:changes { from = m.from_oid, paths = m.paths, since = m.since, files = files,
+    inherits = inherits, manifest = m.ws.manifest, parse = true, messages = false }
   if not list then
     return nil, ("cannot walk the history from %s: %s"):format(m.from_name, tostring(err)), code
   end
@@ -1532,6 +1535,13 @@ local function walk_changes(m)
     for _, i in ipairs(c.paths) do
       local t = m.changes[m.ws.members[i].name]
       t[#t + 1] = c
+    end
+    if c.inherited then -- by crate index from the walk, by name for the draft
+      local by_name = {}
+      for i, keys in pairs(c.inherited) do
+        by_name[m.ws.members[i].name] = keys
+      end
+      c.inherited = by_name
     end
   end
   drop_release_copies(m)

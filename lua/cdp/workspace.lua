@@ -8,6 +8,14 @@
 --                     package (the cargo metadata package, as cargo printed it) }
 --   ws.by_name[name], ws.order (publish order), ws.single (a workspace of one)
 --   ws:dependents(name) -> { {from, kind, req, rename, dep} } sorted
+--   ws.manifest     the root Cargo.toml, relative to the repository
+--   member.files    what cargo package ships besides "every file of dir but
+--                   nested packages": { include = {...}, exclude = {...},
+--                   extra = {repository paths of files from elsewhere} } | nil
+--   member.inherits the [workspace.*] entries it inherits, as keys under
+--                   [workspace] ("dependencies.serde", "package.edition"), sorted
+--   ws:walk_files() -> files, inherits: those two for every member, by index,
+--                   false where there is nothing (what repo:changes takes)
 --
 -- `dir` is relative to the repository root ("" for a crate at the root), the
 -- form cdp.git's change sets take. `publish` is true, false, or the list of
@@ -131,6 +139,97 @@ local function workspace_requirements(text, path)
   return reqs
 end
 
+-- Fields of [package] a crate can take from [workspace.package].
+local INHERITABLE = { "authors", "categories", "description", "documentation", "edition", "exclude",
+  "homepage", "include", "keywords", "license", "license-file", "publish", "readme", "repository",
+  "rust-version", "version" }
+
+-- PATH joined to the repository-relative DIR and normalised ("a/b/../c" -> "a/c");
+-- nil when it leaves the repository.
+local function repo_path(dir, path)
+  local parts = {}
+  for part in ((dir ~= "" and (dir .. "/") or "") .. path):gmatch("[^/]+") do
+    if part == ".." then
+      if #parts == 0 then
+        return nil
+      end
+      parts[#parts] = nil
+    elseif part ~= "." then
+      parts[#parts + 1] = part
+    end
+  end
+  return table.concat(parts, "/")
+end
+
+local function string_list(v)
+  if type(v) ~= "table" then
+    return nil
+  end
+  local out = {}
+  for i, x in ipairs(v) do
+    if type(x) ~= "string" then
+      return nil
+    end
+    out[i] = x
+  end
+  return #out > 0 and out or nil
+end
+
+-- What cargo package ships of a member besides its directory, and what it
+-- inherits: { files = {include, exclude, extra} | nil, inherits = {keys} }.
+-- PKG is its manifest's [package] table, WS_PKG the root's [workspace.package],
+-- DIR and ROOT_DIR the member's and the workspace's repository-relative paths.
+-- A readme or license-file (its own or inherited, which cargo reads from the
+-- workspace root) ships whatever include says, so it goes in `extra`.
+local function shipped_files(pkg, ws_pkg, inherited_deps, dir, root_dir)
+  local inherits = {}
+  local function value(field)
+    local v = pkg[field]
+    if type(v) == "table" and v.workspace == true then
+      return ws_pkg[field], root_dir
+    end
+    return v, dir
+  end
+  for _, field in ipairs(INHERITABLE) do
+    local v = pkg[field]
+    if type(v) == "table" and v.workspace == true then
+      inherits[#inherits + 1] = "package." .. field
+    end
+  end
+  for key in pairs(inherited_deps) do
+    inherits[#inherits + 1] = "dependencies." .. key
+  end
+  table.sort(inherits)
+  local files = { include = string_list((value("include"))), exclude = string_list((value("exclude"))) }
+  local extra = {}
+  for _, field in ipairs { "readme", "license-file" } do
+    local v, base = value(field)
+    local path = type(v) == "string" and repo_path(base, v)
+    if path and path ~= "" then
+      extra[#extra + 1] = path
+    end
+  end
+  files.extra = #extra > 0 and extra or nil
+  if not (files.include or files.exclude or files.extra) then
+    files = nil
+  end
+  return files, inherits
+end
+
+-- The [package] of a member's manifest and the root's [workspace.package], as
+-- Lua tables (empty when the text is not TOML: cargo metadata read it, so
+-- that is a reader's gap, and the crate is then taken as its directory).
+local function toml_table(text, path, keys)
+  local ok, toml = pcall(require, "cdp.toml")
+  local doc = ok and text and toml.parse(text, { name = path })
+  if not doc then
+    return {}
+  end
+  local t = doc:get(keys)
+  doc:close()
+  return type(t) == "table" and t or {}
+end
+
 local function publish_of(value)
   if value == nil or value == json.null then
     return true
@@ -201,7 +300,10 @@ function workspace.from_metadata(meta, opts)
   end
   local members, by_name, by_dir = {}, {}, {}
   local root_manifest = root .. "/Cargo.toml"
-  local inherited_reqs = workspace_requirements(read(root_manifest), root_manifest)
+  local root_text = read(root_manifest)
+  local inherited_reqs = workspace_requirements(root_text, root_manifest)
+  local ws_pkg = toml_table(root_text, root_manifest, { "workspace", "package" })
+  local root_dir = relative(root, repo_root) or ""
   for _, pkg in ipairs(meta.packages or {}) do
     if member_ids[pkg.id] or not meta.workspace_members then
       local pkg_dir = dirname(pkg.manifest_path)
@@ -224,6 +326,8 @@ function workspace.from_metadata(meta, opts)
         -- Validate checks and Publish sends to the registry.
         package = pkg,
       }
+      m.files, m.inherits = shipped_files(toml_table(text, pkg.manifest_path, { "package" }), ws_pkg,
+        facts.inherited_deps, dir, root_dir)
       for _, d in ipairs(pkg.dependencies or {}) do
         local kind, key, target = opt(d.kind) or "normal", opt(d.rename) or d.name, opt(d.target)
         local written = facts.deps[kind .. "\0" .. key .. "\0" .. (target or "")]
@@ -276,6 +380,7 @@ function workspace.from_metadata(meta, opts)
   local ws = setmetatable({
     root = root,
     repo_root = repo_root,
+    manifest = (root_dir ~= "" and (root_dir .. "/") or "") .. "Cargo.toml",
     members = members,
     by_name = by_name,
     single = #members == 1,
@@ -286,6 +391,115 @@ function workspace.from_metadata(meta, opts)
   end
   ws.order = order
   return ws
+end
+
+-- Lua pattern for one component of a member glob ("crate-*", "[ab]?"), or nil for
+-- what cargo's globs can say and this cannot ("**").
+local function component_pattern(glob)
+  if glob:find("**", 1, true) then
+    return nil
+  end
+  local out = glob:gsub("[%^%$%(%)%%%.%+%-]", "%%%0"):gsub("%*", "[^/]*"):gsub("%?", "[^/]")
+  return "^" .. out .. "$"
+end
+
+-- Directories (relative to ROOT) that member glob GLOB names, or nil when it is beyond this reader.
+local function expand_member(fs, root, glob)
+  local dirs = { "" }
+  for part in glob:gsub("^%./", ""):gsub("/+$", ""):gmatch("[^/]+") do
+    local pattern = part:find("[%*%?%[]") and component_pattern(part)
+    if part:find("[%*%?%[]") and not pattern then
+      return nil
+    end
+    local next_dirs = {}
+    for _, d in ipairs(dirs) do
+      local here = d == "" and root or (root .. "/" .. d)
+      if pattern then
+        for _, name in ipairs(fs.list(here) or {}) do
+          local st = name:match(pattern) and fs.stat(here .. "/" .. name)
+          if st and st.type == "directory" then
+            if not fs.exists(here .. "/" .. name .. "/Cargo.toml") then
+              return nil -- cargo refuses a member without a manifest: let it say so
+            end
+            next_dirs[#next_dirs + 1] = d == "" and name or (d .. "/" .. name)
+          end
+        end
+      else
+        next_dirs[#next_dirs + 1] = d == "" and part or (d .. "/" .. part)
+      end
+    end
+    dirs = next_dirs
+  end
+  return dirs
+end
+
+-- The members a workspace's manifests name, read without cargo: the root manifest in
+-- DIR (a [package], and [workspace] members and exclude, globs with * ? []), each
+-- member's name and directory relative to OPTS.repo_root. For what needs names and
+-- directories only (a crate's whole changelog), before or instead of cargo metadata;
+-- nil when the manifests say what only cargo reads (globs with **, unreadable TOML,
+-- no Cargo.toml in DIR). Members cargo adds itself (path dependencies inside the
+-- workspace) are not found: a caller missing a crate asks cargo.
+function workspace.from_manifests(dir, opts)
+  opts = opts or {}
+  local fs = require "cdp.fs"
+  local ok, toml = pcall(require, "cdp.toml")
+  if not ok then
+    return nil
+  end
+  local root = strip_slash(fs.realpath(dir) or dir)
+  local repo_root = strip_slash(opts.repo_root or root)
+  local base = relative(root, repo_root)
+  if not base then
+    return nil
+  end
+  local function package_at(d)
+    local path = (d == "" and root or (root .. "/" .. d)) .. "/Cargo.toml"
+    local doc = toml.parse(fs.read(path) or "", { name = path })
+    if not doc then
+      return nil
+    end
+    local pkg, ws = doc:get { "package" }, doc:get { "workspace" }
+    doc:close()
+    return pkg, ws
+  end
+  local pkg, ws = package_at("")
+  if not pkg and not ws then
+    return nil
+  end
+  local members, seen = {}, {}
+  local function add(d, p)
+    if p and type(p.name) == "string" and not seen[d] then
+      seen[d] = true
+      local rel = base == "" and d or (d == "" and base or (base .. "/" .. d))
+      members[#members + 1] = { name = p.name, dir = rel, version = type(p.version) == "string" and p.version or nil }
+    end
+  end
+  add("", pkg)
+  if type(ws) == "table" then
+    local excluded = {}
+    for _, e in ipairs(type(ws.exclude) == "table" and ws.exclude or {}) do
+      excluded[strip_slash((tostring(e):gsub("^%./", "")))] = true
+    end
+    for _, glob in ipairs(type(ws.members) == "table" and ws.members or {}) do
+      local dirs = type(glob) == "string" and expand_member(fs, root, glob)
+      if not dirs then
+        return nil
+      end
+      for _, d in ipairs(dirs) do
+        if not excluded[d] then
+          local p = package_at(d)
+          add(d, p)
+        end
+      end
+    end
+  end
+  table.sort(members, function(a, b) return a.name < b.name end)
+  local by_name = {}
+  for _, m in ipairs(members) do
+    by_name[m.name] = m
+  end
+  return { root = root, repo_root = repo_root, members = members, by_name = by_name, single = #members == 1 }
 end
 
 -- Run cargo metadata in DIR and build the model (see from_metadata for OPTS).
@@ -415,6 +629,17 @@ function workspace.publish_order(members)
       :format(table.concat(cycle, " -> ")), "ECYCLE"
   end
   return order
+end
+
+-- What repo:changes takes for the members, by index: each one's file set and
+-- inherited keys, false where there is nothing to say.
+function Workspace:walk_files()
+  local files, inherits = {}, {}
+  for i, m in ipairs(self.members) do
+    files[i] = m.files or false
+    inherits[i] = (m.inherits and #m.inherits > 0) and m.inherits or false
+  end
+  return files, inherits
 end
 
 -- Members that depend on NAME (any kind), with the requirement they state

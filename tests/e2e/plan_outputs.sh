@@ -54,11 +54,16 @@ transcript() { # transcript NAME EXTRA-COMMAND...
 		run plan --json --prerelease rc
 		run changelog core --prerelease rc
 		run changelog nosuch
+		run changelog --full core util
+		run changelog --full
+		run changelog --full core --unreleased
+		run changelog --full nosuch
 		;;
 	prerelease)
 		run plan --json --prerelease dev
 		run changelog --prerelease dev
 		run changelog p --unreleased
+		run changelog --full p q
 		;;
 	esac
 }

@@ -297,3 +297,57 @@ commit_parsers = [
       "changelog_path for demo-core must be a path or false, not 3")
   end)
 end)
+
+-- A crate's whole history from one walk: every release its tags name, the commits
+-- each release shipped first, what came since under Unreleased.
+describe("cdp.changelog.history", function()
+  local attribution = require "tests.fixtures.attribution"
+  local git = require "cdp.git"
+
+  local function ids_in(text)
+    local out = {}
+    for id in text:gmatch("%((%x%x%x%x%x%x%x)%)") do
+      out[#out + 1] = id
+    end
+    return out
+  end
+
+  it("gives each release the commits it shipped first, and finds the tags' convention", function()
+    local h = attribution.maintenance()
+    local G = function(...) return support.git(h.dir, ...) end
+    G("tag", "-a", "a@1.1.0", "-m", "x", h.at.feat)       -- on main, before the merge
+    G("tag", "a@1.0.1", h.at.revert)                       -- on 1.0.x
+    G("tag", "-a", "b-v9.9.9", "-m", "another crate's", h.at.merge)
+    local repo = assert(git.open(h.dir))
+    local texts = assert(changelog.history(repo, { { name = "a", dir = "crates/a" } },
+      { from = assert(repo:resolve("HEAD")), template = "cdp.templates.keepachangelog" }))
+    local text = texts.a
+    -- the crate's own convention ({crate}@{version}: three tags) beats a-v1.0.0 (one)
+    local headings = {}
+    for v in text:gmatch("\n## %[([^%]]+)%]") do
+      headings[#headings + 1] = v
+    end
+    assert.are.same({ "Unreleased", "1.1.0", "1.0.1" }, headings)
+    local function section(v)
+      return text:match("\n## %[" .. v:gsub("%.", "%%.") .. "%][^\n]*\n(.-)\n## ") or text:match("\n## %[" .. v:gsub("%.", "%%.") .. "%][^\n]*\n(.*)$")
+    end
+    local short = function(name) return h.at[name]:sub(1, 7) end
+    assert.are.same({ short("after") }, ids_in(section("Unreleased")))
+    assert.are.same({ short("feat"), short("fix") }, ids_in(section("1.1.0")))
+    -- 1.0.1, tagged on the maintenance branch: the merge took a from main, so, as in
+    -- git log -- crates/a, nothing of the branch is a's (its pick is fix's twin)
+    assert.are.same({}, ids_in(section("1.0.1")))
+    assert.is_nil(text:find("## [9.9.9]", 1, true))
+  end)
+
+  it("keeps to a template it is given, and dates releases by their commits", function()
+    local h = attribution.maintenance()
+    support.git(h.dir, "tag", "a@1.3.0", h.at.feat)
+    local repo = assert(git.open(h.dir))
+    local texts = assert(changelog.history(repo, { { name = "a", dir = "crates/a", template = "{crate}-v{version}" } },
+      { from = assert(repo:resolve("HEAD")) }))
+    local when = os.date("!%Y-%m-%d", tonumber(support.git(h.dir, "log", "-1", "--format=%ct", h.release)))
+    assert.truthy(texts.a:find("## [1.0.0] - " .. when, 1, true), texts.a)
+    assert.is_nil(texts.a:find("1.3.0", 1, true))
+  end)
+end)

@@ -242,7 +242,7 @@ describe("Repository:changes", function()
   end)
 
   describe("with a root crate and member crates", function()
-    it("gives the root crate only what no member crate owns", function()
+    it("gives the root crate only what it ships: no member's files, no nested package's", function()
       local dir = support.git_init()
       commit(dir, "chore: init", merged({ ["Cargo.toml"] = "[package]\nname = \"root\"\n", ["src/main.rs"] = "" }, crate_files("a"), crate_files("b")))
       local base = commit(dir, "feat: root", { ["src/main.rs"] = "fn main() {}" })
@@ -252,12 +252,12 @@ describe("Repository:changes", function()
       commit(dir, "feat(c): new crate", crate_files("c"))
       local repo = assert(git.open(dir))
       local ids = per_crate(repo, { paths = { "", "crates/a", "crates/b" }, since = { base, base, base } })
-      assert.are.same(git_log(dir, base .. "..HEAD", ".", ":!crates/a", ":!crates/b"), ids[1])
+      assert.are.same(git_log(dir, base .. "..HEAD", ".", ":!crates/a", ":!crates/b", ":!crates/c"), ids[1])
       assert.are.same(git_log(dir, base .. "..HEAD", "crates/a"), ids[2])
       assert.are.same(git_log(dir, base .. "..HEAD", "crates/b"), ids[3])
-      assert.are.equal(3, #ids[1]) -- crates/README.md, build.rs, crates/c
+      assert.are.equal(2, #ids[1]) -- crates/README.md, build.rs; crates/c is a package of its own
       local all = per_crate(repo, { paths = { "." }, since = { false } })
-      assert.are.same(git_log(dir, "HEAD", "."), all[1])
+      assert.are.same(git_log(dir, "HEAD", ".", ":!crates/a", ":!crates/b", ":!crates/c"), all[1])
     end)
   end)
 
@@ -276,9 +276,10 @@ describe("Repository:changes", function()
       assert.are.same(git_log(dir, base .. "..HEAD", "crates/a/sub"), ids[2])
       assert.are.equal(2, #ids[1])
       assert.are.equal(4, #ids[2])
-      -- Without the nested crate, the outer one owns everything below it.
+      -- Not asked for, the nested package is still not the outer crate's: cargo
+      -- package leaves any directory with a Cargo.toml of its own out.
       local alone = per_crate(repo, { paths = { "crates/a" }, since = { base } })
-      assert.are.same(git_log(dir, base .. "..HEAD", "crates/a"), alone[1])
+      assert.are.same(git_log(dir, base .. "..HEAD", "crates/a", ":!crates/a/sub"), alone[1])
     end)
   end)
 
@@ -317,8 +318,8 @@ describe("Repository:changes", function()
       local repo = assert(git.open(dir))
       local ids, _, stats = per_crate(repo, { paths = { "crates/zz" }, since = { false } })
       assert.are.same({}, ids[1])
-      -- HEAD, and its parent: a dead commit still hands its bits down.
-      assert.are.equal(2, stats.walked)
+      -- HEAD only: the crate is known missing there before anything is read.
+      assert.are.equal(1, stats.walked)
     end)
   end)
 
@@ -434,6 +435,172 @@ describe("Repository:changes", function()
       local ids = per_crate(repo, { paths = { "crates/a", "" }, since = { base, base } })
       assert.are.same({ made }, ids[1])
       assert.are.same({}, ids[2])
+    end)
+  end)
+
+  -- The shapes of tests/fixtures/attribution.lua, walked with what the
+  -- workspace model hands the walk: each crate's file set and inherited keys.
+  describe("as cargo and git see it", function()
+    local attribution = require "tests.fixtures.attribution"
+
+    -- repo:changes over fixture H; returns the commit names per crate and the list.
+    local function walk(h, extra)
+      local repo = assert(git.open(h.dir))
+      local paths, since, files, inherits = {}, {}, {}, {}
+      for i, name in ipairs(h.names) do
+        paths[i] = h.dirs[name]
+        since[i] = h.release
+        files[i] = (h.files or {})[name] or false
+        inherits[i] = (h.inherits or {})[name] or false
+      end
+      local opts = { paths = paths, since = since, files = files, inherits = inherits, manifest = "Cargo.toml",
+        parse = true }
+      for k, v in pairs(extra or {}) do
+        opts[k] = v
+      end
+      local list, stats = assert(repo:changes(opts))
+      local name_of = {}
+      for n, id in pairs(h.at) do
+        name_of[id] = n
+      end
+      local got = {}
+      for _, n in ipairs(h.names) do
+        got[n] = {}
+      end
+      for _, c in ipairs(list) do
+        for _, i in ipairs(c.paths) do
+          table.insert(got[h.names[i]], name_of[c.id] or c.id)
+        end
+      end
+      assert_topological(list)
+      return got, list, stats
+    end
+
+    it("gives a root crate with an include list only what it ships", function()
+      local h = attribution.root_include()
+      local got = walk(h)
+      assert.are.same(h.expect, got)
+      -- what git log says for the files the include list names
+      local want = {}
+      for _, id in ipairs(git_log(h.dir, h.release .. "..HEAD", "src", "README.md", "Cargo.toml")) do
+        for n, x in pairs(h.at) do
+          if x == id then want[#want + 1] = n end
+        end
+      end
+      assert.are.same(want, got.app)
+    end)
+
+    it("follows a merged maintenance branch as git log -- DIR does", function()
+      local h = attribution.maintenance()
+      local got, list = walk(h)
+      assert.are.same(h.expect, got)
+      for i, name in ipairs(h.names) do
+        local ids = {}
+        for _, c in ipairs(list) do
+          for _, k in ipairs(c.paths) do
+            if k == i then ids[#ids + 1] = c.id end
+          end
+        end
+        assert.are.same(git_log(h.dir, h.release .. "..HEAD", h.dirs[name]), ids)
+      end
+      -- Without simplification the branch's duplicate, experiment and revert
+      -- would count for a: they are there, on the side the merge did not take.
+      local full = {}
+      for _, id in ipairs(git_log(h.dir, "--full-history " .. h.release .. "..HEAD", "crates/a")) do
+        full[id] = true
+      end
+      assert.is_true(full[h.at.pick] and full[h.at.experiment] and full[h.at.revert])
+    end)
+
+    it("counts an inherited [workspace.*] entry for the crates that inherit it, and says so", function()
+      local h = attribution.workspace_dependencies()
+      local got, list, stats = walk(h)
+      assert.are.same(h.expect, got)
+      local by_id = {}
+      for _, c in ipairs(list) do
+        by_id[c.id] = c
+      end
+      local serde = by_id[h.at.serde]
+      assert.are.same({ [1] = { "dependencies.serde" } }, serde.inherited)
+      assert.are.same({ [2] = { "package.rust-version" } }, by_id[h.at.msrv].inherited)
+      assert.is_nil(by_id[h.at.c1].inherited)
+      assert.are.equal("chore", serde.parsed.type)
+      assert.is_true(stats.blobs >= 2 and stats.blobs <= 8, "manifests read: " .. stats.blobs)
+      -- Without the keys, a change to the root manifest belongs to no crate.
+      local bare = walk(h, { inherits = {} })
+      assert.are.same({ a = {}, b = {}, c = { "c1" } }, bare)
+    end)
+
+    it("leaves out what an exclude list names, and brings back what it whitelists", function()
+      local h = attribution.exclude_list()
+      assert.are.same(h.expect, (walk(h)))
+    end)
+
+    it("leaves out packages nested in a crate, members or not", function()
+      local h = attribution.nested_packages()
+      assert.are.same(h.expect, (walk(h)))
+    end)
+
+    it("reports which releases the walk reached", function()
+      local h = attribution.maintenance()
+      local _, _, stats = walk(h)
+      assert.are.same({ [h.release] = true }, stats.reachable)
+      local repo = assert(git.open(h.dir))
+      local _, st = assert(repo:changes { paths = { "crates/a" }, since = { h.at.pick }, from = h.at.fix })
+      assert.are.same({}, st.reachable) -- the pick is on 1.0.x, not behind the fix
+    end)
+
+    it("marks each listed commit with the marks that reach it", function()
+      local h = attribution.maintenance()
+      local repo = assert(git.open(h.dir))
+      local list = assert(repo:changes { paths = { "crates/a" }, since = { false },
+        marks = { h.at.feat, h.at.after, h.release } })
+      local marks = {}
+      for _, c in ipairs(list) do
+        marks[c.id] = table.concat(c.marks, ",")
+      end
+      assert.are.equal("2", marks[h.at.after])
+      assert.are.equal("1,2", marks[h.at.feat])
+      assert.are.equal("1,2", marks[h.at.fix])
+      assert.are.equal("1,2,3", marks[h.at.init])
+    end)
+
+    it("keeps no messages when asked, and reads them again for body and footers", function()
+      local h = attribution.maintenance()
+      local repo = assert(git.open(h.dir))
+      -- from the revert, on 1.0.x: its message has a body
+      local opts = { from = h.at.revert, paths = { "crates/a", "crates/b" }, since = { false, false }, parse = true }
+      local with = assert(repo:changes(opts))
+      opts.messages = false
+      local without = assert(repo:changes(opts))
+      repo:close() -- the messages come from the repository's path, opened again
+      assert.are.equal(#with, #without)
+      for i, c in ipairs(without) do
+        assert.is_nil(c.message)
+        assert.are.equal(with[i].summary, c.summary)
+        for _, k in ipairs { "type", "scope", "breaking", "description", "header", "body", "footers" } do
+          assert.are.same(with[i].parsed[k], c.parsed[k], k)
+        end
+      end
+      local revert
+      for _, c in ipairs(without) do
+        if c.id == h.at.revert then revert = c end
+      end
+      assert.matches("This reverts commit " .. h.at.experiment, revert.parsed.body, 1, true)
+    end)
+
+    it("parses every message once, with body and footers on demand", function()
+      local h = attribution.maintenance()
+      local _, list = walk(h)
+      local commits = require "cdp.commits"
+      for _, c in ipairs(list) do
+        local want = commits.reference_parse(c.message)
+        for _, k in ipairs { "type", "scope", "breaking", "breaking_note", "description", "header",
+          "conventional", "body", "footers" } do
+          assert.are.same(want[k], c.parsed[k], k .. " of " .. c.summary)
+        end
+        assert.are.same(want.revert, c.parsed.revert)
+      end
     end)
   end)
 

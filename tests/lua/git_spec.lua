@@ -308,6 +308,115 @@ describe("cdp.git", function()
       assert.are.same({}, r:tags { pattern = "nothing*" })
     end)
 
+    -- What a plain Lua reading of the tags gives, to hold tag_candidates to:
+    -- every (tag, template, crate) with TEMPLATE's text around a version
+    -- starting with a digit, sorted by tag, template, then reading.
+    local function expected_candidates(r, names, templates)
+      local out = {}
+      for _, tag in ipairs(r:tags()) do
+        for ti, t in ipairs(templates) do
+          local list = t:find("{crate}", 1, true) and names or { false }
+          local readings = {}
+          for _, name in ipairs(list) do
+            local filled = name and t:gsub("{crate}", function() return name end) or t
+            local before, after = filled:match("^(.-){version}(.*)$")
+            local n = tag.name
+            if #n > #before + #after and n:sub(1, #before) == before and n:sub(#n - #after + 1) == after then
+              local v = n:sub(#before + 1, #n - #after)
+              if v:match("^%d") then
+                readings[#readings + 1] = { tag = n, crate = name or nil, template = templates[ti], version = v,
+                  target = tag.target, peeled = tag.peeled, annotated = tag.annotated, at = #before }
+              end
+            end
+          end
+          table.sort(readings, function(a, b)
+            if a.at ~= b.at then return a.at < b.at end
+            return #a.version < #b.version
+          end)
+          for _, x in ipairs(readings) do
+            x.at = nil
+            out[#out + 1] = x
+          end
+        end
+      end
+      return out
+    end
+
+    it("finds release tags for crates and templates in one pass", function()
+      local dir, ids = repo_with { "one", "two", "three", "four" }
+      G(dir, "tag", "-a", "core-v1.0.0", "-m", "core 1.0.0", ids[1])
+      G(dir, "tag", "core-v1.1.0", ids[2])
+      G(dir, "tag", "-a", "core-util-v0.2.0", "-m", "x", ids[3])
+      G(dir, "tag", "-a", "core-v2-v1.0.0", "-m", "x", ids[3]) -- core's "2-v1.0.0" and core-v2's 1.0.0
+      G(dir, "tag", "core-vnext", ids[3])                        -- not a version
+      G(dir, "tag", "v3.0.0", ids[4])
+      G(dir, "tag", "-a", "cli@0.1.0", "-m", "x", ids[4])
+      G(dir, "tag", "0.9.0-core", ids[2])                        -- {version}-{crate}
+      G(dir, "tag", "-a", "packed-v1.0.0", "-m", "a tag of a tree", ids[4] .. "^{tree}")
+      G(dir, "tag", "-a", "nested-v1.0.0", "-m", "outer", "core-v1.0.0")
+      G(dir, "pack-refs", "--all")
+      G(dir, "tag", "-a", "tree-v1.0.0", "-m", "a tag of a tree", ids[4] .. "^{tree}")
+      G(dir, "tag", "-a", "core-v1.2.0", "-m", "loose, annotated", ids[4])
+      G(dir, "tag", "cli@0.2.0", ids[4])                         -- loose, lightweight
+      local r = assert(git.open(dir))
+      local names = { "core", "core-util", "core-v2", "cli", "tree", "nested" }
+      local templates = { "{crate}-v{version}", "{crate}@{version}", "v{version}", "{version}-{crate}" }
+      local got = assert(r:tag_candidates(names, templates))
+      assert.are.same(expected_candidates(r, names, templates), got)
+      local by = {}
+      for _, c in ipairs(got) do
+        by[c.tag .. " " .. (c.crate or "-")] = c
+      end
+      assert.are.equal(ids[1], by["core-v1.0.0 core"].peeled)
+      assert.is_true(by["core-v1.0.0 core"].annotated)
+      assert.are_not.equal(ids[1], by["core-v1.0.0 core"].target)
+      assert.are.equal(ids[4], by["core-v1.2.0 core"].peeled)
+      assert.are.equal("2-v1.0.0", by["core-v2-v1.0.0 core"].version)
+      assert.are.equal("1.0.0", by["core-v2-v1.0.0 core-v2"].version)
+      assert.are.equal("3.0.0", by["v3.0.0 -"].version)
+      assert.are.equal("0.9.0", by["0.9.0-core core"].version)
+      assert.is_nil(by["tree-v1.0.0 tree"].peeled)
+      assert.are.equal(ids[1], by["nested-v1.0.0 nested"].peeled)
+      assert.is_nil(by["core-vnext core"])
+      -- packed-refs records what a tag peels to, and that is taken as it is
+      -- written: for a tag of a tree, the tree (the walk refuses it later)
+      local packed = assert(r:tag_candidates({ "packed" }, { "{crate}-v{version}" }))
+      assert.are.equal(G(dir, "rev-parse", ids[4] .. "^{tree}"), packed[1].peeled)
+      assert.are.same({}, assert(r:tag_candidates({}, { "{crate}-v{version}" })))
+      assert.are.same({}, assert(r:tag_candidates({ "core" }, {})))
+    end)
+
+    it("refuses a template without one {version}, and misuse", function()
+      local dir = repo_with { "one" }
+      local r = assert(git.open(dir))
+      local list, msg, code = r:tag_candidates({ "a" }, { "{crate}-v{version}", "{crate}" })
+      assert.is_nil(list)
+      assert.are.equal("ETAG", code)
+      assert.matches("'{crate}'", msg, 1, true)
+      assert.has_error(function() r:tag_candidates("a", {}) end)
+      assert.has_error(function() r:tag_candidates({ 1 }, {}) end)
+      assert.has_error(function() r:tag_candidates({}, { true }) end)
+    end)
+
+    it("decides which commits are ancestors of one, in one walk", function()
+      local dir, ids = repo_with { "one", "two", "three" }
+      G(dir, "checkout", "-q", "-b", "side", ids[2])
+      local side = support.commit(dir, "side", { side = "1" })
+      G(dir, "checkout", "-q", "main")
+      local r = assert(git.open(dir))
+      local tree = G(dir, "rev-parse", "HEAD^{tree}")
+      local got = assert(r:reachable(ids[3], { ids[1], ids[3], side, ids[2], ids[1], tree, ("0"):rep(40) }))
+      assert.are.same({ [ids[1]] = true, [ids[2]] = true, [ids[3]] = true }, got)
+      assert.are.same({ [ids[2]] = true, [side] = true }, assert(r:reachable(side, { side, ids[2], ids[3] })))
+      assert.are.same({}, assert(r:reachable(ids[1], {})))
+      local none, msg, code = r:reachable("no-such-rev", { ids[1] })
+      assert.is_nil(none)
+      assert.are.equal("ENOTFOUND", code)
+      assert.matches("no-such-rev", msg, 1, true)
+      assert.has_error(function() r:reachable(ids[1], { "abc" }) end)
+      assert.has_error(function() r:reachable(ids[1], "x") end)
+    end)
+
     it("creates annotated and lightweight tags the git CLI sees", function()
       local dir, ids = repo_with { "one", "two" }
       local r = assert(git.open(dir))

@@ -154,4 +154,93 @@ workspace = true
     assert.are.equal("ELOOP", code)
     assert.truthy(err:find(w.dir .. "/crates/a/Cargo.toml", 1, true), err)
   end)
+
+  -- What the walk needs to know to count commits as cargo ships files: the
+  -- fixtures of tests/fixtures/attribution.lua, read by real cargo metadata.
+  describe("file sets", function()
+    local attribution = require "tests.fixtures.attribution"
+
+    local function load(h)
+      return assert(workspace.load(h.dir, { repo_root = h.dir }))
+    end
+
+    it("reads include, exclude and a readme from outside the crate", function()
+      local ws = load(attribution.root_include())
+      assert.are.equal("Cargo.toml", ws.manifest)
+      assert.are.same({ include = { "src/**", "README.md" } }, ws.by_name.app.files)
+      assert.are.same({ extra = { "README.md" } }, ws.by_name.x.files)
+      assert.is_nil(ws.by_name.y.files)
+      local files, inherits = ws:walk_files()
+      assert.are.same({ { include = { "src/**", "README.md" } }, { extra = { "README.md" } }, false }, files)
+      assert.are.same({ false, false, false }, inherits)
+      ws = load(attribution.exclude_list())
+      assert.are.same({ exclude = { "tests/fixtures/**", "*.snap", "!keep.snap", "/benches/" } }, ws.by_name.a.files)
+    end)
+
+    it("names the [workspace.*] entries each crate inherits", function()
+      local ws = load(attribution.workspace_dependencies())
+      assert.are.same({ "dependencies.serde", "package.edition" }, ws.by_name.a.inherits)
+      assert.are.same({ "dependencies.anyhow", "package.rust-version" }, ws.by_name.b.inherits)
+      assert.are.same({}, ws.by_name.c.inherits)
+      local _, inherits = ws:walk_files()
+      assert.are.same({ ws.by_name.a.inherits, ws.by_name.b.inherits, false }, inherits)
+    end)
+
+    it("takes inherited include lists and readmes from the workspace root", function()
+      local w = fixture.new { root_extra = '[workspace.package]\ninclude = ["src/**"]\nreadme = "docs/README.md"\n' }
+      w:crate("a", "1.0.0")
+      w:write("crates/a/Cargo.toml", '[package]\nname = "a"\nversion = "1.0.0"\nedition = "2021"\n'
+        .. 'include.workspace = true\nreadme.workspace = true\nlicense-file = "../../LICENSE"\n')
+      w:write("docs/README.md", "# a\n")
+      w:write("LICENSE", "MIT\n")
+      w:commit("chore: start")
+      local ws = assert(workspace.load(w.dir, { repo_root = w.dir }))
+      assert.are.same({ include = { "src/**" }, extra = { "docs/README.md", "LICENSE" } }, ws.by_name.a.files)
+      assert.are.same({ "package.include", "package.readme" }, ws.by_name.a.inherits)
+    end)
+
+    it("makes the root manifest's path relative to the repository", function()
+      local w = fixture.new()
+      w:crate("a", "1.0.0")
+      w:commit("chore: start")
+      local ws = assert(workspace.load(w.dir, { repo_root = support.sh("dirname " .. support.quote(w.dir)):gsub("%s+$", "") }))
+      assert.are.equal(w.dir:match("[^/]+$") .. "/Cargo.toml", ws.manifest)
+    end)
+  end)
+
+  describe("from the manifests alone", function()
+    it("finds members by their globs and exclude list, as cargo metadata does", function()
+      local w = fixture.new { root_extra = 'exclude = ["crates/gone"]\n' }
+      w:crate("a", "1.0.0")
+      w:crate("b", "0.2.0", { dir = "tools/b" })
+      w:write("Cargo.toml", '[workspace]\nresolver = "2"\nmembers = ["crates/*", "tools/[b]"]\nexclude = ["crates/gone"]\n')
+      w:write("crates/gone/Cargo.toml", '[package]\nname = "gone"\nversion = "0.1.0"\n')
+      w:write("crates/README.md", "not a crate\n")
+      w:commit("chore: start")
+      local quick = assert(workspace.from_manifests(w.dir, { repo_root = w.dir }))
+      local cargo = assert(workspace.load(w.dir, { repo_root = w.dir }))
+      local function dirs(ws)
+        local out = {}
+        for _, m in ipairs(ws.members) do
+          out[#out + 1] = m.name .. " " .. m.dir
+        end
+        return out
+      end
+      assert.are.same(dirs(cargo), dirs(quick))
+      assert.are.equal("0.2.0", quick.by_name.b.version)
+    end)
+
+    it("says nothing where only cargo can tell", function()
+      local w = fixture.new()
+      w:crate("a", "1.0.0")
+      w:write("Cargo.toml", '[workspace]\nmembers = ["crates/**"]\n')
+      assert.is_nil(workspace.from_manifests(w.dir, { repo_root = w.dir }))
+      w:write("Cargo.toml", "[workspace\n")
+      assert.is_nil(workspace.from_manifests(w.dir, { repo_root = w.dir }))
+      w:write("Cargo.toml", '[workspace]\nmembers = ["crates/*"]\n')
+      w:write("crates/notes/README.md", "a directory without a manifest: cargo refuses it\n")
+      assert.is_nil(workspace.from_manifests(w.dir, { repo_root = w.dir }))
+      assert.is_nil(workspace.from_manifests(support.tmpdir()))
+    end)
+  end)
 end)

@@ -1,11 +1,14 @@
 -- cdp changelog [CRATE] [--unreleased] [--dir DIR] [--pipeline FILE] [--prerelease LABEL] [--date DATE]
+-- cdp changelog --full CRATE... [--dir DIR] [--pipeline FILE] [--date DATE]
 -- Prints what the Package stage would write into each planned crate's changelog, from
--- the same plan and the same code, without touching anything.
+-- the same plan and the same code, without touching anything; or, with --full, each
+-- named crate's whole history, every release of it, from one walk.
 local cli = require "cdp.cli"
 
 local command = {
   summary = "show the changelog Package would write (nothing is written)",
-  usage = "cdp changelog [CRATE] [--unreleased] [--dir DIR] [--pipeline PIPELINE] [--prerelease LABEL] [--date YYYY-MM-DD]",
+  usage = "cdp changelog [CRATE] [--unreleased] [--dir DIR] [--pipeline PIPELINE] [--prerelease LABEL] [--date YYYY-MM-DD]\n"
+    .. "       cdp changelog --full CRATE... [--dir DIR] [--pipeline PIPELINE] [--date YYYY-MM-DD]",
   help = [[
 For every crate the Release Plan releases (or only CRATE), print its changelog as the
 Package stage would leave it: the new section above the newest release, in the style
@@ -14,6 +17,10 @@ under [Unreleased] taken into it, text written by hand kept as it is, pre-releas
 sections folded when a release graduates.
 
   --unreleased        print only the new sections, not whole files
+  --full              for each CRATE named, its whole changelog written anew from
+                      the history, from one walk: every release its tags name (dated
+                      by the tagged commit; the convention found from the tags unless
+                      the pipeline sets one), and what came since under Unreleased
   --dir DIR           the workspace (default: the current directory)
   --pipeline P        take the policy, tag template and changelog settings (changelog,
                       changelog_path, changelog_template) from a pipeline, found as
@@ -25,7 +32,8 @@ sections folded when a release graduates.
 Examples:
   cdp changelog --unreleased                 the sections the next release adds
   cdp changelog demo-core --pipeline cdp.lua  one crate's whole file, with the project's settings
-  cdp changelog --date 2026-01-31 > /tmp/preview.md]],
+  cdp changelog --date 2026-01-31 > /tmp/preview.md
+  cdp changelog --full demo-core demo-cli    every release of two crates, from one walk]],
 }
 
 local function parse_args(args)
@@ -42,6 +50,8 @@ local function parse_args(args)
     end
     if a == "--unreleased" then
       o.unreleased = true
+    elseif a == "--full" then
+      o.full = true
     elseif a == "--dir" then
       o.dir = value()
     elseif a == "--pipeline" then
@@ -55,13 +65,24 @@ local function parse_args(args)
       end
     elseif a:sub(1, 1) == "-" then
       cli.usage_error(("unknown option '%s'"):format(a), "changelog")
-    elseif not o.crate then
-      o.crate = a
     else
-      cli.usage_error("only one CRATE may be named", "changelog")
+      o.crates = o.crates or {}
+      o.crates[#o.crates + 1] = a
     end
     i = i + 1
   end
+  if o.full then
+    if not o.crates then
+      cli.usage_error("--full needs the crates to show: cdp changelog --full CRATE...", "changelog")
+    elseif o.unreleased then
+      cli.usage_error("--full and --unreleased cannot be used together", "changelog")
+    elseif o.prerelease or o.date then
+      cli.usage_error("--full shows what was released: --prerelease and --date do not apply", "changelog")
+    end
+  elseif o.crates and #o.crates > 1 then
+    cli.usage_error("only one CRATE may be named (or several with --full)", "changelog")
+  end
+  o.crate = o.crates and o.crates[1]
   return o
 end
 
@@ -70,6 +91,56 @@ end
 local function today()
   local epoch = math.tointeger(tonumber(os.getenv("SOURCE_DATE_EPOCH") or ""))
   return os.date("!%Y-%m-%d", epoch or math.floor(require("cdp.proc").time()))
+end
+
+-- `cdp changelog --full`: every release of the crates named, from one walk, without
+-- a plan: their directories from the manifests (cargo metadata only when those do not
+-- say), their tags' convention from the tags that exist unless a pipeline sets one.
+local function full(o, dir, tag_template, template)
+  local git = require "cdp.git"
+  local workspace = require "cdp.workspace"
+  local release = require "cdp.release"
+  local repo <close> = assert(git.discover(dir))
+  local root = require("cdp.fs").realpath(repo:workdir()) or repo:workdir()
+  local ws = workspace.from_manifests(dir, { repo_root = root })
+  for _, name in ipairs(o.crates) do
+    if not (ws and ws.by_name[name]) then
+      local err, code
+      ws, err, code = workspace.load(dir, { repo_root = root })
+      if not ws then
+        io.stderr:write("cdp changelog: ", tostring(err), "\n")
+        return code == "ECARGO" and cli.EXIT.failed or cli.EXIT.failed
+      end
+      break
+    end
+  end
+  local list = {}
+  for _, name in ipairs(o.crates) do
+    local m = ws.by_name[name]
+    if not m then
+      io.stderr:write(("cdp changelog: no crate '%s' in the workspace\n"):format(name))
+      return cli.EXIT.failed
+    end
+    list[#list + 1] = { name = name, dir = m.dir,
+      template = tag_template and release.template(tag_template, ws.single) or nil }
+  end
+  local origin
+  for _, r in ipairs(repo:remotes()) do
+    if r.name == "origin" then origin = r.url end
+  end
+  local texts, err = require("cdp.changelog").history(repo, list, { from = assert(repo:resolve("HEAD")),
+    remote = origin, template = template, single = ws.single })
+  if not texts then
+    io.stderr:write("cdp changelog: ", tostring(err), "\n")
+    return cli.EXIT.failed
+  end
+  for i, c in ipairs(list) do
+    if i > 1 then
+      io.stdout:write("\n")
+    end
+    io.stdout:write(("==> %s: every release <==\n"):format(c.name), texts[c.name])
+  end
+  return cli.EXIT.ok
 end
 
 function command.run(args)
@@ -91,14 +162,19 @@ function command.run(args)
     opts.prerelease = opts.prerelease or p.prerelease
     settings = p.settings or {}
   end
+  if o.full then
+    return full(o, opts.dir, opts.tag_template, template)
+  end
   local p, err = plan.make(opts)
   if not p then
     io.stderr:write("cdp changelog: ", tostring(err), "\n")
     return cli.EXIT.failed
   end
-  if o.crate and not p.by_name[o.crate] then
-    io.stderr:write(("cdp changelog: no crate '%s' in the workspace\n"):format(o.crate))
-    return cli.EXIT.failed
+  for _, name in ipairs(o.crates or {}) do
+    if not p.by_name[name] then
+      io.stderr:write(("cdp changelog: no crate '%s' in the workspace\n"):format(name))
+      return cli.EXIT.failed
+    end
   end
   local repo <close> = assert(git.discover(opts.dir))
   local root = repo:workdir()

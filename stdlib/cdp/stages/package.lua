@@ -80,45 +80,123 @@ function package.readme_snippets(text, name, current, next_version)
   return text, count
 end
 
--- Commits for CRATE's section, newest first, with full messages.
-local function crate_commits(repo, c, since_stable)
-  local list = {}
-  local ids = {}
-  if since_stable then
-    ids = since_stable
-  else
-    for _, cm in ipairs(c.commits or {}) do
-      ids[#ids + 1] = cm.id
-    end
+-- The release template crate C's tags follow: the plan's own for it, else the setting's.
+local function template_of(c, opts)
+  if type(c.tag_template) == "string" and c.tag_template ~= "" then
+    return c.tag_template
   end
-  for _, id in ipairs(ids) do
-    local commit = repo:commit(id)
-    if commit then
-      list[#list + 1] = { id = commit.id, summary = commit.summary, message = commit.message }
-    end
-  end
-  return list
+  return release.template(opts.tag_template, opts.single)
 end
 
--- When a pre-release graduates (0.4.0-dev.2 -> 0.4.0), its section covers every
--- commit since the last stable release, not only those since the last pre-release.
-local function commits_since_stable(tag_template, repo, c, from, single)
-  local best
-  for _, tag in ipairs(repo:tags()) do
-    local prefix = release.tag_name(tag_template, c.name, "", single)
-    if tag.name:sub(1, #prefix) == prefix then
-      local v = semver.parse(tag.name:sub(#prefix + 1))
-      if v and #v.pre == 0 and repo:descendant_of(from, tag.peeled) and (not best or semver.compare(v, best.v) > 0) then
-        best = { v = v, tag = tag }
+-- The newest stable release tag reachable from FROM of each crate in LIST, decided
+-- in one pass over the tags and one walk: { [name] = { tag, commit } }.
+local function stable_releases(repo, list, from, opts)
+  local by_template = {}
+  for _, c in ipairs(list) do
+    local t = template_of(c, opts)
+    by_template[t] = by_template[t] or {}
+    table.insert(by_template[t], c.name)
+  end
+  local candidates = {}
+  for template, names in pairs(by_template) do
+    for _, t in ipairs(assert(repo:tag_candidates(names, { template }))) do
+      local v = semver.parse(t.version)
+      if v and #v.pre == 0 and t.peeled and t.crate then
+        candidates[#candidates + 1] = { crate = t.crate, tag = t.tag, v = v, commit = t.peeled }
       end
     end
   end
-  local list = assert(repo:changes { from = from, paths = { c.dir or "" }, since = { best and best.tag.peeled or false } })
-  local ids = {}
-  for _, cm in ipairs(list) do
-    ids[#ids + 1] = cm.id
+  local oids = {}
+  for i, x in ipairs(candidates) do
+    oids[i] = x.commit
   end
-  return ids, best and best.tag.name or nil
+  local reachable = assert(repo:reachable(from, oids))
+  local best = {}
+  for _, x in ipairs(candidates) do
+    local b = best[x.crate]
+    if reachable[x.commit] and (not b or semver.compare(x.v, b.v) > 0) then
+      best[x.crate] = x
+    end
+  end
+  return best
+end
+
+-- Every planned crate's commits for its section, newest first, from one walk of the
+-- history for all of them: the plan's commits since the last release (plan entries
+-- name them), or, when a pre-release graduates (0.4.0-dev.2 -> 0.4.0), every commit
+-- since the last stable release. A plan made in this process brings its parsed
+-- commits along (plan.draft): then nothing is read at all. Returns
+-- { [name] = commits }, { [name] = previous stable tag }.
+local function section_commits(repo, plan, planned, opts)
+  local lists, previous = {}, {}
+  local graduating, rest = {}, {}
+  for _, c in ipairs(planned) do
+    if not release.is_prerelease(c.next) and release.is_prerelease(c.current) then
+      graduating[#graduating + 1] = c
+    else
+      rest[#rest + 1] = c
+    end
+  end
+  local draft = plan.draft
+  local walk = {}
+  for _, c in ipairs(rest) do
+    local crate = draft and draft.crates and draft.crates[c.name]
+    if crate and crate.commits then
+      lists[c.name] = crate.commits
+    else
+      walk[#walk + 1] = c
+    end
+  end
+  local stable = #graduating > 0 and stable_releases(repo, graduating, opts.from, opts) or {}
+  for _, c in ipairs(graduating) do
+    walk[#walk + 1] = c
+  end
+  if #walk == 0 then
+    return lists, previous
+  end
+  local first_graduating = #walk - #graduating + 1
+  local paths, since = {}, {}
+  for i, c in ipairs(walk) do
+    paths[i] = c.dir or ""
+    if i >= first_graduating then
+      local s = stable[c.name]
+      since[i] = s and s.commit or false -- never released as stable: all of its history
+      previous[c.name] = s and s.tag
+    else
+      since[i] = type(c.last_tag) == "string" and repo:resolve(c.last_tag) or false
+    end
+  end
+  local found = assert(repo:changes { from = opts.from, paths = paths, since = since, parse = true,
+    messages = false })
+  local by_id, per = {}, {}
+  for i = 1, #walk do
+    per[i] = {}
+  end
+  for _, r in ipairs(found) do
+    by_id[r.id] = r
+    for _, i in ipairs(r.paths) do
+      table.insert(per[i], r)
+    end
+  end
+  for i, c in ipairs(walk) do
+    if i >= first_graduating then
+      lists[c.name] = per[i]
+    else
+      -- exactly the plan's commits, in its order; one the walk does not give
+      -- (a plan made with --since) is read by itself
+      local list = {}
+      for _, cm in ipairs(c.commits or {}) do
+        local r = by_id[cm.id]
+        if not r then
+          local commit = repo:commit(cm.id)
+          r = commit and { id = commit.id, summary = commit.summary, message = commit.message }
+        end
+        list[#list + 1] = r
+      end
+      lists[c.name] = list
+    end
+  end
+  return lists, previous
 end
 
 local function date_of(repo, commit)
@@ -144,12 +222,15 @@ end
 -- tag_template, single, path (from cdp.changelog.path; false: no file, the section
 -- only), shared (several crates write that file), crates (every crate's name), texts
 -- (path -> text so far, shared by the crates of one release, so a shared file takes
--- each crate's section in turn). Returns { path, section, notes, old, text }.
+-- each crate's section in turn), commits and previous_tag (the section's commits and
+-- the tag it follows, as package.changelogs finds them for every crate at once; read
+-- here when not given). Returns { path, section, notes, old, text }.
 function package.changelog(repo, c, opts)
   local graduating = not release.is_prerelease(c.next) and release.is_prerelease(c.current)
-  local ids, previous_tag
-  if graduating then
-    ids, previous_tag = commits_since_stable(opts.tag_template, repo, c, opts.from, opts.single)
+  local commits, previous_tag = opts.commits, opts.previous_tag
+  if not commits then
+    local lists, previous = section_commits(repo, {}, { c }, opts)
+    commits, previous_tag = lists[c.name], previous[c.name]
   end
   if not previous_tag and c.last_tag and c.last_tag ~= json.null then
     previous_tag = c.last_tag
@@ -168,7 +249,7 @@ function package.changelog(repo, c, opts)
   local result = changelog.update(old, {
     crate = c.name, version = c.next, date = opts.date or date_of(repo, opts.from), remote = opts.remote,
     tag = type(c.tag) == "string" and c.tag ~= "" and c.tag or release.tag_name(opts.tag_template, c.name, c.next, opts.single),
-    previous_tag = previous_tag, commits = crate_commits(repo, c, ids),
+    previous_tag = previous_tag, commits = commits,
   }, { template = opts.template, fold = graduating, crate = c.name, shared = opts.shared, crates = opts.crates })
   if path and opts.texts then
     opts.texts[path] = result.text
@@ -189,9 +270,11 @@ function package.changelogs(repo, plan, planned, settings, opts, write)
     names[i] = c.name
   end
   local texts = {}
+  local lists, previous = section_commits(repo, plan, planned, opts)
   for _, c in ipairs(planned) do
     local o = {}
     for k, v in pairs(opts) do o[k] = v end
+    o.commits, o.previous_tag = lists[c.name], previous[c.name]
     o.path = settings.changelog ~= false and changelog.path(spec, c) or false
     o.shared, o.crates, o.texts = o.path and shared[o.path] or false, names, texts
     write(package.changelog(repo, c, o), c)

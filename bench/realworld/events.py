@@ -130,7 +130,21 @@ def read_tag(name, ws):
             found.append((crate, crates[crate].version))
     if not found:
         return "unread", "%s: no crate has version %s at its commit" % (name, v)
-    return "shared", found
+    return "shared", _lockstep(found, ws, v)
+
+
+def _lockstep(found, ws, v):
+    """Of the crates FOUND at version V, those a `v{version}` tag releases:
+    with a [workspace.package] version V, the crates inheriting it (and the
+    root crate); else the root crate when it is at V; else all of them. A
+    crate that merely happens to be at 0.1.0 too is not released by v0.1.0."""
+    root_v = semver.parse(ws.root_version) if ws.root_version else None
+    root = [(c, x) for c, x in found if ws.crates[c].dir == ws.root]
+    if root_v is not None and root_v.release == v.release and root_v.pre == v.pre:
+        shared = [(c, x) for c, x in found if ws.crates[c].inherits_version]
+        if shared:
+            return sorted(set(shared + root))
+    return root or found
 
 
 def _shared_owners(kind, found, own):
@@ -142,6 +156,13 @@ def _shared_owners(kind, found, own):
         return found
     rest = [(c, v) for c, v in found if c not in own]
     return rest or found
+
+
+def _publishable(found, ws):
+    """A `v{version}` tag releases the publishable crates at that version
+    (rig's examples share the workspace version under publish = false)."""
+    kept = [(c, v) for c, v in found if ws.crates[c].publish]
+    return kept or found
 
 
 def detect_tool(repo, ev, overrides):
@@ -289,6 +310,8 @@ def derive(repo, tool=None, log=None):
             if kind == "unread":
                 notes["unread"].append(found)
                 continue
+            if kind == "shared":
+                found = _publishable(found, ws)
             notes["release_tags"] += 1
             readings.append((commit, name, kind, found))
     # A crate with tags of its own follows that convention: a `v{version}`

@@ -59,6 +59,7 @@ class Repo:
         if self._batch:
             self._batch.stdin.close()
             self._batch.wait()
+            self._batch.stdout.close()
             self._batch = None
 
     def __enter__(self):

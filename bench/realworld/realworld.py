@@ -74,8 +74,9 @@ def cdp_stamp(cdp):
     with open(cdp, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
     version = subprocess.run([cdp, "--version"], capture_output=True).stdout.decode().split("\n")[0]
-    commit = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"], capture_output=True
-                            ).stdout.decode().strip()
+    # The newest commit that changed what goes into the binary, not this harness.
+    commit = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %s", "--", "src", "lua", "stdlib",
+                             "pipelines", "CMakeLists.txt"], capture_output=True).stdout.decode().strip()
     dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--", "src", "lua",
                             "stdlib"], capture_output=True).stdout.decode().strip()
     return {"sha256": digest, "version": version, "commit": commit + (" (+ uncommitted changes)" if dirty else "")}

@@ -24,9 +24,11 @@ def run(gitdir, *args, check=True):
 def clean_env():
     """The environment git and cdp run in: no user or system configuration
     (a snapshot is read as it is), and no CDP_* setting that would change the
-    plan behind the harness's back."""
+    plan behind the harness's back. CDP_LUA_PATH stays: it is how a policy
+    under work is measured without rebuilding cdp (and the report says so)."""
     import os
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CDP_", "GIT_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CDP_", "GIT_")) or k == "CDP_LUA_PATH"}
     env["GIT_CONFIG_NOSYSTEM"] = "1"
     env["GIT_CONFIG_GLOBAL"] = "/dev/null"
     env["LC_ALL"] = "C"

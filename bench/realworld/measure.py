@@ -195,6 +195,9 @@ def classify(hist, ev, crate, expected, entry, plan, ws_p):
                 prev_rel.tag, template)
         if not hist.repo.is_ancestor(prev_ev.commit.oid, ev.plan_at):
             return "last release not found: tag off the branch", "previous tag %s is not an ancestor of P" % prev_rel.tag
+        if template and "{crate}" not in template:
+            return "last release not found: a crate-less template gives the tag to another crate", \
+                "previous tag %s, template %s" % (prev_rel.tag, template)
         return "last release not found: other", "previous tag %s" % prev_rel.tag
     if prev_rel and last is not None and last != prev_rel.version and semver.parse(last) != prev_v:
         detail = "cdp took %s (tag %s), the previous release was %s (%s)" % (
@@ -202,6 +205,8 @@ def classify(hist, ev, crate, expected, entry, plan, ws_p):
         last_v = semver.parse(last)
         if last_v and prev_v and prev_v < last_v:
             return "last release misidentified: a higher tag that is no release", detail
+        if prev_rel.tag and convention(prev_rel.tag, crate) != convention(entry.get("last_tag"), crate):
+            return "last release misidentified: the previous tag follows another convention", detail
         if prev_rel.tag and not hist.repo.is_ancestor(prev_ev.commit.oid, ev.plan_at):
             return "last release misidentified: the newest tag is off the branch", detail
         return "last release misidentified: other", detail
@@ -349,6 +354,25 @@ def compare(hist, ev, plan, ws_p):
                         "current": entry.get("current"), "last_tag": entry.get("last_tag"),
                         "commits": len(entry.get("commits") or []), "cause": cause, "detail": detail})
     return records
+
+
+def template_for(hist, ev, ws_p):
+    """The tag template the maintainers' previous tags follow, for a third
+    plan that is given it: the convention most of EV's crates' previous tags
+    follow, when it is not what cdp takes by itself ({crate}-v{version}, or
+    v{version} for a one-crate workspace); else None. With it given, the
+    causes behind the tag conventions show."""
+    counts = {}
+    for crate in ev.releases:
+        prev = hist.previous(ev, crate)
+        conv = convention(prev[1].tag, crate) if prev and prev[1].tag else None
+        if conv:
+            counts[conv] = counts.get(conv, 0) + 1
+    if not counts:
+        return None
+    best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+    default = "v{version}" if len(ws_p.crates) == 1 else "{crate}-v{version}"
+    return None if best == default else best
 
 
 def tags_before(all_tags, commit_time, repo):

@@ -79,7 +79,22 @@ def cdp_stamp(cdp):
                              "pipelines", "CMakeLists.txt"], capture_output=True).stdout.decode().strip()
     dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--", "src", "lua",
                             "stdlib"], capture_output=True).stdout.decode().strip()
-    return {"sha256": digest, "version": version, "commit": commit + (" (+ uncommitted changes)" if dirty else "")}
+    lua_path = os.environ.get("CDP_LUA_PATH")
+    if lua_path:
+        # Modules under CDP_LUA_PATH take precedence over the embedded ones:
+        # they are part of what is measured.
+        h = hashlib.sha256(digest.encode())
+        for d in lua_path.split(":"):
+            for base, _dirs, files in sorted(os.walk(d)):
+                for name in sorted(files):
+                    if name.endswith(".lua"):
+                        path = os.path.join(base, name)
+                        with open(path, "rb") as f:
+                            h.update(path.encode() + b"\0" + f.read())
+        digest = h.hexdigest()
+    return {"sha256": digest, "version": version, "lua_path": lua_path,
+            "commit": commit + (" (+ uncommitted changes)" if dirty else "")
+            + (" with CDP_LUA_PATH=%s" % lua_path if lua_path else "")}
 
 
 def presets_available(cdp):
@@ -87,16 +102,20 @@ def presets_available(cdp):
     found = {}
     for tool, module in measure.PRESETS.items():
         code = 'local ok = pcall(require, "cdp.policies.%s"); os.exit(ok and 0 or 1)' % module
-        if subprocess.run([cdp, "-e", code], capture_output=True).returncode == 0:
+        if subprocess.run([cdp, "-e", code], capture_output=True, env=gitread.clean_env()).returncode == 0:
             found[tool] = module
     return found
 
 
-def write_pipeline(dir, module):
-    path = os.path.join(dir, "%s.lua" % module)
+def write_pipeline(dir, module, template=None):
+    """A pipeline script holding only a policy (and a tag template when given)."""
+    name = module + ("-" + hashlib.sha256(template.encode()).hexdigest()[:8] if template else "")
+    path = os.path.join(dir, "%s.lua" % name)
     with open(path, "w") as f:
-        f.write("-- Written by bench/realworld: the %s preset with its defaults, no tag template.\n"
-                "return { policy = require(\"cdp.policies.%s\") {} }\n" % (module, module))
+        f.write("-- Written by bench/realworld: %s with its defaults, %s.\n"
+                "return { policy = require(\"cdp.policies.%s\") {}%s }\n" % (
+                    module, "tag template %s" % template if template else "no tag template", module,
+                    ", tag_template = %s" % json.dumps(template) if template else ""))
     return path
 
 
@@ -139,6 +158,7 @@ def measure_snapshot(args, path, tool, cdp, stamp, presets):
             old = json.load(f)
     except (OSError, ValueError):
         old = {}
+    # Plans are kept for the same binary (and Lua modules under CDP_LUA_PATH) only.
     if args.fresh or old.get("cdp", {}).get("sha256") != stamp["sha256"] or old.get("gitdir") != gitdir:
         shutil.rmtree(plans, ignore_errors=True)
     os.makedirs(plans, exist_ok=True)
@@ -157,12 +177,15 @@ def measure_snapshot(args, path, tool, cdp, stamp, presets):
         pipelines = {tool_: write_pipeline(out, module) for tool_, module in presets.items()}
         results = []
         for n, ev in enumerate(chosen, 1):
+            ws_p = workspace.at(repo, ev.plan_at)
             policies = [("default", None)]
             if ev.tool in measure.PRESETS:
                 module = measure.PRESETS[ev.tool]
                 if ev.tool in pipelines:
                     policies.append((module, pipelines[ev.tool]))
-            ws_p = workspace.at(repo, ev.plan_at)
+            template = measure.template_for(hist, ev, ws_p)
+            if template:
+                policies.append(("template", write_pipeline(out, "conventional", template)))
             label = measure.prerelease_label(ev)
             checked_out = False
             for policy, pipeline in policies:
@@ -189,7 +212,8 @@ def measure_snapshot(args, path, tool, cdp, stamp, presets):
                         json.dump({"plan": plan, "error": perr}, f, sort_keys=True)
                 base = {"repo": name, "event": ev.commit.oid, "plan_at": ev.plan_at, "subject": ev.commit.subject,
                         "time": ev.time, "tool": ev.tool, "policy": policy, "prerelease": label,
-                        "preset": policy != "default",
+                        "preset": policy not in ("default", "template"),
+                        "template": template if policy == "template" else None,
                         "preset_missing": policy == "default" and ev.tool in measure.PRESETS
                         and ev.tool not in pipelines}
                 if plan is None:

@@ -28,12 +28,16 @@ def load(out):
 
 
 def views(rows):
-    """{"default": rows, "matching": rows}: the matching view takes the preset's
-    rows for an event that has them and the default's otherwise."""
-    with_preset = {r["event"] for r in rows if r.get("preset")}
-    default = [r for r in rows if not r.get("preset")]
-    matching = [r for r in rows if r.get("preset") or r["event"] not in with_preset]
-    return {"default": default, "matching": matching}
+    """{"default", "matching", "template"}: the default policy's rows; the
+    preset's rows for an event that has them, else the default's; the rows
+    planned with the previous tags' template given, else the default's."""
+    default = [r for r in rows if r["policy"] == "default"]
+
+    def instead(pick):
+        chosen = {r["event"] for r in rows if pick(r)}
+        return [r for r in rows if pick(r) or (r["policy"] == "default" and r["event"] not in chosen)]
+    return {"default": default, "matching": instead(lambda r: r.get("preset")),
+            "template": instead(lambda r: r["policy"] == "template")}
 
 
 def pct(a, b):
@@ -61,17 +65,36 @@ def table(title, key, rows):
     v = views(rows)
     groups = sorted({key(r) for r in rows})
     out = ["| %s | releases | crates released | default: planned | same version | extra | "
-           "matching preset | planned | same version | extra |" % title,
-           "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
+           "matching preset | planned | same version | extra | tag template given: planned | same version | extra |"
+           % title, "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for g in groups + ["**all**"]:
-        d = [r for r in v["default"] if g == "**all**" or key(r) == g]
-        m = [r for r in v["matching"] if g == "**all**" or key(r) == g]
-        fd, fm = figures(d), figures(m)
+        f = {name: figures([r for r in rs if g == "**all**" or key(r) == g]) for name, rs in v.items()}
+        fd = f["default"]
         releases = "%d" % fd["events"] + (" (+%d skipped)" % fd["skipped"] if fd["skipped"] else "")
-        out.append("| %s | %s | %d | %s | %s | %d | %s | %s | %s | %d |" % (
-            g, releases, fd["crates"], pct(fd["planned"], fd["crates"]), pct(fd["same"], fd["crates"]),
-            fd["extra"], policy_names(m), pct(fm["planned"], fm["crates"]), pct(fm["same"], fm["crates"]),
-            fm["extra"]))
+        cells = [g, releases, "%d" % fd["crates"]]
+        for name in ("default", "matching", "template"):
+            if name == "matching":
+                cells.append(policy_names([r for r in v["matching"] if g == "**all**" or key(r) == g]))
+            x = f[name]
+            cells += [pct(x["planned"], x["crates"]), pct(x["same"], x["crates"]), "%d" % x["extra"]]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def by_tool(rows):
+    """Disagreements per cause and tool (released crates, default policy)."""
+    pick = [r for r in rows if "skipped" not in r and not r.get("extra") and not r["same"]]
+    tools = sorted({r["tool"] for r in rows})
+    counts = {}
+    for r in pick:
+        counts.setdefault(r["cause"], {}).setdefault(r["tool"], 0)
+        counts[r["cause"]][r["tool"]] += 1
+    released = {t: sum(1 for r in rows if r["tool"] == t and "skipped" not in r and not r.get("extra"))
+                for t in tools}
+    out = ["| cause | " + " | ".join("%s (of %d)" % (t, released[t]) for t in tools) + " |",
+           "|---|" + "---:|" * len(tools)]
+    for cause, c in sorted(counts.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])):
+        out.append("| %s | %s |" % (cause, " | ".join(str(c.get(t, "")) for t in tools)))
     return "\n".join(out) + "\n"
 
 
@@ -156,7 +179,7 @@ def render(out, examples=3):
         return None
     stamps = sorted({m["cdp"]["commit"] for m in metas.values()})
     parts = ["# Real-world agreement\n",
-             "cdp measured: %s (%s)\n" % ("; ".join(stamps),
+             "cdp measured: the binary as of %s (%s)\n" % ("; ".join(stamps),
                                          "; ".join(sorted({m["cdp"]["version"] for m in metas.values()}))),
              "Snapshots: " + ", ".join("%s at %s (%d of %d releases)" % (
                  n, m["head"][:10], m["sampled"], m["events"]) for n, m in sorted(metas.items())) + "\n",
@@ -174,11 +197,14 @@ def render(out, examples=3):
             parts.append("- %d × %s (e.g. %s @ %s)\n" % (len(rs), why, rs[0]["repo"], short(rs[0])))
         parts.append("\n")
     parts.append(attribution(views(rows)["default"], examples))
+    titles = {"default": "the default policy", "matching": "the matching preset",
+              "template": "the default policy with the previous tags' template given"}
     for name, v in views(rows).items():
         if name == "matching" and not any(r.get("preset") for r in rows):
             continue
-        parts.append("## Disagreements by cause, %s policy\n" % name)
+        parts.append("## Disagreements by cause, %s\n" % titles[name])
+        parts.append(by_tool(v))
         parts.append(causes(v, examples))
-        parts.append("\n### Planned but not released, %s policy\n" % name)
+        parts.append("\n### Planned but not released, %s\n" % titles[name])
         parts.append(causes(v, examples, extra=True))
     return "\n".join(parts)

@@ -268,9 +268,10 @@ def classify(hist, ev, crate, expected, entry, plan, ws_p):
         if rank[got] < rank[want]:
             breaking = any(t.endswith("!") for t in types)
             feats = any(t.rstrip("!") == "feat" for t in types)
-            if deps_released and want == "major":
-                return "policy: dependent of a breaking release", "planned %s, released %s (deps %s)" % (
-                    entry.get("next"), expected, ", ".join(deps_released[:3]))
+            broke = [d for d in deps_released if _breaking(hist, ev, d)]
+            if broke and want == "major":
+                return "policy: dependent of a breaking release", "planned %s, released %s (breaking %s)" % (
+                    entry.get("next"), expected, ", ".join(broke[:3]))
             if prev_v.major == 0 and feats and want == "major" and not breaking:
                 return "policy: feat -> minor on 0.x", "planned %s, released %s" % (entry.get("next"), expected)
             return "policy: released higher than the commits say", "planned %s (%s), released %s (%s); types %s" % (
@@ -279,6 +280,14 @@ def classify(hist, ev, crate, expected, entry, plan, ws_p):
             return "policy: planned higher than released", "planned %s (%s), released %s (%s); types %s" % (
                 entry.get("next"), got, expected, want, ",".join(sorted(set(types))[:5]))
     return "other version difference", "planned %s, released %s" % (entry.get("next"), expected)
+
+
+def _breaking(hist, ev, crate):
+    """Whether EV releases CRATE at a version incompatible with its previous release."""
+    prev = hist.previous(ev, crate)
+    if prev is None:
+        return False
+    return semver.level(semver.parse(prev[1].version), semver.parse(ev.releases[crate].version)) == "major"
 
 
 def classify_extra(hist, ev, entry):

@@ -144,7 +144,9 @@ def _lockstep(found, ws, v):
         shared = [(c, x) for c, x in found if ws.crates[c].inherits_version]
         if shared:
             return sorted(set(shared + root))
-    return root or found
+    # Versions written out in each manifest (bevy's): all of them, less those
+    # the release did not bump (see _drop_unbumped).
+    return found
 
 
 def _shared_owners(kind, found, own):
@@ -163,6 +165,23 @@ def _publishable(found, ws):
     (rig's examples share the workspace version under publish = false)."""
     kept = [(c, v) for c, v in found if ws.crates[c].publish]
     return kept or found
+
+
+def _drop_unbumped(repo, ev, ws_r):
+    """A `v{version}` tag names every crate at that version; of several, the
+    ones whose manifest already had it at P were not released here (a crate
+    that happens to be at 0.1.0 when v0.1.0 is tagged), as long as one of
+    them was bumped. Returns how many were dropped."""
+    shared = [c for c, rel in ev.releases.items() if rel.source == "shared tag"]
+    if len(shared) < 2:
+        return 0
+    unbumped = [c for c in shared
+                if workspace.version_at(repo, ev.plan_at, ws_r.crates[c], ws_r.root) == ev.releases[c].version]
+    if len(unbumped) == len(shared):
+        return 0
+    for c in unbumped:
+        del ev.releases[c]
+    return len(unbumped)
 
 
 def detect_tool(repo, ev, overrides):
@@ -335,7 +354,7 @@ def derive(repo, tool=None, log=None):
                 del other.releases[crate]
             ev = events.setdefault(oid, Event(commit))
             seen[key] = oid
-            ev.releases.setdefault(crate, Release(crate, version, name, "tag"))
+            ev.releases.setdefault(crate, Release(crate, version, name, "tag" if kind == "crate" else "shared tag"))
     # Crates never tagged: their manifest bumps on HEAD's first parents.
     head = repo.head()
     ws_head = workspace.at(repo, head)
@@ -360,6 +379,7 @@ def derive(repo, tool=None, log=None):
             ev.note = "the release is the repository's first commit: nothing to plan from"
         else:
             ev.plan_at = bumped.parents[0]
+            notes["coincidences"] = notes.get("coincidences", 0) + _drop_unbumped(repo, ev, ws_r)
         ev.tool, ev.tool_reason = detect_tool(repo, ev, tool)
         result.append(ev)
     result.sort(key=lambda e: (e.time, e.commit.oid))

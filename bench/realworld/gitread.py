@@ -13,8 +13,9 @@ class GitError(Exception):
 
 def run(gitdir, *args, check=True):
     """Run `git --git-dir=GITDIR ARGS...`; return stdout as text."""
+    # cwd: the harness's own directory may come and go (a rebase under a long run).
     proc = subprocess.run(["git", "--git-dir", gitdir, *args], capture_output=True,
-                          env=clean_env(), check=False)
+                          env=clean_env(), check=False, cwd=gitdir)
     if check and proc.returncode != 0:
         raise GitError("git %s in %s failed: %s" % (" ".join(args[:3]), gitdir,
                                                     proc.stderr.decode(errors="replace").strip()))
@@ -53,7 +54,7 @@ class Repo:
         self.gitdir = gitdir
         self._batch = subprocess.Popen(
             ["git", "--git-dir", gitdir, "cat-file", "--batch"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, env=clean_env())
+            stdout=subprocess.PIPE, env=clean_env(), cwd=gitdir)
         self._commits = {}
         self._trees = {}
 
@@ -141,5 +142,5 @@ class Repo:
 
     def is_ancestor(self, ancestor, descendant):
         proc = subprocess.run(["git", "--git-dir", self.gitdir, "merge-base", "--is-ancestor",
-                               ancestor, descendant], capture_output=True, env=clean_env())
+                               ancestor, descendant], capture_output=True, env=clean_env(), cwd=self.gitdir)
         return proc.returncode == 0

@@ -115,7 +115,7 @@ def write_pipeline(dir, module, template=None):
         f.write("-- Written by bench/realworld: %s with its defaults, %s.\n"
                 "return { policy = require(\"cdp.policies.%s\") {}%s }\n" % (
                     module, "tag template %s" % template if template else "no tag template", module,
-                    ", tag_template = %s" % json.dumps(template) if template else ""))
+                    ", settings = { tag_template = %s }" % json.dumps(template) if template else ""))
     return path
 
 
@@ -189,7 +189,9 @@ def measure_snapshot(args, path, tool, cdp, stamp, presets):
             label = measure.prerelease_label(ev)
             checked_out = False
             for policy, pipeline in policies:
-                key = "%s-%s-%s%s" % (ev.commit.oid[:12], ev.plan_at[:12], policy, "-" + label if label else "")
+                key = "%s-%s-%s%s" % (ev.commit.oid[:12], ev.plan_at[:12],
+                                      os.path.basename(pipeline)[:-4] if pipeline else policy,
+                                      "-" + label if label else "")
                 plan_file = os.path.join(plans, key + ".json")
                 plan, perr = None, None
                 if os.path.exists(plan_file):
@@ -206,6 +208,10 @@ def measure_snapshot(args, path, tool, cdp, stamp, presets):
                             checked_out = True
                         plan, perr = measure.run_plan(cdp, os.path.join(work.dir, ws_p.root), pipeline,
                                                       label)
+                        if plan is not None and policy == "template" and plan.get("tag_template") != template:
+                            # A plan that did not take the template says nothing about it.
+                            plan, perr = None, "cdp plan --pipeline did not take tag_template %s (planned with %s)" % (
+                                template, plan.get("tag_template"))
                     except gitread.GitError as e:
                         plan, perr = None, "cannot check out the plan commit: %s" % e
                     with open(plan_file, "w") as f:

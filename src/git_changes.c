@@ -1809,6 +1809,7 @@ static const char *push_decoded(lua_State *L, const char *text, size_t *len, con
 /* [-0, +0, m] The string at IDX (a name from the raw commit) made UTF-8 in place. */
 static void decode_in_place(lua_State *L, int idx, const char *encoding)
 {
+	idx = lua_absindex(L, idx);
 	size_t len;
 	const char *s = lua_tolstring(L, idx, &len);
 	if (push_decoded(L, s, &len, encoding))

@@ -608,7 +608,7 @@ end)
 
 describe("run files", function()
   it("are private: run folders 0700, journals, logs and events 0600", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local out, code = run(dir, q(ALERTS))
     assert.are.equal(0, code, out)
     local function mode(path)
@@ -860,7 +860,7 @@ describe("deliveries from a run", function()
   end)
 
   it("an e-mail alert on a failure of several lines goes out on one subject line, and the run ends as it should", function()
-    local dir = support.tmpdir()
+    local dir = support.git_init()
     local out, code = run(dir, q(ALERTS), {
       ENGINE_FAIL = "lines",
       ENGINE_HOOK_SECRET = "hook-s3cret-value",

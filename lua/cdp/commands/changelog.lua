@@ -17,7 +17,8 @@ sections folded when a release graduates.
   --dir DIR           the workspace (default: the current directory)
   --pipeline P        take the policy, tag template and changelog settings (changelog,
                       changelog_path, changelog_template) from a pipeline, found as
-                      `cdp run` finds it (default: the shipped defaults)
+                      `cdp run` finds it (default: the project's cdp.lua or
+                      .cdp/pipeline.lua when there is one and no --dir is given)
   --prerelease L      plan -L.N pre-releases, as the prerelease setting does
   --date YYYY-MM-DD   the release date in the headings (default: $SOURCE_DATE_EPOCH,
                       else today, UTC; a run uses its start)
@@ -81,8 +82,9 @@ function command.run(args)
   local opts = { dir = o.dir or ".", prerelease = o.prerelease }
   local template
   local settings = {}
-  if o.pipeline then
-    local p, err = require("cdp.commands.plan").load_pipeline(o.pipeline)
+  local plancmd = require "cdp.commands.plan"
+  if o.pipeline or plancmd.project_pipeline(o.dir) then
+    local p, err = plancmd.load_pipeline(o.pipeline)
     if not p then
       io.stderr:write("cdp changelog: ", err, "\n")
       return cli.EXIT.usage

@@ -15,7 +15,9 @@ Options:
   --explain CRATE     list the commits and dependency edges behind CRATE's bump
   --since REV         count commits after REV for every crate, not after its tag
   --from REV          plan the release of REV instead of HEAD
-  --pipeline FILE     take the policy (and settings.tag_template) from a pipeline script
+  --pipeline P        take the policy (and settings.tag_template) from a pipeline, found
+                      as `cdp run` finds it (default: the project's cdp.lua or
+                      .cdp/pipeline.lua when planning the current directory, if there is one)
   --prerelease LABEL  plan pre-releases X.Y.Z-LABEL.N
 
 Exit codes: 0 planned, 1 the plan failed (broken manifest, bad tag, unknown
@@ -110,11 +112,17 @@ function command.load_pipeline(path)
     changelog_template = type(settings.changelog_template) == "string" and settings.changelog_template or nil }
 end
 
+-- Whether the project has a pipeline of its own (cdp.lua, .cdp/pipeline.lua) that a plan
+-- of the current directory (DIR nil) follows when no --pipeline is given.
+function command.project_pipeline(dir)
+  return dir == nil and require("cdp.script").locate(nil, require("cdp.run").root()) ~= nil
+end
+
 function command.run(args)
   local o = parse_args(args)
   local plan = require "cdp.plan"
   local opts = { dir = o.dir or ".", since = o.since, from = o.from, prerelease = o.prerelease }
-  if o.pipeline then
+  if o.pipeline or command.project_pipeline(o.dir) then
     local p, err = command.load_pipeline(o.pipeline)
     if not p then
       io.stderr:write("cdp plan: ", err, "\n")

@@ -73,8 +73,10 @@ local function today()
   return os.date("!%Y-%m-%d", epoch or math.floor(require("cdp.proc").time()))
 end
 
-function command.run(args)
-  local o = parse_args(args)
+-- What Package would write for O = { crate, dir, pipeline, prerelease, date }: a list of
+-- { crate = plan entry, changelog = package.changelog's result, enabled = changelog
+-- setting } in plan order, or nil, a message and the exit code it means.
+function command.collect(o)
   local git = require "cdp.git"
   local plan = require "cdp.plan"
   local package = require "cdp.stages.package"
@@ -86,8 +88,7 @@ function command.run(args)
   if o.pipeline or plancmd.project_pipeline(o.dir) then
     local p, err = plancmd.load_pipeline(o.pipeline)
     if not p then
-      io.stderr:write("cdp changelog: ", err, "\n")
-      return cli.EXIT.usage
+      return nil, err, cli.EXIT.usage
     end
     opts.policy, opts.tag_template, template = p.policy, p.tag_template, p.changelog_template
     opts.prerelease = opts.prerelease or p.prerelease
@@ -95,15 +96,12 @@ function command.run(args)
   end
   local p, err = plan.make(opts)
   if not p then
-    io.stderr:write("cdp changelog: ", tostring(err), "\n")
-    return cli.EXIT.failed
+    return nil, tostring(err), cli.EXIT.failed
   end
   if o.crate and not p.by_name[o.crate] then
-    io.stderr:write(("cdp changelog: no crate '%s' in the workspace\n"):format(o.crate))
-    return cli.EXIT.failed
+    return nil, ("no crate '%s' in the workspace"):format(o.crate), cli.EXIT.failed
   end
   local repo <close> = assert(git.discover(opts.dir))
-  local root = repo:workdir()
   local origin
   for _, r in ipairs(repo:remotes()) do
     if r.name == "origin" then origin = r.url end
@@ -112,28 +110,40 @@ function command.run(args)
   if enabled == nil then
     enabled = true
   end
-  local shown = 0
+  local out = {}
   package.changelogs(repo, p, release.planned(p), { changelog = enabled, changelog_path = settings.changelog_path }, {
-    root = root, from = p.from, remote = origin, template = template, date = o.date or today(),
+    root = repo:workdir(), from = p.from, remote = origin, template = template, date = o.date or today(),
     tag_template = p.tag_template, single = #p.crates == 1,
   }, function(cl, c)
-    if o.crate and c.name ~= o.crate then
-      return
+    if not o.crate or c.name == o.crate then
+      out[#out + 1] = { crate = c, changelog = cl, enabled = enabled }
     end
-    if shown > 0 then
+  end)
+  return out
+end
+
+function command.run(args)
+  local o = parse_args(args)
+  local list, err, code = command.collect(o)
+  if not list then
+    io.stderr:write("cdp changelog: ", err, "\n")
+    return code
+  end
+  for i, item in ipairs(list) do
+    local cl, c = item.changelog, item.crate
+    if i > 1 then
       io.stdout:write("\n")
     end
     if o.unreleased then
       io.stdout:write(cl.section)
     elseif not cl.path then
       io.stdout:write(("==> %s: no changelog file (%s) <==\n"):format(c.name,
-        enabled and "changelog_path names none" or "changelog = false"), cl.section)
+        item.enabled and "changelog_path names none" or "changelog = false"), cl.section)
     else
       io.stdout:write(("==> %s <==\n"):format(cl.path), cl.text)
     end
-    shown = shown + 1
-  end)
-  if shown == 0 then
+  end
+  if #list == 0 then
     io.stderr:write(o.crate and ("%s has nothing to release\n"):format(o.crate) or "nothing to release\n")
   end
   return cli.EXIT.ok

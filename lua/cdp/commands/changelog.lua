@@ -26,7 +26,9 @@ sections folded when a release graduates.
 Examples:
   cdp changelog --unreleased                 the sections the next release adds
   cdp changelog demo-core --pipeline cdp.lua  one crate's whole file, with the project's settings
-  cdp changelog --date 2026-01-31 > /tmp/preview.md]],
+  cdp changelog --date 2026-01-31 > /tmp/preview.md
+
+docs/changelogs.md (installed in share/doc/cdp) explains styles and templates.]],
 }
 
 local function parse_args(args)

@@ -43,7 +43,12 @@ Options:
   --phase N          the rollout phase the jobs run with (default the pipeline's)
   --on merged-release  run only for a push that merges a release pull request (the
                      publish half of the PR-first flow: release-pr runs on every push,
-                     publish when its pull request is merged); default every push]],
+                     publish when its pull request is merged); default every push
+
+Examples:
+  cdp export github-actions cdp.lua            .github/workflows/cdp-release.yml for cdp.lua
+  cdp export github-actions release --runs-on publish=locked-down --stdout
+  cdp export gitlab-ci --install "make -C /opt/cdp-src install PREFIX=/usr/local"]],
 }
 
 local SPEC = { ["--output"] = "value", ["--stdout"] = "flag", ["--branch"] = "value", ["--runs-on"] = "list",

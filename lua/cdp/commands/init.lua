@@ -10,7 +10,7 @@
 local cli = require "cdp.cli"
 
 local command = {
-  summary = "write the project's pipeline (cdp.lua) from its tags and release-plz / cargo-release / git-cliff files",
+  summary = "write cdp.lua, the project's pipeline, from its tags and its release tools' files",
   usage = "cdp init [DIR] [--force] [--stdout] [--github-actions]",
   help = [[
 Writes DIR/cdp.lua (default: the current directory, the root of a Cargo workspace in a

@@ -20,6 +20,12 @@ Options:
                       .cdp/pipeline.lua when planning the current directory, if there is one)
   --prerelease LABEL  plan pre-releases X.Y.Z-LABEL.N
 
+Examples:
+  cdp plan                            the plan of this workspace (under cdp.lua, if it has one)
+  cdp plan --explain demo-core        why demo-core bumps: its commits and dependency edges
+  cdp plan --pipeline release --json  the plan the shipped pipeline makes, as JSON (docs/plan-json.md)
+  cdp plan --from v1.2.0 --since v1.1.0
+
 Exit codes: 0 planned, 1 the plan failed (broken manifest, bad tag, unknown
 crate in the policy), 2 bad usage.]],
 }

@@ -41,7 +41,12 @@ Options:
   --port N         the port (default 8787; 0 picks a free one, printed at start)
   --branch B       a branch whose pushes start runs (repeatable; default main)
   --tag GLOB       tags whose pushes start runs (repeatable; * matches any run of characters)
-  --max-body N     the largest body accepted, in bytes]],
+  --max-body N     the largest body accepted, in bytes
+
+Examples:
+  cdp serve cdp.lua                with CDP_SERVE_SECRET set: cdp.lua for every push to main
+  cdp serve release --address 0.0.0.0 --port 8787 --tag 'v*'
+  curl -s http://127.0.0.1:8787/health]],
 }
 
 local SPEC = { ["--address"] = "value", ["--port"] = "value", ["--branch"] = "list", ["--tag"] = "list",

@@ -105,7 +105,7 @@ function cli.help(out)
     "",
     cli.EXIT_HELP,
     "",
-    "Documentation: README.md and docs/ (installed in share/doc/cdp): the stage contract,",
+    "Documentation: README.md and docs/ (installed in share/doc/cdp/): the stage contract,",
     "policies and presets, changelogs and templates.",
   } do
     lines[#lines + 1] = l

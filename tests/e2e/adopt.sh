@@ -20,11 +20,14 @@ fail() { echo "FAIL - $*"; exit 1; }
 make -C "$here" --no-print-directory install BUILD="$build" PREFIX="$work/prefix" >"$work/install.log" 2>&1 \
   || { cat "$work/install.log"; fail "make install"; }
 [[ -x $work/prefix/bin/cdp ]] || fail "no $work/prefix/bin/cdp"
+for doc in README.md docs/stages.md docs/policies.md docs/changelogs.md; do
+  [[ -f $work/prefix/share/doc/cdp/$doc ]] || fail "$doc is not installed"
+done
 make -C "$here" --no-print-directory install BUILD="$build" PREFIX=/opt/cdp DESTDIR="$work/stage" >"$work/stage.log" 2>&1 \
   || { cat "$work/stage.log"; fail "make install DESTDIR"; }
 [[ -x $work/stage/opt/cdp/bin/cdp ]] || fail "DESTDIR was not honoured"
 [[ $("$work/prefix/bin/cdp" --version) == "$("$build/cdp" --version)" ]] || fail "the installed cdp is not the built one"
-ok "make install puts cdp in PREFIX/bin (and under DESTDIR when given)"
+ok "make install puts cdp in PREFIX/bin and the docs in PREFIX/share/doc/cdp (under DESTDIR when given)"
 
 # Only the installed cdp: no checkout on the PATH, no override directories, a HOME of its own.
 export PATH=$work/prefix/bin:$HOME/.cargo/bin:/usr/local/bin:/usr/bin:/bin

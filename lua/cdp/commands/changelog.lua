@@ -28,7 +28,7 @@ Examples:
   cdp changelog demo-core --pipeline cdp.lua  one crate's whole file, with the project's settings
   cdp changelog --date 2026-01-31 > /tmp/preview.md
 
-docs/changelogs.md (installed in share/doc/cdp) explains styles and templates.]],
+docs/changelogs.md (installed as share/doc/cdp/docs/changelogs.md) explains styles and templates.]],
 }
 
 local function parse_args(args)

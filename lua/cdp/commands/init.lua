@@ -143,11 +143,16 @@ end
 local function tag_convention(facts, preferred)
   local plan = require "cdp.plan"
   local default = facts.single and plan.SINGLE_TEMPLATE or plan.DEFAULT_TEMPLATE
-  -- A plan that finds the convention per crate says so on each crate.
-  local per_crate = {}
+  -- A plan that finds the convention per crate from the tags says so on each crate
+  -- (tag_template, and tag_template_source: "default" when no tag showed one); then
+  -- the pipeline needs no tag_template, unless a config file names one no tag shows.
+  local per_crate, found = {}, 0
   for _, c in ipairs(facts.plan.crates) do
     if type(c.tag_template) == "string" then
       per_crate[c.name] = c.tag_template
+      if c.tag_template_source ~= nil and c.tag_template_source ~= "default" then
+        found = found + 1
+      end
     end
   end
   if next(per_crate) then
@@ -157,7 +162,10 @@ local function tag_convention(facts, preferred)
     for t, n in pairs(distinct) do
       if n > count or (n == count and t < best) then best, count = t, n end
     end
-    return { template = best, found = count, default = default, per_crate = per_crate }
+    if found == 0 and preferred then
+      return { template = preferred, found = 0, default = default, configured = true }
+    end
+    return { template = best, found = found, default = default, per_crate = per_crate }
   end
   local candidates = {}
   if preferred then
@@ -725,7 +733,7 @@ local function render(facts, shipped, tags, r)
   end
   add("--")
   add("-- Edit anything here; nothing needs recompiling. The stage contract, policies and")
-  add("-- changelog templates are explained in cdp's docs/ (installed in share/doc/cdp).")
+  add("-- changelog templates are explained in cdp's docs/ (installed in share/doc/cdp/docs).")
   local require_line, policy_line = policy_source(r)
   if r.preset_missing then
     add(("-- The preset %s is not in this cdp; the conventional policy stands in for it."):format(r.preset_missing))

@@ -502,7 +502,9 @@ function changelog.path(spec, c)
   end
   local dir = (c.dir == nil or c.dir == ".") and "" or c.dir
   local path = spec:gsub("{dir}", function() return dir end):gsub("{crate}", function() return c.name end)
-  return (path:gsub("^/+", ""):gsub("/+", "/"))
+  -- Relative to the workspace root, as git's tree names it: no "./", no doubled "/".
+  path = ("/" .. path):gsub("/+", "/"):gsub("/%./", "/"):gsub("/%./", "/")
+  return (path:gsub("^/", ""))
 end
 
 -- The paths of SPEC that several of CRATES write: { [path] = true }.

@@ -288,6 +288,8 @@ commit_parsers = [
     assert.are.equal("crates/demo-core/CHANGELOG.md", changelog.path(nil, core))
     assert.are.equal("CHANGELOG.md", changelog.path(nil, root))
     assert.are.equal("CHANGELOG.md", changelog.path("CHANGELOG.md", core))
+    assert.are.equal("CHANGELOG.md", changelog.path("./CHANGELOG.md", core))
+    assert.are.equal("docs/x/CHANGES.md", changelog.path("./docs//./x/CHANGES.md", core))
     assert.are.equal("docs/changes/demo-core.md", changelog.path("docs/changes/{crate}.md", core))
     local spec = { ["demo-core"] = "docs/CORE.md", demo = false, ["*"] = "{dir}/CHANGES.md" }
     assert.are.equal("docs/CORE.md", changelog.path(spec, core))

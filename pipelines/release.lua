@@ -1,11 +1,13 @@
 -- The whole release of a Cargo workspace:
 --   Activate → Validate → Test → Version → Package → Tag → Merge → Publish
 --
---   cdp pipelines/release.lua                    run it (approval before Publish: phase 2)
---   cdp pipelines/release.lua --phase 3          fully automatic
---   cdp check pipelines/release.lua              every health check, no stage runs
---   cdp config pipelines/release.lua             the effective settings and where they come from
---   cdp plan --pipeline pipelines/release.lua    the Release Plan this policy gives
+-- It is built into cdp, so it runs in any repository by its name:
+--   cdp run release                   run it (approval before Publish: phase 2)
+--   cdp run release --phase 3         fully automatic
+--   cdp check release                 every health check, no stage runs
+--   cdp config release                the effective settings and where they come from
+--   cdp plan --pipeline release       the Release Plan this policy gives
+-- `cdp init` writes a project's own copy (cdp.lua), with its tag convention and settings.
 --
 -- Every setting can be given here, or with CDP_<KEY>=value or --set key=value.
 -- Edit the policy, the stage list or the alert rules here; nothing needs recompiling.
@@ -16,13 +18,13 @@ return cdp.pipeline {
   phase = 2,
 
   -- Conventional Commits decide the bumps: breaking → major (0.x: minor), feat → minor
-  -- (0.x: patch), fix and perf → patch. See stdlib/cdp/policies/conventional.lua for
-  -- types, overrides, lockstep groups, skipped crates and pre-release labels.
+  -- (0.x: patch), fix and perf → patch. docs/policies.md explains its options (types,
+  -- overrides, lockstep groups, skipped crates, pre-release labels) and the presets.
   policy = conventional {},
 
   -- Every stage declares the settings it reads, with a default: `cdp help settings` lists
-  -- them all, `cdp config pipelines/release.lua` shows their values and where each comes
-  -- from. Give values here (or CDP_<KEY>=value, or --set key=value), for example:
+  -- them all, `cdp config release` shows their values and where each comes from. Give
+  -- values here (or CDP_<KEY>=value, or --set key=value), for example:
   --   registry_limits = "none", test_clippy = true, validate_skip = { "clean" },
   -- Secrets are read from the environment: forge_token from GITHUB_TOKEN, registry_token
   -- from CARGO_REGISTRY_TOKEN, git_token from CDP_GIT_TOKEN (cdp.pipeline.secret("VAR")

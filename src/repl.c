@@ -3,7 +3,8 @@
  *
  *   require("cdp.repl").run{ env = table, history = path|false|nil,
  *                            prompt = "cdp> ", prompt2 = "cdp>> ",
- *                            print = function(...) }
+ *                            print = function(...),
+ *                            complete = function(text) -> { "cdp.plan", ... } }
  *
  * On a terminal lines are read with libedit (history kept in a file across
  * sessions); otherwise plain lines are read from stdin with no prompts, so the
@@ -16,8 +17,11 @@
  * instruction (a second Ctrl-C, while stuck in C, ends cdp as usual). Ctrl-C
  * at the prompt drops the line being typed. Ctrl-D ends the loop.
  *
- * libedit never calls into Lua, and every call into Lua is protected, so no
- * error unwinds through libedit.
+ * Tab completes the word before the cursor with what complete(word) returns.
+ * libedit asks while readline() runs, so that is the one place it calls into
+ * Lua: the call is protected (an error completes nothing), and what it returns
+ * is copied to C memory before libedit sees it, so no error unwinds through
+ * libedit.
  */
 #include "host.h"
 
@@ -35,7 +39,7 @@
 #define HISTORY_MAX 1000
 
 /* Stack slots of run(), fixed for the whole loop. */
-enum { OPTS = 1, SESSION, ENV, PRINT, PROMPT, PROMPT2, BASE = PROMPT2 };
+enum { OPTS = 1, SESSION, ENV, PRINT, PROMPT, PROMPT2, COMPLETE, BASE = COMPLETE };
 
 /*
  * What a session holds outside Lua: the line being read and the history file.
@@ -54,6 +58,83 @@ struct session {
 static lua_State *volatile running_L;
 /* Set by Ctrl-C at the prompt. */
 static volatile sig_atomic_t prompt_interrupted;
+
+/*
+ * Tab completion. While readline() runs, completing_L is the state whose
+ * run() frame holds the complete function at COMPLETE (nil: none). The
+ * candidates of the word being completed live in C memory until the next
+ * word (or the session's end) frees them.
+ */
+static lua_State *completing_L;
+static char **candidates;
+static size_t n_candidates;
+
+static void free_candidates(void)
+{
+	for (size_t i = 0; i < n_candidates; i++)
+		free(candidates[i]);
+	free(candidates);
+	candidates = NULL;
+	n_candidates = 0;
+}
+
+/* [-2, +0, e] Called protected with complete and the word (a light userdata):
+ * copy what complete(word) returns into candidates. */
+static int collect_candidates(lua_State *L)
+{
+	const char *word = lua_touserdata(L, 2);
+	lua_pushvalue(L, 1);
+	lua_pushstring(L, word);
+	lua_call(L, 1, 1);
+	if (!lua_istable(L, -1))
+		return 0;
+	lua_Integer n = luaL_len(L, -1);
+	if (n <= 0)
+		return 0;
+	char **list = calloc((size_t)n, sizeof *list);
+	if (!list)
+		return 0;
+	candidates = list;
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_geti(L, -1, i) == LUA_TSTRING) {
+			char *copy = strdup(lua_tostring(L, -1));
+			if (!copy)
+				break;
+			candidates[n_candidates++] = copy;
+		}
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
+/* libedit's generator: the STATE'th candidate for WORD, malloc'd, or NULL. */
+static char *next_candidate(const char *word, int state)
+{
+	static size_t next;
+	if (state == 0) {
+		free_candidates();
+		next = 0;
+		lua_State *L = completing_L;
+		/* Room was made before readline(); these pushes cannot raise. */
+		if (L && lua_isfunction(L, COMPLETE)) {
+			int top = lua_gettop(L);
+			lua_pushcfunction(L, collect_candidates);
+			lua_pushvalue(L, COMPLETE);
+			lua_pushlightuserdata(L, (void *)word);
+			lua_pcall(L, 2, 0, 0); /* an error completes nothing */
+			lua_settop(L, top);
+		}
+	}
+	return next < n_candidates ? strdup(candidates[next++]) : NULL;
+}
+
+static char **complete_word(const char *word, int start, int end)
+{
+	(void)start;
+	(void)end;
+	rl_attempted_completion_over = 1; /* names, never file names */
+	return rl_completion_matches(word, next_candidate);
+}
 
 /* The hook Ctrl-C sets: raise in the running chunk at the next chance. */
 static void stop_chunk(lua_State *L, lua_Debug *ar)
@@ -166,7 +247,10 @@ static int pushline(lua_State *L, struct session *s, int firstline)
 		sa.sa_flags = 0;
 		prompt_interrupted = 0;
 		sigaction(SIGINT, &sa, &old);
+		lua_State *outer = completing_L; /* a REPL inside a REPL's chunk */
+		completing_L = L;
 		s->line = readline(prompt);
+		completing_L = outer;
 		sigaction(SIGINT, &old, NULL);
 		if (prompt_interrupted) {
 			free(s->line);
@@ -322,6 +406,7 @@ static int session_close(lua_State *L)
 	free(s->line);
 	s->line = NULL;
 	s->line_cap = 0;
+	free_candidates();
 	if (s->history) {
 		stifle_history(HISTORY_MAX);
 		/* Lines typed may hold tokens: the file is 0600 before a line is in it
@@ -410,6 +495,10 @@ static int repl_run(lua_State *L)
 	lua_settop(L, PRINT);
 	opt_string(L, "prompt", "cdp> ");
 	opt_string(L, "prompt2", "cdp>> ");
+	lua_getfield(L, OPTS, "complete");
+	if (!lua_isnil(L, COMPLETE) && !lua_isfunction(L, COMPLETE))
+		return luaL_error(L, "bad option 'complete' to 'run' (function expected, got %s)",
+		                  luaL_typename(L, COMPLETE));
 
 	lua_Debug ar;
 	while (lua_getstack(L, s->outer, &ar))
@@ -418,6 +507,8 @@ static int repl_run(lua_State *L)
 	s->tty = isatty(STDIN_FILENO);
 	if (s->tty) {
 		using_history(); /* sets libedit up once; a REPL inside a REPL reuses it */
+		rl_attempted_completion_function = complete_word;
+		rl_completion_append_character = '\0'; /* cdp.plan, then . or ( as the user goes on */
 		if (history_wanted) {
 			lua_getfield(L, OPTS, "history");
 			const char *path = lua_tostring(L, -1);
@@ -432,6 +523,7 @@ static int repl_run(lua_State *L)
 
 	for (;;) {
 		lua_settop(L, BASE);
+		luaL_checkstack(L, 8, "no room for the REPL's completion"); /* what next_candidate pushes */
 		int status = loadline(L, s);
 		if (status == CHUNK_EOF)
 			break;

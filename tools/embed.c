@@ -3,8 +3,11 @@
  *
  * Each FILE is a path relative to the source root (lua/cdp/plan.lua,
  * stdlib/cdp/stages/tag.lua). The module name drops the first directory and
- * the extension (cdp.plan, cdp.stages.tag; a trailing .init is dropped too),
- * and the chunk name is "@" + the path, so tracebacks name the real file.
+ * the extension (cdp.plan, cdp.stages.tag), and the chunk name is "@" + the
+ * path, so tracebacks name the real file. A top-level package's init.lua is
+ * the package (lua/cdp/init.lua is cdp); deeper, init is a module's name like
+ * any other (lua/cdp/commands/init.lua is cdp.commands.init, the `cdp init`
+ * command), so cdp.commands names nothing.
  * Files after --scripts are scripts, not modules (pipelines/release.lua): they
  * go to a table of their own, named by their file name without .lua
  * ("release"), so `require` never finds them and `cdp run release` does.
@@ -24,7 +27,7 @@ static char *module_name(const char *path)
 	size_t n = strlen(name);
 	if (n > 4 && strcmp(name + n - 4, ".lua") == 0)
 		name[n -= 4] = '\0';
-	if (n > 5 && strcmp(name + n - 5, "/init") == 0)
+	if (n > 5 && strcmp(name + n - 5, "/init") == 0 && memchr(name, '/', n - 5) == NULL)
 		name[n -= 5] = '\0';
 	for (char *c = name; *c; c++)
 		if (*c == '/')

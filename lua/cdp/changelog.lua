@@ -180,7 +180,8 @@ local function classify(text)
   end
   local d1, d2 = after:find(DATE)
   if d1 then
-    r.date, r.date_before, r.date_after = after:sub(d1, d2), after:sub(1, d1 - 1), after:sub(d2 + 1)
+    -- What closes the date ("(2025-01-01)") is style; a "[YANKED]" after it is not.
+    r.date, r.date_before, r.date_after = after:sub(d1, d2), after:sub(1, d1 - 1), after:sub(d2 + 1):match("^[)%]]*")
   end
   -- After the version: a date, "[YANKED]", "(yanked)", cargo-release's ReleaseDate; not words.
   local rest = (after:gsub(DATE, ""):gsub("%b()", ""):gsub("%b[]", ""):gsub("ReleaseDate", ""))
@@ -502,7 +503,9 @@ function changelog.path(spec, c)
   end
   local dir = (c.dir == nil or c.dir == ".") and "" or c.dir
   local path = spec:gsub("{dir}", function() return dir end):gsub("{crate}", function() return c.name end)
-  return (path:gsub("^/+", ""):gsub("/+", "/"))
+  -- Relative to the workspace root, as git's tree names it: no "./", no doubled "/".
+  path = ("/" .. path):gsub("/+", "/"):gsub("/%./", "/"):gsub("/%./", "/")
+  return (path:gsub("^/", ""))
 end
 
 -- The paths of SPEC that several of CRATES write: { [path] = true }.

@@ -75,6 +75,13 @@ function cli.help(out)
     "  cdp [--lua-dir DIR]... PIPELINE.lua [ARGS]   run a pipeline (or any Lua script)",
     "  cdp -e CODE [-e CODE]... [FILE.lua [ARGS]]    run Lua code, then FILE if given",
     "",
+    "In a Cargo workspace's root, in its git repository:",
+    "  cdp init                  write cdp.lua: the tags' convention, your release-plz /",
+    "                            cargo-release / git-cliff settings, every other setting commented",
+    "  cdp plan                  which crates bump, to what, and why",
+    "  cdp run --to package      bumps, changelogs and .crate files in a private fork; nothing pushed",
+    "  cdp run                   the whole release; `cdp run release` runs the one cdp ships",
+    "",
     "Commands:",
   }
   for _, name in ipairs(command_names()) do
@@ -82,7 +89,7 @@ function cli.help(out)
     lines[#lines + 1] = ("  %-10s %s"):format(name, command and command.summary or "")
   end
   for _, l in ipairs {
-    "  help       cdp help COMMAND shows a command's options; cdp help settings, every setting",
+    "  help       cdp help COMMAND: a command's options and examples; cdp help settings: every setting",
     "",
     "Options:",
     "  --lua-dir DIR  load Lua modules from DIR before the copy built into cdp",
@@ -97,8 +104,12 @@ function cli.help(out)
     "  .cdp/lua/      in the current directory, searched after both, only by commands",
     "                 that run the repository's pipeline (run, resume, check, PIPELINE.lua)",
     "  CDP_NO_LOCAL_LUA=1  never load .cdp/lua/ (CI on untrusted branches)",
+    "  CDP_<KEY>      a setting's value (cdp help settings)",
     "",
     cli.EXIT_HELP,
+    "",
+    "Documentation: README.md and docs/ (installed in share/doc/cdp/): the stage contract,",
+    "policies and presets, changelogs and templates.",
   } do
     lines[#lines + 1] = l
   end

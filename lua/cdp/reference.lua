@@ -62,7 +62,7 @@ function reference.settings(format)
   end
   out[#out + 1] = ""
   out[#out + 1] = "Example:"
-  out[#out + 1] = "  cdp pipelines/release.lua --set registry_limits=none --set validate_skip=clean,tokens \\"
+  out[#out + 1] = "  cdp run --set registry_limits=none --set validate_skip=clean,tokens \\"
   out[#out + 1] = "    --set 'test_commands=[\"cargo test --workspace\", \"cargo clippy -- -D warnings\"]'"
   return table.concat(out, "\n") .. "\n"
 end

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `cdp repl` as a user meets it: in a real terminal (tmux), through libedit,
-# with Ctrl-C, Ctrl-D and history kept across sessions; and scripted, with
-# stdin not a terminal.
+# with help, Tab completion, Ctrl-C, Ctrl-D and history kept across sessions;
+# and scripted, with stdin not a terminal, using plan(), explain(), changelog(),
+# runs() and diff() on a real workspace.
 set -euo pipefail
 
 CDP=$(realpath "${CDP:-build/cdp}")
@@ -129,6 +130,48 @@ expect 'answer = 6*7' ''
 keys C-d
 wait_until 'screen | grep -qx "exited with 0"'
 
+echo "== help lists what the REPL offers; Tab completes names of cdp.* tables"
+start help env CDP_HISTORY="$tmp/history-help" "$CDP" repl
+send 'help'
+for offer in 'plan()' 'explain("crate")' 'changelog()' 'runs()' 'diff(policy_a, policy_b)' 'Tab completes'; do
+	last_output | grep -qF -- "$offer" || fail "help does not mention $offer"
+done
+# One match: the word is completed in place.
+keys -l -- 'cdp.pl'
+keys Tab
+wait_until '[ "$(current_line)" = "cdp> cdp.plan" ]'
+keys -l -- '.ma'
+keys Tab
+wait_until '[ "$(current_line)" = "cdp> cdp.plan.make" ]'
+keys C-u
+keys -l -- '=type(cdp.stages.ta'
+keys Tab
+wait_until '[ "$(current_line)" = "cdp> =type(cdp.stages.tag" ]'
+keys -l -- '.ru'
+keys Tab
+wait_until '[ "$(current_line)" = "cdp> =type(cdp.stages.tag.run" ]'
+keys -l -- ')'
+before=$(prompts)
+keys Enter
+wait_until "[ \"\$(prompts)\" -gt $before ]"
+[ "$(last_output)" = '"function"' ] || fail "the completed name does not evaluate: $(last_output)"
+# Several matches: a second Tab lists them, and the line keeps what was typed.
+keys -l -- 'cdp.se'
+keys Tab
+keys Tab
+wait_until 'screen | grep -q "cdp.semver"'
+screen | grep -q "cdp.settings" || fail "the matches of cdp.se are not listed"
+wait_until '[ "$(current_line)" = "cdp> cdp.se" ]'
+keys C-u
+# The REPL's own names and the script's globals complete too.
+keys -l -- 'expl'
+keys Tab
+wait_until '[ "$(current_line)" = "cdp> explain" ]'
+keys C-u
+expect '=1+1' '2'
+keys C-d
+wait_until 'screen | grep -qx "exited with 0"'
+
 echo "== history: kept in CDP_HISTORY, recalled with Up in the next session"
 [ -f "$CDP_HISTORY" ] || fail "no history file at $CDP_HISTORY"
 grep -qxF '=1+1' "$CDP_HISTORY" || fail "history file lacks '=1+1': $(cat "$CDP_HISTORY")"
@@ -182,6 +225,18 @@ printf 'for i = 1, 2 do\n' | "$CDP" repl 2>"$tmp/err" >/dev/null ||
 	{ echo "FAIL: end of input inside a statement is not exit 0" >&2; exit 1; }
 grep -qF "'end' expected" "$tmp/err" || { echo "FAIL: no syntax error at end of input" >&2; exit 1; }
 
+echo "== plan, explain, changelog, runs and diff of policies, in a workspace"
+bash "$(dirname "$0")/../fixtures/workspace_demo.sh" "$tmp/ws" >/dev/null
+out=$(cd "$tmp/ws/work" && printf '%s\n' '=plan()' '=explain("demo-util")' '=changelog("demo-core")' '=runs()' \
+	'=diff(conventional {}, conventional { zero_major = false })' | SOURCE_DATE_EPOCH=1767225600 "$CDP" repl 2>&1)
+for want in 'demo-cli   0.1.0 → 0.2.0  minor' 'demo-util 1.0.0 → 1.0.1 (patch)' \
+	'  last release: 1.0.0 (tag demo-util-v1.0.0)' '## [0.1.1] - 2026-01-01' '- **core:** greet with a capital letter' \
+	'{}' 'demo-cli: next 0.2.0 → 1.0.0' 'demo-core: bump patch → minor'; do
+	grep -qF -- "$want" <<<"$out" || { echo "FAIL: the REPL's helpers did not print '$want':" >&2; echo "$out" >&2; exit 1; }
+done
+out=$(cd "$tmp/ws/work" && printf '=explain("nope")\n' | "$CDP" repl 2>&1)
+grep -qF "no crate 'nope' in the plan" <<<"$out" || { echo "FAIL: explain of an unknown crate: $out" >&2; exit 1; }
+
 echo "== cdp.repl.run options: env, print"
 out=$(printf '=x\ny = 1\n=y, nil\n' | "$CDP" -e '
   local env = { x = 5 }
@@ -196,5 +251,10 @@ if "$CDP" -e 'require("cdp.repl").run { env = 1 }' </dev/null 2>"$tmp/err"; then
 	exit 1
 fi
 grep -qF "bad option 'env'" "$tmp/err" || { echo "FAIL: bad env not named: $(cat "$tmp/err")" >&2; exit 1; }
+if "$CDP" -e 'require("cdp.repl").run { complete = 1 }' </dev/null 2>"$tmp/err"; then
+	echo "FAIL: run{complete = 1} did not raise" >&2
+	exit 1
+fi
+grep -qF "bad option 'complete'" "$tmp/err" || { echo "FAIL: bad complete not named: $(cat "$tmp/err")" >&2; exit 1; }
 
 echo "PASS"

@@ -218,6 +218,8 @@ commit_parsers = [
       heading("# Changelog\n\n## [0.1.0](https://github.com/o/tool/compare/v0.0.1...v0.1.0) - 2026-01-01\n\n- x\n"))
     assert.are.equal("## v0.2.0 (2026-03-04)", heading("## v0.1.0 (2025-12-31)\n\n- x\n"))
     assert.are.equal("## [v0.2.0] — 2026-03-04", heading("## [v0.1.0] — 2025-12-31\n\n- x\n"))
+    assert.are.equal("## [0.2.0] - 2026-03-04", heading("## [0.1.0] - 2025-12-31 [YANKED]\n\n- x\n"))
+    assert.are.equal("## 0.2.0 [2026-03-04]", heading("## 0.1.0 [2025-12-31]\n\n- x\n"))
     assert.are.equal("### Version 0.2.0", heading("## Releases\n\n### Version 0.1.0\n\n- x\n"))
     -- A new file: Keep a Changelog, with the compare link.
     assert.are.equal("## [0.2.0](https://github.com/o/tool/compare/v0.1.0...v0.2.0) - 2026-03-04", heading(nil))
@@ -286,6 +288,8 @@ commit_parsers = [
     assert.are.equal("crates/demo-core/CHANGELOG.md", changelog.path(nil, core))
     assert.are.equal("CHANGELOG.md", changelog.path(nil, root))
     assert.are.equal("CHANGELOG.md", changelog.path("CHANGELOG.md", core))
+    assert.are.equal("CHANGELOG.md", changelog.path("./CHANGELOG.md", core))
+    assert.are.equal("docs/x/CHANGES.md", changelog.path("./docs//./x/CHANGES.md", core))
     assert.are.equal("docs/changes/demo-core.md", changelog.path("docs/changes/{crate}.md", core))
     local spec = { ["demo-core"] = "docs/CORE.md", demo = false, ["*"] = "{dir}/CHANGES.md" }
     assert.are.equal("docs/CORE.md", changelog.path(spec, core))

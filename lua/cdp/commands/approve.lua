@@ -5,12 +5,25 @@ local command = {
   summary = "approve (or --reject) the approval a run awaits",
   usage = "cdp approve RUN [--stage S] [--note TEXT] [--reject] | cdp approve --run ID ...",
   help = [[
-Records who (the current user), when and the note in the run's journal.
-Then cdp resume RUN continues the run.
+A run that reaches a phase gate with no terminal to ask on stops as
+awaiting-approval (exit 3). This records the decision, who (the current user),
+when and the note, in the run's journal; then cdp resume RUN continues the run
+(or, after --reject, ends it as failed). RUN may be a unique prefix or "last".
 
 --run ID decides for a distributed run: the decision is pushed to its state on
 the remote (refs/cdp/runs/ID), and the stage's job (cdp stage NAME --run ID)
-goes on.]],
+goes on.
+
+Options:
+  --stage S     refuse unless the pending approval is for stage S (a guard in scripts)
+  --note TEXT   why, kept in the journal beside the decision
+  --reject      reject instead of approve
+
+Examples:
+  cdp status                              which run awaits approval, and for which stage
+  cdp approve last --note "checked the plan" && cdp resume last
+  cdp approve 20261201T1030 --stage publish --reject --note "wait for the freeze"
+  cdp approve --run 4242-1 --note "reviewed"   a CI run's gate]],
 }
 
 -- The decision for a distributed run: appended to its state on the remote, with a lease.

@@ -24,7 +24,8 @@ sections folded when a release graduates.
   --dir DIR           the workspace (default: the current directory)
   --pipeline P        take the policy, tag template and changelog settings (changelog,
                       changelog_path, changelog_template) from a pipeline, found as
-                      `cdp run` finds it (default: the shipped defaults)
+                      `cdp run` finds it (default: the project's cdp.lua or
+                      .cdp/pipeline.lua when there is one and no --dir is given)
   --prerelease L      plan -L.N pre-releases, as the prerelease setting does
   --date YYYY-MM-DD   the release date in the headings (default: $SOURCE_DATE_EPOCH,
                       else today, UTC; a run uses its start)
@@ -33,7 +34,9 @@ Examples:
   cdp changelog --unreleased                 the sections the next release adds
   cdp changelog demo-core --pipeline cdp.lua  one crate's whole file, with the project's settings
   cdp changelog --date 2026-01-31 > /tmp/preview.md
-  cdp changelog --full demo-core demo-cli    every release of two crates, from one walk]],
+  cdp changelog --full demo-core demo-cli    every release of two crates, from one walk
+
+docs/changelogs.md (installed as share/doc/cdp/docs/changelogs.md) explains styles and templates.]],
 }
 
 local function parse_args(args)
@@ -143,41 +146,44 @@ local function full(o, dir, tag_template, template)
   return cli.EXIT.ok
 end
 
-function command.run(args)
-  local o = parse_args(args)
+-- The settings a pipeline gives O (--pipeline, else the project's own when it has one):
+-- opts for cdp.plan.make, the changelog template and the settings; or nil, a message
+-- and the exit code it means.
+local function pipeline_settings(o)
+  local opts = { dir = o.dir or ".", prerelease = o.prerelease }
+  local plancmd = require "cdp.commands.plan"
+  if not (o.pipeline or plancmd.project_pipeline(o.dir)) then
+    return opts, nil, {}
+  end
+  local p, err = plancmd.load_pipeline(o.pipeline)
+  if not p then
+    return nil, err, cli.EXIT.usage
+  end
+  opts.policy, opts.tag_template = p.policy, p.tag_template
+  opts.prerelease = opts.prerelease or p.prerelease
+  return opts, p.changelog_template, p.settings or {}
+end
+
+-- What Package would write for O = { crate, dir, pipeline, prerelease, date }: a list of
+-- { crate = plan entry, changelog = package.changelog's result, enabled = changelog
+-- setting } in plan order, or nil, a message and the exit code it means.
+function command.collect(o)
   local git = require "cdp.git"
   local plan = require "cdp.plan"
   local package = require "cdp.stages.package"
   local release = require "cdp.release"
-  local opts = { dir = o.dir or ".", prerelease = o.prerelease }
-  local template
-  local settings = {}
-  if o.pipeline then
-    local p, err = require("cdp.commands.plan").load_pipeline(o.pipeline)
-    if not p then
-      io.stderr:write("cdp changelog: ", err, "\n")
-      return cli.EXIT.usage
-    end
-    opts.policy, opts.tag_template, template = p.policy, p.tag_template, p.changelog_template
-    opts.prerelease = opts.prerelease or p.prerelease
-    settings = p.settings or {}
-  end
-  if o.full then
-    return full(o, opts.dir, opts.tag_template, template)
+  local opts, template, settings = pipeline_settings(o)
+  if not opts then
+    return nil, template, settings
   end
   local p, err = plan.make(opts)
   if not p then
-    io.stderr:write("cdp changelog: ", tostring(err), "\n")
-    return cli.EXIT.failed
+    return nil, tostring(err), cli.EXIT.failed
   end
-  for _, name in ipairs(o.crates or {}) do
-    if not p.by_name[name] then
-      io.stderr:write(("cdp changelog: no crate '%s' in the workspace\n"):format(name))
-      return cli.EXIT.failed
-    end
+  if o.crate and not p.by_name[o.crate] then
+    return nil, ("no crate '%s' in the workspace"):format(o.crate), cli.EXIT.failed
   end
   local repo <close> = assert(git.discover(opts.dir))
-  local root = repo:workdir()
   local origin
   for _, r in ipairs(repo:remotes()) do
     if r.name == "origin" then origin = r.url end
@@ -185,6 +191,33 @@ function command.run(args)
   local enabled = settings.changelog
   if enabled == nil then
     enabled = true
+  end
+  local out = {}
+  package.changelogs(repo, p, release.planned(p), { changelog = enabled, changelog_path = settings.changelog_path }, {
+    root = repo:workdir(), from = p.from, remote = origin, template = template, date = o.date or today(),
+    tag_template = p.tag_template, single = #p.crates == 1,
+  }, function(cl, c)
+    if not o.crate or c.name == o.crate then
+      out[#out + 1] = { crate = c, changelog = cl, enabled = enabled }
+    end
+  end)
+  return out
+end
+
+function command.run(args)
+  local o = parse_args(args)
+  if o.full then
+    local opts, template, settings = pipeline_settings(o)
+    if not opts then
+      io.stderr:write("cdp changelog: ", template, "\n")
+      return settings
+    end
+    return full(o, opts.dir, opts.tag_template, template)
+  end
+  local list, err, code = command.collect(o)
+  if not list then
+    io.stderr:write("cdp changelog: ", err, "\n")
+    return code
   end
   -- Exactly what Package writes, unless a terminal shows it: then without the escape
   -- sequences commit text may carry.
@@ -197,28 +230,21 @@ function command.run(args)
       end
     end
   end
-  local shown = 0
-  package.changelogs(repo, p, release.planned(p), { changelog = enabled, changelog_path = settings.changelog_path }, {
-    root = root, from = p.from, remote = origin, template = template, date = o.date or today(),
-    tag_template = p.tag_template, single = #p.crates == 1,
-  }, function(cl, c)
-    if o.crate and c.name ~= o.crate then
-      return
-    end
-    if shown > 0 then
+  for i, item in ipairs(list) do
+    local cl, c = item.changelog, item.crate
+    if i > 1 then
       write("\n")
     end
     if o.unreleased then
       write(cl.section)
     elseif not cl.path then
       write(("==> %s: no changelog file (%s) <==\n"):format(c.name,
-        enabled and "changelog_path names none" or "changelog = false"), cl.section)
+        item.enabled and "changelog_path names none" or "changelog = false"), cl.section)
     else
       write(("==> %s <==\n"):format(cl.path), cl.text)
     end
-    shown = shown + 1
-  end)
-  if shown == 0 then
+  end
+  if #list == 0 then
     io.stderr:write(o.crate and ("%s has nothing to release\n"):format(o.crate) or "nothing to release\n")
   end
   return cli.EXIT.ok

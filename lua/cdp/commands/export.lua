@@ -43,7 +43,15 @@ Options:
   --phase N          the rollout phase the jobs run with (default the pipeline's)
   --on merged-release  run only for a push that merges a release pull request (the
                      publish half of the PR-first flow: release-pr runs on every push,
-                     publish when its pull request is merged); default every push]],
+                     publish when its pull request is merged); default every push
+
+PIPELINE is found as `cdp run` finds it (default: the project's cdp.lua or
+.cdp/pipeline.lua; `cdp init --github-actions` writes both).
+
+Examples:
+  cdp export github-actions                    .github/workflows/cdp-release.yml for cdp.lua
+  cdp export github-actions release --runs-on publish=locked-down --stdout
+  cdp export gitlab-ci --install "make -C /opt/cdp-src install PREFIX=/usr/local"]],
 }
 
 local SPEC = { ["--output"] = "value", ["--stdout"] = "flag", ["--branch"] = "value", ["--runs-on"] = "list",
@@ -263,8 +271,9 @@ function export.run(args)
   if not target or #positional > 2 then
     cli.usage_error("cdp export needs github-actions or gitlab-ci, and at most one PIPELINE", "export")
   end
-  local path = positional[2] or "pipelines/release.lua"
-  local p = run_command.load(path)
+  -- PIPELINE is found as `cdp run` finds it; none is the project's own (cdp.lua).
+  local p, ref = run_command.load(positional[2])
+  local path = positional[2] or ref
   local runs_on = {}
   for _, r in ipairs(o.runs_on or {}) do
     local stage, label = r:match("^([%w_-]+)=(.+)$")

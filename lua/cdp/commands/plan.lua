@@ -33,15 +33,18 @@ Options:
                       published there is not a first release
   --since REV         count commits after REV for every crate, not after its tag
   --from REV          plan the release of REV instead of HEAD
-  --pipeline FILE     take the policy (and settings.tag_template) from a pipeline script
+  --pipeline P        take the policy (and settings.tag_template) from a pipeline, found
+                      as `cdp run` finds it (default: the project's cdp.lua or
+                      .cdp/pipeline.lua when planning the current directory, if there is one)
   --prerelease LABEL  plan pre-releases X.Y.Z-LABEL.N
 
 Examples:
-  cdp plan                                  what releases, and why, in one table
-  cdp plan --explain my-crate               the commits behind my-crate's bump
+  cdp plan                                  the plan of this workspace (under cdp.lua, if it has one)
+  cdp plan --explain my-crate               the commits behind my-crate's bump, and its dependency edges
   cdp plan --package my-cli                 release my-cli (and what it forces)
   cdp plan --tag-template '{crate}@{version}' --tag-template 'my-cli=v{version}'
-  cdp plan --pipeline cdp.lua --json        the plan a run of cdp.lua makes, as JSON
+  cdp plan --pipeline release --json        the plan the shipped pipeline makes, as JSON (docs/plan-json.md)
+  cdp plan --from v1.2.0 --since v1.1.0
 
 Exit codes: 0 planned, 1 the plan failed (broken manifest, bad tag, unknown
 crate in the policy or --package, a plan that cannot hold), 2 bad usage.]],
@@ -154,12 +157,18 @@ function command.load_pipeline(path)
     changelog_template = type(settings.changelog_template) == "string" and settings.changelog_template or nil }
 end
 
+-- Whether the project has a pipeline of its own (cdp.lua, .cdp/pipeline.lua) that a plan
+-- of the current directory (DIR nil) follows when no --pipeline is given.
+function command.project_pipeline(dir)
+  return dir == nil and require("cdp.script").locate(nil, require("cdp.run").root()) ~= nil
+end
+
 function command.run(args)
   local o = parse_args(args)
   local plan = require "cdp.plan"
   local opts = { dir = o.dir or ".", since = o.since, from = o.from, prerelease = o.prerelease,
     packages = o.packages, registry = o.registry, all = o.all }
-  if o.pipeline then
+  if o.pipeline or command.project_pipeline(o.dir) then
     local p, err = command.load_pipeline(o.pipeline)
     if not p then
       io.stderr:write("cdp plan: ", err, "\n")

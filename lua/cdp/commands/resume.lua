@@ -5,9 +5,18 @@ local command = {
   summary = "continue a run from its failed, interrupted or awaiting stage",
   usage = "cdp resume RUN [--no-prompt]",
   help = [[
-Re-loads the pipeline script the run was started with (and its options),
-skips what already passed in this run, and runs the rest: the stage that
-failed or was interrupted runs again. RUN may be a unique prefix or "last".
+Re-loads the pipeline the run was started with (the file, or the pipeline cdp
+ships, by name) and its options, skips what already passed in this run, and runs
+the rest: the stage that failed or was interrupted runs again. RUN may be a unique
+prefix or "last". Settings are resolved again, so a token set since is used.
+
+Options:
+  --no-prompt   never prompt at a phase gate: stop awaiting approval instead
+
+Examples:
+  cdp resume last                          after fixing what made a stage fail
+  GITHUB_TOKEN=... cdp resume 20261201T10  a run that stopped for want of a token
+  cdp approve last && cdp resume last      past a phase gate
 
 A distributed run (cdp stage) goes on from the state on the remote
 (refs/cdp/runs/RUN), wherever its earlier jobs ran, pushing after each stage.

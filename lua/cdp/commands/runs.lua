@@ -4,6 +4,14 @@ local cli = require "cdp.cli"
 local command = {
   summary = "list the runs of this repository",
   usage = "cdp runs [--json]",
+  help = [[
+Every run under .cdp/runs/ of this repository, oldest first: its id, its pipeline,
+its state and how many stages are in each state. Each id works with cdp status,
+cdp resume and cdp approve (as does a unique prefix of it, or "last").
+
+Examples:
+  cdp runs
+  cdp runs --json | jq -r '.[] | select(.state == "failed") | .run']],
 }
 
 function command.run(args)

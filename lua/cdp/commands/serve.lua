@@ -13,11 +13,11 @@ local command = {
   usage = "cdp serve [PIPELINE] [--address A] [--port N] [--branch B]... [--tag GLOB]... [--max-body BYTES]",
   help = [[
 Listens for webhook deliveries (POST to any path) from GitHub, Gitea or Forgejo and
-starts a run of PIPELINE (default pipelines/release.lua) for each push to a branch
-given with --branch (default main) or a tag matching --tag. Runs go one at a time,
-in the order the pushes came; each is `cdp run PIPELINE --set ref=<commit>
---set base_branch=<branch> --no-prompt` in this repository, its output in
-.cdp/serve/<delivery>.log.
+starts a run of PIPELINE (found as `cdp run` finds it; default the project's cdp.lua or
+.cdp/pipeline.lua) for each push to a branch given with --branch (default main) or a
+tag matching --tag. Runs go one at a time, in the order the pushes came; each is
+`cdp run PIPELINE --set ref=<commit> --set base_branch=<branch> --no-prompt` in this
+repository, its output in .cdp/serve/<delivery>.log.
 
 Every delivery must be signed with the secret in CDP_SERVE_SECRET, as the forge does
 it: GitHub's X-Hub-Signature-256 (sha256=HMAC of the body), Gitea's and Forgejo's
@@ -41,7 +41,12 @@ Options:
   --port N         the port (default 8787; 0 picks a free one, printed at start)
   --branch B       a branch whose pushes start runs (repeatable; default main)
   --tag GLOB       tags whose pushes start runs (repeatable; * matches any run of characters)
-  --max-body N     the largest body accepted, in bytes]],
+  --max-body N     the largest body accepted, in bytes
+
+Examples:
+  cdp serve                        with CDP_SERVE_SECRET set: cdp.lua for every push to main
+  cdp serve release --address 0.0.0.0 --port 8787 --tag 'v*'
+  curl -s http://127.0.0.1:8787/health]],
 }
 
 local SPEC = { ["--address"] = "value", ["--port"] = "value", ["--branch"] = "list", ["--tag"] = "list",
@@ -275,8 +280,10 @@ function command.run(args)
   if #positional > 1 then
     cli.usage_error("cdp serve takes at most one PIPELINE", "serve")
   end
-  local pipeline = positional[1] or "pipelines/release.lua"
-  local p = require("cdp.commands.run").load(pipeline) -- a broken script fails now, not at the first push
+  -- Found as `cdp run` finds it (the project's cdp.lua by default); a broken script
+  -- fails now, not at the first push.
+  local p, ref = require("cdp.commands.run").load(positional[1])
+  local pipeline = positional[1] or ref
   local secret = proc.take_env and proc.take_env("CDP_SERVE_SECRET") or proc.getenv("CDP_SERVE_SECRET")
   if type(secret) ~= "string" or #secret < 8 then
     cli.usage_error("set CDP_SERVE_SECRET to the webhook's secret (8 characters or more)", "serve")

@@ -36,6 +36,11 @@ Options:
   --take-over      run the stage even if another job's claim on it looks alive
   --force          run the stage even if it passed with the same key
 
+Examples:
+  cdp stage activate --run 4242-1 cdp.lua     the first job: starts run 4242-1
+  cdp stage test --run 4242-1                 the next job, on another machine
+  cdp stage publish --run 4242-1 --approved "$GITHUB_ACTOR"
+
 ]] .. cli.EXIT_HELP,
 }
 

@@ -15,7 +15,14 @@ and cdp resume RUN continues it.
 --run ID reads distributed run ID from the remote (refs/cdp/runs/ID on origin, or on
 the remote CDP_REMOTE names), as its CI jobs left it.
 
---json prints {"run", "state", "stages": [{"name", "state", "outputs"}]}.]],
+--json prints {"run", "state", "stages": [{"name", "state", "outputs"}]}.
+RUN may be a whole id, a unique prefix or "last" (the default).
+
+Examples:
+  cdp status                    the newest run: each stage's state, and what to do next
+  cdp status 20261201T1030      one run by a prefix of its id
+  cdp status --run 4242-1       a run of CI jobs, read from the remote
+  cdp status --json | jq '.stages[] | select(.state == "failed")']],
 }
 
 -- The derived state, corrected for a run that was killed: its journal ends

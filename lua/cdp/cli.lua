@@ -102,7 +102,9 @@ function cli.help(out)
     "Environment:",
     "  CDP_LUA_PATH   ':'-separated directories searched like --lua-dir",
     "  .cdp/lua/      in the current directory, searched after both, only by commands",
-    "                 that run the repository's pipeline (run, resume, check, PIPELINE.lua)",
+    "                 that run the repository's pipeline (run, resume, check, stage, config,",
+    "                 export, serve, PIPELINE.lua; plan, changelog and repl when the project",
+    "                 has cdp.lua or .cdp/pipeline.lua, or --pipeline is given)",
     "  CDP_NO_LOCAL_LUA=1  never load .cdp/lua/ (CI on untrusted branches)",
     "  CDP_<KEY>      a setting's value (cdp help settings)",
     "",
@@ -180,7 +182,25 @@ local function run_script(argv, first)
 end
 
 -- Commands that run the repository's own pipeline, and so may use its .cdp/lua/.
-cli.PIPELINE_COMMANDS = { run = true, resume = true, check = true, stage = true }
+cli.PIPELINE_COMMANDS = { run = true, resume = true, check = true, stage = true, config = true,
+  export = true, serve = true }
+-- Commands that run the project's pipeline only when it has one (cdp.lua or
+-- .cdp/pipeline.lua) or one is named with --pipeline: then they use .cdp/lua/ as a run
+-- does, so `cdp changelog` shows what Package writes with the team's template module.
+cli.PROJECT_COMMANDS = { plan = true, changelog = true, repl = true }
+
+-- Whether ARGV (a PROJECT_COMMANDS command's) runs a pipeline of the project's.
+local function runs_project_pipeline(argv)
+  for i = 2, #argv do
+    if argv[i] == "--pipeline" then
+      return true
+    elseif argv[i] == "--dir" then
+      return false -- planning another directory: its pipeline, not this checkout's
+    end
+  end
+  -- .cdp/lua/ is the current directory's: so is the pipeline that lets it in
+  return script.locate(nil) ~= nil
+end
 
 cli.LOCAL_LUA = ".cdp/lua"
 
@@ -267,7 +287,8 @@ local function dispatch(argv)
   end
 
   local is_command = not first:find("[/.]")
-  if (is_command and cli.PIPELINE_COMMANDS[first]) or (not is_command and first:sub(1, 1) ~= "-") then
+  if (is_command and cli.PIPELINE_COMMANDS[first]) or (not is_command and first:sub(1, 1) ~= "-")
+      or (is_command and cli.PROJECT_COMMANDS[first] and runs_project_pipeline(argv)) then
     cli.use_local_lua(no_local_lua)
   end
   local command = is_command and load_command(first)

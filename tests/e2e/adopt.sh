@@ -133,7 +133,7 @@ grep -q 'skip = { "demo-cli" }' cdp.lua || fail "release = false"
 grep -q "release-plz.toml: semver_check -> (as cdp does)" "$work/plz.log" || fail "semver_check = false"
 grep -q "release-plz.toml: pr_labels: the release PR carries no labels" "$work/plz.log" || fail "pr_labels is not listed as left behind"
 grep -q "^--   release-plz.toml: pr_labels: " cdp.lua || fail "cdp.lua's header does not list what was left behind"
-plan=$(cdp plan)
+plan=$(cdp plan --all) # --all: demo-cli, which does not release, shows too
 grep -q "^demo-core  0.1.0 → 0.1.1  patch" <<<"$plan" || fail "the plan does not follow the {crate}@{version} tags: $plan"
 grep -q "^demo-cli   0.1.0          none" <<<"$plan" || fail "release = false was not carried over: $plan"
 cdp run --to package >"$work/plz-run.log" 2>&1 || { cat "$work/plz-run.log"; fail "cdp run --to package with release-plz's settings"; }

@@ -165,7 +165,10 @@ local function tag_convention(facts, preferred)
     if found == 0 and preferred then
       return { template = preferred, found = 0, default = default, configured = true }
     end
-    return { template = best, found = found, default = default, per_crate = per_crate }
+    -- A config file's template the tags agree with is written down: crates added later
+    -- follow it too, not the default.
+    return { template = best, found = found, default = default, per_crate = per_crate,
+      configured = preferred ~= nil and best == preferred and count == #facts.plan.crates }
   end
   local candidates = {}
   if preferred then
@@ -756,7 +759,7 @@ local function render(facts, shipped, tags, r)
   local secrets = {}
   local active = {}
   for k, v in pairs(r.settings) do active[k] = v end
-  if tags.template ~= tags.default and not tags.per_crate then
+  if tags.template ~= tags.default and (not tags.per_crate or tags.configured) then
     active.tag_template = tags.template
   end
   for _, row in ipairs(rows) do

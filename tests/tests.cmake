@@ -39,12 +39,12 @@ foreach(spec ${CDP_LUA_SPECS})
   add_test(NAME lua/${name}
     COMMAND cdp ${CMAKE_SOURCE_DIR}/tests/lua/busted.lua -o utfTerminal ${spec}
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
-  set_tests_properties(lua/${name} PROPERTIES ENVIRONMENT "${CDP_TEST_ENV}" TIMEOUT 600)
+  set_tests_properties(lua/${name} PROPERTIES ENVIRONMENT "${CDP_TEST_ENV}" TIMEOUT 900)
 endforeach()
 
 file(GLOB CDP_E2E_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/e2e/*.sh)
 foreach(script ${CDP_E2E_TESTS})
   get_filename_component(name ${script} NAME_WE)
   add_test(NAME e2e/${name} COMMAND bash ${script} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
-  set_tests_properties(e2e/${name} PROPERTIES ENVIRONMENT "${CDP_TEST_ENV}" TIMEOUT 900)
+  set_tests_properties(e2e/${name} PROPERTIES ENVIRONMENT "${CDP_TEST_ENV}" TIMEOUT 1200)
 endforeach()

@@ -239,6 +239,119 @@ function Forge:open_or_update_pull(opts)
   return res.data, "created"
 end
 
+-- Open pull requests into BASE (every page), oldest first.
+function Forge:open_pulls(base)
+  local out, page = {}, 1
+  while true do
+    local path = ("/repos/%s/pulls?state=open&base=%s&sort=created&direction=asc&per_page=100&page=%d")
+      :format(self.repo, http.urlencode(base), page)
+    local res, err, code = self:call("GET", path)
+    if not res then
+      return nil, err, code
+    end
+    local list = type(res.data) == "table" and res.data or {}
+    for _, pr in ipairs(list) do
+      out[#out + 1] = pr
+    end
+    if #list < 100 then
+      return out
+    end
+    page = page + 1
+  end
+end
+
+-- The pull request NUMBER, or nil, message, code.
+function Forge:pull(number)
+  local res, err, code = self:call("GET", ("/repos/%s/pulls/%d"):format(self.repo, number))
+  if not res then
+    return nil, err, code
+  end
+  return res.data
+end
+
+-- A comment on pull request (or issue) NUMBER.
+function Forge:comment(number, body)
+  local res, err, code = self:call("POST", ("/repos/%s/issues/%d/comments"):format(self.repo, number), { body = body })
+  if not res then
+    return nil, err, code
+  end
+  return res.data
+end
+
+-- Close pull request NUMBER without merging it.
+function Forge:close_pull(number)
+  local res, err, code = self:call("PATCH", ("/repos/%s/pulls/%d"):format(self.repo, number), { state = "closed" })
+  if not res then
+    return nil, err, code
+  end
+  return res.data
+end
+
+-- What the forge says of the checks on commit SHA, statuses and check runs together:
+-- { state = "success" | "pending" | "failure", total = n, failing = {names}, pending = {names} }.
+-- A commit nothing reports on is "success": a repository without CI has nothing to wait for.
+function Forge:checks(sha)
+  local out = { total = 0, failing = {}, pending = {} }
+  -- One status or check run: OUTCOME is "pending", "success" or what went wrong.
+  local function count(name, outcome)
+    out.total = out.total + 1
+    if outcome == "pending" then
+      out.pending[#out.pending + 1] = name
+    elseif outcome ~= "success" then
+      out.failing[#out.failing + 1] = ("%s (%s)"):format(name, tostring(outcome))
+    end
+  end
+  local res, err, code = self:call("GET", ("/repos/%s/commits/%s/status"):format(self.repo, sha))
+  if not res then
+    return nil, err, code
+  end
+  for _, st in ipairs(type(res.data) == "table" and res.data.statuses or {}) do
+    count(st.context or "status", st.state)
+  end
+  local runs, rerr, rcode = self:call("GET", ("/repos/%s/commits/%s/check-runs?per_page=100"):format(self.repo, sha))
+  if not runs then
+    return nil, rerr, rcode
+  end
+  local fine = { success = true, neutral = true, skipped = true }
+  for _, run in ipairs(type(runs.data) == "table" and runs.data.check_runs or {}) do
+    count(run.name or "check run", run.status ~= "completed" and "pending"
+      or fine[run.conclusion] and "success" or run.conclusion)
+  end
+  out.state = #out.failing > 0 and "failure" or #out.pending > 0 and "pending" or "success"
+  return out
+end
+
+-- Merge pull request NUMBER by METHOD ("merge" | "squash" | "rebase"), only while its
+-- head is still SHA. Returns { sha = merge commit, merged = true }, or nil, message, code.
+function Forge:merge_pull(number, opts)
+  local res, err, code = self:call("PUT", ("/repos/%s/pulls/%d/merge"):format(self.repo, number), {
+    merge_method = opts.method, sha = opts.sha, commit_title = opts.title,
+  })
+  if not res then
+    return nil, err, code
+  end
+  return res.data
+end
+
+-- What the token may do in this repository: { push = bool | nil, scopes = {...} | nil,
+-- login = ... }. push is nil when the forge does not say (no permissions in its answer).
+function Forge:access()
+  local res, err, code = self:call("GET", "/repos/" .. self.repo)
+  if not res then
+    return nil, err, code
+  end
+  local perms = type(res.data) == "table" and type(res.data.permissions) == "table" and res.data.permissions or nil
+  local out = { push = perms and perms.push }
+  local scopes = res.headers and res.headers["x-oauth-scopes"]
+  if scopes then
+    out.scopes = {}
+    for scope in scopes:gmatch("[^,%s]+") do
+      out.scopes[#out.scopes + 1] = scope
+    end
+  end
+  return out
+end
+
 -- The release for TAG, or nil when there is none.
 function Forge:release_for_tag(tag)
   local res, err, code = self:call("GET", ("/repos/%s/releases/tags/%s"):format(self.repo, http.urlencode(tag)))

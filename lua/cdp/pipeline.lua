@@ -27,6 +27,9 @@
 --   for_later     names of settings the stage reads only to check, early, the stages
 --                 after it in the same run (Validate): a job of its own (cdp export)
 --                 is given none of those secrets
+--   key_facts(ctx) -> JSON value   optional: what of the world the stage's key holds
+--                 besides its inputs (Activate: the commit its trigger names, so a new
+--                 commit on the branch is a new fork)
 -- or the name of a stdlib stage, which is require("cdp.stages." .. name).
 local settings = require "cdp.settings"
 
@@ -153,6 +156,11 @@ local function normalise_stage(where, item, index)
   if item.verify ~= nil and type(item.verify) ~= "function" then
     fail(at, "stage '%s': verify must be a function", name)
   end
+  for _, field in ipairs { "key_facts" } do
+    if item[field] ~= nil and type(item[field]) ~= "function" then
+      fail(at, "stage '%s': %s must be a function", name, field)
+    end
+  end
   if item.approval ~= nil and item.approval ~= "before" then
     fail(at, "stage '%s': approval must be \"before\" or nil", name)
   end
@@ -191,6 +199,7 @@ local function normalise_stage(where, item, index)
     gives = string_list(at, name, "gives", item.gives),
     run = item.run,
     verify = item.verify,
+    key_facts = item.key_facts,
     checks = normalise_health(at, name, item.health),
     modifies_fork = item.modifies_fork and true or false,
     uses_policy = item.uses_policy and true or false,

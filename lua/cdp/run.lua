@@ -235,12 +235,13 @@ local function module_hashes(stage, used, declarations)
 end
 
 -- sha256 of the stage's name, code, the settings it reads (secrets by name
--- only), the code of the modules those settings name, its inputs, and for a stage
--- that uses the pipeline's policy (Version), the policy's fingerprint: editing the
--- policy must plan again. DECLARATIONS: the pipeline's (for settings a stage reads
--- but another declares). Paths in the inputs count from ROOT (the repository's), so a
--- job of a distributed run in another folder or on another machine finds the same key.
-function run.stage_key(stage, public_settings, inputs, policy, declarations, root)
+-- only), the code of the modules those settings name, its inputs, FACTS (what
+-- stage.key_facts says of the world), and for a stage that uses the pipeline's policy
+-- (Version), the policy's fingerprint: editing the policy must plan again.
+-- DECLARATIONS: the pipeline's (for settings a stage reads but another declares).
+-- Paths in the inputs count from ROOT (the repository's), so a job of a distributed
+-- run in another folder or on another machine finds the same key.
+function run.stage_key(stage, public_settings, inputs, policy, declarations, root, facts)
   if root then
     inputs = require("cdp.runstate").portable(inputs, root)
   end
@@ -260,7 +261,21 @@ function run.stage_key(stage, public_settings, inputs, policy, declarations, roo
     settings = json.object(used),
     inputs = json.object(inputs),
     policy = stage.uses_policy and fs.sha256(pipeline.fingerprint(policy)) or nil,
+    facts = facts,
   })
+end
+
+-- What STAGE's key_facts say of the world, or nil. A stage that cannot say (no
+-- repository yet) keys without them and fails in its run, where it says why.
+function run.key_facts(stage, root, values)
+  if not stage.key_facts then
+    return nil
+  end
+  local ok, facts = pcall(stage.key_facts, { root = root, settings = values, stage = stage.name })
+  if ok then
+    return facts
+  end
+  return nil
 end
 
 ---------------------------------------------------------------------------
@@ -828,7 +843,8 @@ function Drive:step(i, stage)
     self:emit("stage.failed", { stage = stage.name, error = { code = "ENOINPUT", msg = msg } })
     return self:finish("failed", { reason = msg })
   end
-  local key = run.stage_key(stage, self.public, inputs, self.p.policy, self.p.declarations, self.root)
+  local key = run.stage_key(stage, self.public, inputs, self.p.policy, self.p.declarations, self.root,
+    run.key_facts(stage, self.root, self.values))
   local done_here = prior and (prior.state == "passed" or prior.state == "cached") and prior.key == key
   local outputs
   if done_here and self.job then
@@ -1192,6 +1208,7 @@ function run.dry_run(p, opts)
   local root = opts.root or run.root()
   local effective = resolve_settings(p, opts.sets)
   local public = settings.public(effective)
+  local values = settings.values(effective)
   local selected = run.selection(p, opts)
   local cache = cache_index(root)
   local artifacts, unknown = {}, {}
@@ -1207,7 +1224,8 @@ function run.dry_run(p, opts)
       end
       inputs[kind] = artifacts[kind]
     end
-    local key = not blind and run.stage_key(stage, public, inputs, p.policy, p.declarations) or nil
+    local key = not blind and run.stage_key(stage, public, inputs, p.policy, p.declarations, root,
+      run.key_facts(stage, root, values)) or nil
     local is_selected, why = selected(i)
     local what
     local outputs = key and cache[key]

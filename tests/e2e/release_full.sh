@@ -56,10 +56,9 @@ fresh happy
 new_registry happy
 happy_port=$REG_PORT
 release "$happy_port" >"$work/happy.log" 2>&1 || { cat "$work/happy.log"; fail "the release failed"; }
-run=$(run_id)
 tags=$(git -C "$work/happy/origin.git" tag | sort | tr '\n' ' ')
 [[ $tags == "demo-cli-v0.1.0 demo-cli-v0.2.0 demo-core-v0.1.0 demo-core-v0.1.1 demo-util-v1.0.0 demo-util-v1.0.1 " ]] || fail "tags: $tags"
-[[ $(pulls_for "cdp/release/$run") == 1 ]] || fail "no pull request for cdp/release/$run"
+[[ $(pulls_for "cdp/release/main") == 1 ]] || fail "no pull request for cdp/release/main"
 [[ $(publishes "$happy_port") == "demo-util@1.0.1:200 demo-core@0.1.1:200 demo-cli@0.2.0:200" ]] || fail "published: $(publishes "$happy_port")"
 [[ $(releases) == 3 ]] || fail "GitHub releases: $(releases)"
 [[ ! -s $work/peers/forge/violations.jsonl ]] || fail "Prism found violations: $(cat "$work/peers/forge/violations.jsonl")"
@@ -149,22 +148,22 @@ grep -q "404 Not Found" "$work/unknown.log" && grep -q "demo-org/nope" "$work/un
 ok "a wrong token (401) and an unknown repository (404) fail Validate clearly, without the token, before anything is pushed"
 
 # 6. A reviewer pushed a fixup to the release branch; running Merge again must not force
-#    over it: the push is rejected as non-fast-forward and reported with the branch.
+#    over it: the stage stops, naming the branch, the commit and its author.
 fresh nonff
 new_registry nonff
 release "$REG_PORT" >"$work/nonff-1.log" 2>&1 || { cat "$work/nonff-1.log"; fail "the first release"; }
-run=$(run_id)
 git clone -q "$work/nonff/origin.git" "$work/reviewer"
-git -C "$work/reviewer" checkout -q "cdp/release/$run"
-git -C "$work/reviewer" -c user.name=Reviewer -c user.email=r@example.invalid \
+git -C "$work/reviewer" checkout -q "cdp/release/main"
+GIT_AUTHOR_NAME=Reviewer GIT_AUTHOR_EMAIL=r@example.invalid git -C "$work/reviewer" \
   commit -q --allow-empty -m "docs: a reviewer's fixup"
-git -C "$work/reviewer" push -q origin "cdp/release/$run"
-if release "$REG_PORT" --force merge >"$work/nonff.log" 2>&1; then cat "$work/nonff.log"; fail "a non-fast-forward push passed"; fi
-grep -q "non-fast-forward" "$work/nonff.log" && grep -q "cdp/release/$run" "$work/nonff.log" \
-  || { cat "$work/nonff.log"; fail "the rejected push is not explained"; }
-[[ $(git -C "$work/nonff/origin.git" log -1 --format=%s "cdp/release/$run") == "docs: a reviewer's fixup" ]] \
+git -C "$work/reviewer" push -q origin "cdp/release/main"
+if release "$REG_PORT" --force merge >"$work/nonff.log" 2>&1; then cat "$work/nonff.log"; fail "a push over the reviewer passed"; fi
+grep -q "cdp/release/main on .* has commits cdp did not push" "$work/nonff.log" \
+  && grep -q "docs: a reviewer's fixup (Reviewer <r@example.invalid>)" "$work/nonff.log" \
+  || { cat "$work/nonff.log"; fail "the refused push is not explained"; }
+[[ $(git -C "$work/nonff/origin.git" log -1 --format=%s "cdp/release/main") == "docs: a reviewer's fixup" ]] \
   || fail "the reviewer's commit was overwritten"
-ok "a release branch push rejected as non-fast-forward is reported with the branch; the reviewer's commit stays"
+ok "a release branch with a reviewer's commit on it is never pushed over; the stage names the commit and its author"
 
 # 7. Prism's check bites: a request that breaks GitHub's description is refused and recorded.
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$FORGE_API/repos/demo-org/demo/pulls" \

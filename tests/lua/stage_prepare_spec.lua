@@ -42,7 +42,7 @@ describe("Activate", function()
     assert.are.equal("command line", manual.source)
   end)
 
-  it("makes the Release Fork at the trigger commit, objects hard-linked, on its own branch", function()
+  it("makes the Release Fork at the trigger commit, objects hard-linked, on the release branch", function()
     local work = demo()
     support.git(work, "gc", "-q") -- packed objects: the pack is what a local clone links
     local head = support.git(work, "rev-parse", "HEAD~1")
@@ -51,10 +51,10 @@ describe("Activate", function()
       settings = { ref = "HEAD~1" }, log = function() end })
     assert.are.equal(head, out.trigger.commit)
     assert.are.equal(head, out.fork.commit)
-    assert.are.equal("cdp/release/r1", out.fork.branch)
+    assert.are.equal("cdp/release/main", out.fork.branch)
     assert.are.equal("main", out.fork.base)
     assert.are.equal(head, support.git(out.fork.path, "rev-parse", "HEAD"))
-    assert.are.equal("cdp/release/r1", support.git(out.fork.path, "rev-parse", "--abbrev-ref", "HEAD"))
+    assert.are.equal("cdp/release/main", support.git(out.fork.path, "rev-parse", "--abbrev-ref", "HEAD"))
     assert.are.equal(support.git(work, "remote", "get-url", "origin"),
       support.git(out.fork.path, "remote", "get-url", "origin"))
     local pack = fs.list(work .. "/.git/objects/pack")
@@ -71,6 +71,46 @@ describe("Activate", function()
     assert.is_true(activate.verify({ root = work, settings = { ref = "HEAD~1" } }, out))
     support.commit(work, "fix(core): one more", { ["crates/demo-core/extra.rs"] = "" })
     assert.is_false(activate.verify({ root = work, settings = { ref = "HEAD" } }, out))
+  end)
+
+  it("keys on the commit its trigger names, so a new commit is a new fork", function()
+    local work = demo()
+    local ctx = { root = work, settings = {} }
+    local before = activate.key_facts(ctx)
+    assert.are.same({ commit = support.git(work, "rev-parse", "HEAD") }, before)
+    local run = require "cdp.run"
+    local stage = require("cdp.pipeline").new({ stages = { "activate" } }, "spec").stages[1]
+    local key1 = run.stage_key(stage, {}, {}, nil, nil, nil, run.key_facts(stage, work, {}))
+    support.commit(work, "fix(core): one more", { ["crates/demo-core/extra.rs"] = "" })
+    local key2 = run.stage_key(stage, {}, {}, nil, nil, nil, run.key_facts(stage, work, {}))
+    assert.are_not.equal(key1, key2)
+    assert.are.equal(key2, run.stage_key(stage, {}, {}, nil, nil, nil, run.key_facts(stage, work, {})))
+  end)
+
+  it("names the release branch after the base, and takes the origin's tags the clone never fetched", function()
+    local work, dir = demo()
+    -- A release made elsewhere: its tag is on the origin only (a squash-merged release
+    -- branch that was deleted leaves the clone no way to follow it).
+    local other = dir .. "/other"
+    support.sh(("git clone -q %s %s"):format(q(dir .. "/origin.git"), q(other)))
+    support.commit(other, "chore(release): elsewhere", { ["notes.txt"] = "x" })
+    support.git(other, "tag", "-a", "demo-util-v1.0.1", "-m", "demo-util 1.0.1")
+    support.git(other, "push", "-q", "origin", "demo-util-v1.0.1")
+    local lines = {}
+    local out = activate.run({ run = "r2", run_dir = support.tmpdir(), root = work,
+      settings = { release_branch = "releases/{base}-next", base_branch = "develop" },
+      log = function(l) lines[#lines + 1] = l end })
+    assert.are.equal("releases/develop-next", out.fork.branch)
+    assert.are.equal("develop", out.fork.base)
+    assert.are.equal(support.git(other, "rev-parse", "HEAD"),
+      support.git(out.fork.path, "rev-parse", "demo-util-v1.0.1^{commit}"))
+    assert.matches("1 tag from " .. dir .. "/origin.git", table.concat(lines, "\n"), 1, true)
+    assert.are.equal("", support.git(work, "tag", "-l", "demo-util-v1.0.1"))
+
+    local ok, err = pcall(activate.run, { run = "r3", run_dir = support.tmpdir(), root = work,
+      settings = { release_branch = "release {base}" }, log = function() end })
+    assert.is_false(ok)
+    assert.matches("release_branch 'release main' (for base main) is not a valid branch name", err, 1, true)
   end)
 end)
 

@@ -1,6 +1,16 @@
 -- Activate: decide what is being released (the trigger) and make the Release Fork, a
--- private clone at that commit inside the run folder, on branch cdp/release/<run-id>.
--- Nothing here, or in any later stage, touches the user's working tree.
+-- private clone at that commit inside the run folder, on the release branch
+-- (`release_branch`, default cdp/release/<base>: one per base branch, so every run
+-- updates the one release PR). Nothing here, or in any later stage, touches the
+-- user's working tree.
+--
+-- The fork takes the origin's release tags too: what was released is what the origin
+-- holds, and a CI checkout or a clone that never fetched the tags of a squash-merged
+-- release branch would otherwise plan those releases again. The user's own tags win
+-- where both have one (Tag compares with the origin before it pushes anything).
+--
+-- Its key holds the commit the trigger names: a new commit on the branch is a new
+-- fork, never a recorded one made for an older commit.
 --
 -- Triggers, first match wins: a CI push event in the environment (GitHub Actions'
 -- GITHUB_*, GitLab's CI_*), else the `ref` setting (`--set ref=v1.2.0`, a branch, tag
@@ -15,7 +25,7 @@ local activate = {
   gives = { "trigger", "fork" },
   modifies_fork = true,
   settings = release.settings {
-    "remote",
+    "remote", "release_branch", "git_token", "git_username",
     ref = { type = "string", default = "HEAD",
       doc = "what to release: a branch, tag or commit (CI runs take GITHUB_SHA / CI_COMMIT_SHA)" },
     base_branch = { type = "string", default = "",
@@ -91,11 +101,44 @@ local function remote_url(repo, name)
   return repo:config_get("remote." .. name .. ".pushurl") or repo:config_get("remote." .. name .. ".url")
 end
 
+-- The release branch for BASE: release_branch with {base} filled in.
+function activate.release_branch(ctx, base)
+  local name = release.setting(ctx, "release_branch"):gsub("{base}", function() return base end)
+  if name == "" or name:find("[%s~^:?*%[\\]") or name:find("..", 1, true) or name:sub(1, 1) == "/"
+    or name:sub(-1) == "/" or name:find("//", 1, true) or name:sub(-5) == ".lock" then
+    error(("release_branch '%s' (for base %s) is not a valid branch name"):format(name, base), 0)
+  end
+  return name
+end
+
+-- The origin's tags, fetched into the fork; a failure is logged, not fatal: the plan
+-- then rests on the repository's own tags, as `cdp plan` does.
+local function fetch_origin_tags(ctx, fork, origin)
+  local before = #fork:tags()
+  local ok, err = fork:fetch(origin, { "refs/tags/*:refs/tags/*" }, release.git_credentials(ctx, origin))
+  if not ok then
+    ctx.log(("cannot read the release tags of %s (%s); planning from the repository's own tags"):format(origin, err))
+    return
+  end
+  local added = #fork:tags() - before
+  if added > 0 then
+    ctx.log(("%d tag%s from %s that the repository had not fetched"):format(added, added == 1 and "" or "s", origin))
+  end
+end
+
+-- The key's facts: the commit the trigger names now.
+function activate.key_facts(ctx)
+  local repo, commit = resolve(ctx, activate.trigger(ctx))
+  repo:close()
+  return { commit = commit }
+end
+
 function activate.run(ctx)
   local t = activate.trigger(ctx)
   local user_repo, commit, ref = resolve(ctx, t)
   local path = ctx.run_dir .. "/fork"
-  local branch = "cdp/release/" .. ctx.run
+  local base = base_branch(ctx, ref)
+  local branch = activate.release_branch(ctx, base)
   local remote = release.setting(ctx, "remote")
   local origin = remote_url(user_repo, remote) or (remote:find("[:/]") and remote) or nil
   -- The identity the user commits with, wherever their git config sets it.
@@ -106,6 +149,9 @@ function activate.run(ctx)
   ctx.log(("release fork: cloning %s at %s into %s"):format(ctx.root, commit:sub(1, 12), path))
   local fork = release.make_fork(ctx.root, path, { branch = branch, commit = commit, origin = origin,
     identity = identity })
+  if origin then
+    fetch_origin_tags(ctx, fork, origin)
+  end
   fork:close()
   ctx.log(("release fork ready on branch %s (origin %s)"):format(branch,
     origin and require("cdp.settings").mask_url(origin) or "none"))
@@ -114,7 +160,7 @@ function activate.run(ctx)
   local settings = require "cdp.settings"
   return {
     trigger = { event = t.event, ref = ref, commit = commit, actor = t.actor, source = t.source },
-    fork = { path = path, commit = commit, branch = branch, base = base_branch(ctx, ref),
+    fork = { path = path, commit = commit, branch = branch, base = base,
       origin = origin and settings.mask_url(origin) or false, remote = settings.mask_url(remote) },
   }
 end

@@ -157,14 +157,19 @@ local function errors_of(body)
   return nil
 end
 
--- GET with retries on transport errors and 5xx, within the deadline.
-function Registry:get(url)
+-- GET with retries on transport errors and 5xx, within the deadline; HEADERS are sent
+-- besides the User-Agent.
+function Registry:get(url, headers)
   local res, err, code
   local deadline = proc.clock() + self.deadline
+  local sent = { ["User-Agent"] = "cdp" }
+  for k, v in pairs(headers or {}) do
+    sent[k] = v
+  end
   for attempt = 1, self.retries + 1 do
     local left = deadline - proc.clock()
     res, err, code = http.request { url = url, timeout = math.min(self.timeout, math.max(left, 0.001)),
-      headers = { ["User-Agent"] = "cdp" } }
+      headers = sent }
     if res and res.status < 500 then
       return res
     end
@@ -238,17 +243,79 @@ function Registry:check(name, version, cksum)
     :format(name, version, self.index, entry.cksum, cksum), "ECKSUM"
 end
 
+-- Look at every one of ITEMS ({name, version, cksum}) before anything is published:
+-- { [name] = { state = "absent" | "same", new_crate = bool } }, or nil, message, code
+-- at the first that cannot be read or that the registry holds with other bytes
+-- ("ECKSUM", naming both checksums).
+function Registry:lookup(items)
+  local out = {}
+  for _, item in ipairs(items) do
+    local versions, err, code = self:versions(item.name)
+    if not versions then
+      return nil, ("cannot read %s from the registry index: %s"):format(item.name, err), code
+    end
+    local entry = versions[item.version]
+    if entry and entry.cksum ~= item.cksum then
+      local _, msg, ccode = self:check(item.name, item.version, item.cksum)
+      return nil, msg, ccode
+    end
+    out[item.name] = { state = entry and "same" or "absent", new_crate = next(versions) == nil }
+  end
+  return out
+end
+
+-- The Web API's root as config.json names it, without trailing slashes ("" when it
+-- names none), or nil, message, code when config.json cannot be read.
+function Registry:api_root()
+  local cfg, err, code = self:config()
+  if not cfg then
+    return nil, err, code
+  end
+  return ((cfg.api or ""):gsub("/+$", ""))
+end
+
+-- The crates.io answer to an API token on an endpoint that takes only a browser session:
+-- the token authenticated, and the registry will not say more.
+local WEBSITE_ONLY = "this action can only be performed on the crates.io website"
+
+-- What the registry says of the token, asked without publishing anything (GET
+-- /api/v1/me): true and the user's login when it knows the token; true, nil, "website"
+-- when it accepts the token but does not let it read more (crates.io); "unknown" when
+-- the registry has no way to ask; nil, message, "EAUTH" when it refuses the token.
+function Registry:check_token()
+  local api, err0, code0 = self:api_root()
+  if api == "" then
+    return "unknown"
+  elseif not api then
+    return nil, err0, code0
+  elseif not self.token or self.token == "" then
+    return nil, ("no token for the registry %s"):format(api), "EAUTH"
+  end
+  local res, err, code = self:get(api .. "/api/v1/me", { ["Authorization"] = self.token, ["Accept"] = "application/json" })
+  if not res then
+    return nil, err, code
+  elseif res.status == 200 then
+    local me = json.decode(res.body)
+    local user = type(me) == "table" and type(me.user) == "table" and me.user.login
+    return true, type(user) == "string" and user or nil
+  elseif res.status == 401 or res.status == 403 then
+    local detail = errors_of(res.body) or ("status " .. res.status)
+    if detail:find(WEBSITE_ONLY, 1, true) then
+      return true, nil, "website"
+    end
+    return nil, ("the registry %s refused the token: %d %s"):format(api, res.status, detail), "EAUTH"
+  end
+  return "unknown"
+end
+
 -- PUT /api/v1/crates/new. Honours 429 Retry-After (seconds or an HTTP date).
 function Registry:publish(metadata, crate)
-  local cfg, cerr, ccode = self:config()
-  if not cfg then
-    return nil, cerr, ccode
-  end
-  local api = (cfg.api or ""):gsub("/+$", "")
-  if api == "" then
+  local api, aerr, acode = self:api_root()
+  if not api then
+    return nil, aerr, acode
+  elseif api == "" then
     return nil, ("%s has no Web API (config.json has no api)"):format(self.index), "EREGISTRY"
-  end
-  if not self.token or self.token == "" then
+  elseif not self.token or self.token == "" then
     return nil, ("no token for the registry %s"):format(api), "EAUTH"
   end
   local url = api .. "/api/v1/crates/new"

@@ -405,6 +405,49 @@ function release.cargo_failure(ctx, what, res, err)
   return msg
 end
 
+-- The registry client: registry_index, with registry_token when one is set.
+function release.registry(ctx)
+  local registry = require "cdp.registry"
+  return registry.new { index = release.setting(ctx, "registry_index"), token = ctx.settings and ctx.settings.registry_token,
+    log = ctx.log, deadline = release.setting(ctx, "http_timeout") }
+end
+
+-- Look before any side effect: when this run publishes, each version Package made a
+-- .crate for (PACKAGED.crates) is looked up in the registry. There with the same
+-- checksum is logged (Publish will skip it); there with other bytes raises naming both
+-- checksums, so nothing is tagged or pushed for a version that can never be published.
+function release.look_in_registry(ctx, packaged)
+  if not (ctx.running and ctx.running.publish) then
+    return
+  end
+  local names = {}
+  for name in pairs(packaged.crates or {}) do
+    names[#names + 1] = name
+  end
+  table.sort(names)
+  if #names == 0 then
+    return
+  end
+  local items = {}
+  for i, name in ipairs(names) do
+    local c = packaged.crates[name]
+    items[i] = { name = name, version = c.version, cksum = c.sha256 }
+  end
+  local found, err, code = release.registry(ctx):lookup(items)
+  if not found then
+    if code == "ECKSUM" then
+      error(err .. "\nnothing was tagged, pushed or published: give the crate a new version", 0)
+    end
+    error(err, 0)
+  end
+  for _, item in ipairs(items) do
+    if found[item.name].state == "same" then
+      ctx.log(("%s %s is in the registry already with the same checksum: Publish will skip it"):format(item.name,
+        item.version))
+    end
+  end
+end
+
 -- Decoded `cargo metadata --no-deps --offline` of the workspace in DIR, raw (the
 -- registry's publish metadata is built from its packages), or nil, message, "ECARGO".
 -- --no-deps reads only the workspace's own manifests, so it never needs the network.

@@ -130,6 +130,44 @@ spec-base = { version = "0.3", registry = "local" }
     assert.matches(registry.cksum(crate), msg, 1, true)
   end)
 
+  it("looks up every crate before publishing any: absent, the same, or other bytes naming both checksums", function()
+    local other = package_crate("spec-base", "0.3.0", 'pub fn answer() -> u32 { 44 }\n')
+    local found = assert(reg:lookup {
+      { name = "spec-never-published", version = "1.0.0", cksum = "00" },
+    })
+    assert.are.same({ ["spec-never-published"] = { state = "absent", new_crate = true } }, found)
+    local published = reg:versions("spec-base")["0.3.0"].cksum
+    found = assert(reg:lookup { { name = "spec-base", version = "0.3.0", cksum = published },
+      { name = "spec-base", version = "0.4.0", cksum = "00" } })
+    assert.are.same({ state = "absent", new_crate = false }, found["spec-base"])
+    local none, msg, code = reg:lookup { { name = "spec-base", version = "0.3.0", cksum = registry.cksum(other) } }
+    assert.is_nil(none)
+    assert.are.equal("ECKSUM", code)
+    assert.matches("with checksum " .. published .. ", but the package built here has " .. registry.cksum(other), msg, 1, true)
+  end)
+
+  it("asks the registry about the token without publishing: known, refused, or known to the website only", function()
+    local ok, login = reg:check_token()
+    assert.is_true(ok)
+    assert.are.equal("registry-user", login)
+    local bad = registry.new { index = index, token = "wrong-78", sleep = function() end }
+    local none, msg, code = bad:check_token()
+    assert.is_nil(none)
+    assert.are.equal("EAUTH", code)
+    assert.are.equal(("the registry http://127.0.0.1:%s refused the token: 403 authentication failed"):format(port), msg)
+    -- crates.io lets an API token publish but not read /api/v1/me: the token is good.
+    control { me = "website-only" }
+    local good, user, how = reg:check_token()
+    control { me = "user" }
+    assert.is_true(good)
+    assert.is_nil(user)
+    assert.are.equal("website", how)
+    -- a registry with nothing to ask says nothing either way
+    local elsewhere = registry.new { index = index, token = TOKEN, sleep = function() end }
+    elsewhere._config = { dl = "x", api = "http://127.0.0.1:" .. port .. "/no-such-api" }
+    assert.are.equal("unknown", elsewhere:check_token())
+  end)
+
   it("waits out a 429 as long as Retry-After (an HTTP date) asks", function()
     control { rate_limit = { times = 1, retry_after = 3 } }
     local crate, pkg = package_crate("spec-paced", "1.0.0", "pub fn x() {}\n")

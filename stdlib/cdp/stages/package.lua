@@ -1,7 +1,9 @@
 -- Package: write each planned crate's changelog from git history and bring README
 -- version snippets up to date, as one commit on the fork; then build the .crate files
 -- for the crates to publish with `cargo package` (offline when cargo_offline is set)
--- and keep them, with their sha256, in the run folder. Nothing is published here.
+-- and keep them, with their sha256, in the run folder. Nothing is published here, but
+-- when the run goes on to Publish, each version is looked up in the registry now,
+-- before Tag pushes anything (release.look_in_registry).
 --
 -- A changelog is written in the style its file already has, with the notes written by
 -- hand under [Unreleased] taken into the new section, dated with the release date (the
@@ -25,7 +27,7 @@ local package = {
   gives = { "packaged" },
   modifies_fork = true,
   settings = release.settings {
-    "tag_template", "registry_name", "registry_index", "cargo_offline",
+    "tag_template", "registry_name", "registry_index", "cargo_offline", "http_timeout",
     changelog = { type = "boolean", default = true,
       doc = "false: Package writes no changelog (release notes are still made from the commits)" },
     changelog_path = { type = { "string", "table" }, default = "{dir}/CHANGELOG.md",
@@ -388,7 +390,9 @@ function package.run(ctx, inputs)
     end
   end
   repo:close()
-  return { packaged = { commit = commit, path = fork.path, crates = crates, notes = notes } }
+  local packaged = { commit = commit, path = fork.path, crates = crates, notes = notes }
+  release.look_in_registry(ctx, packaged)
+  return { packaged = packaged }
 end
 
 -- Recorded outputs hold while the fork has the commit and every .crate its bytes.

@@ -39,10 +39,7 @@ local publish = {
 
 local LIMITS = { ["crates.io"] = registry.CRATES_IO_LIMITS, none = {} }
 
-local function registry_of(ctx)
-  return registry.new { index = release.setting(ctx, "registry_index"), token = ctx.settings.registry_token,
-    log = ctx.log, deadline = release.setting(ctx, "http_timeout") }
-end
+local registry_of = release.registry
 
 -- What to publish, in publish order: { {crate = plan entry, pkg = cargo metadata
 -- package, file, cksum, version} }. Raises when the fork and Package disagree.
@@ -137,6 +134,15 @@ function publish.alternative(_, key)
   return key == "registry_token" and trusted.source() ~= nil
 end
 
+-- What Registry:lookup asks about ITEMS (publish.items').
+local function lookup_items(items)
+  local out = {}
+  for i, item in ipairs(items) do
+    out[i] = { name = item.crate.name, version = item.version, cksum = item.cksum }
+  end
+  return out
+end
+
 -- Upload ITEM unless the index has it; returns "published" or "already-published".
 local function publish_one(ctx, reg, item)
   local name, version = item.crate.name, item.version
@@ -185,22 +191,18 @@ function publish.run(ctx, inputs)
 
   -- Look at every crate before uploading any: a checksum conflict anywhere stops the
   -- stage with nothing published.
+  local found, lerr, lcode = reg:lookup(lookup_items(items))
+  if not found then
+    error(lcode == "ECKSUM" and ("refusing to publish: " .. lerr) or lerr, 0)
+  end
   local todo, new_crates, new_versions = {}, 0, 0
   for _, item in ipairs(items) do
     local name = item.crate.name
-    local versions, err = reg:versions(name)
-    if not versions then
-      error(("cannot read %s from the registry index: %s"):format(name, err), 0)
-    end
-    local entry = versions[item.version]
-    if entry and entry.cksum ~= item.cksum then
-      local _, msg = reg:check(name, item.version, item.cksum)
-      error(("refusing to publish: %s"):format(msg or ("%s %s has another checksum in the registry"):format(name, item.version)), 0)
-    elseif entry then
+    if found[name].state == "same" then
       ctx.log(("%s %s is already in the registry with the same checksum: skipped"):format(name, item.version))
       out.crates[name] = { version = item.version, cksum = item.cksum, status = "already-published" }
     else
-      item.kind = next(versions) == nil and "new_crate" or "new_version"
+      item.kind = found[name].new_crate and "new_crate" or "new_version"
       if item.kind == "new_crate" then new_crates = new_crates + 1 else new_versions = new_versions + 1 end
       todo[#todo + 1] = item
     end
@@ -293,13 +295,19 @@ publish.health = {
     return true
   end },
   { name = "registry token", check = function(ctx)
-    if not trusted.wanted(ctx.settings.registry_token) then
+    if trusted.wanted(ctx.settings.registry_token) then
+      local source, why = trusted.source()
+      if not source then
+        return false, ("registry_token is not set (pipelines/release.lua reads it from CARGO_REGISTRY_TOKEN), "
+          .. "and Trusted Publishing cannot stand in: %s"):format(why)
+      end
       return true
     end
-    local source, why = trusted.source()
-    if not source then
-      return false, ("registry_token is not set (pipelines/release.lua reads it from CARGO_REGISTRY_TOKEN), "
-        .. "and Trusted Publishing cannot stand in: %s"):format(why)
+    -- Asked of the registry itself where it can say: a wrong token found here stops the
+    -- run at Validate, before Tag pushes anything.
+    local ok, err = registry_of(ctx):check_token()
+    if not ok then
+      return false, err .. " (check registry_token, read from CARGO_REGISTRY_TOKEN)"
     end
     return true
   end },

@@ -16,7 +16,7 @@ local tag = {
   needs = { "fork", "plan", "packaged" },
   gives = { "tags" },
   modifies_fork = false,
-  settings = release.settings { "tag_template", "git_username", "git_token" },
+  settings = release.settings { "tag_template", "git_username", "git_token", "registry_index", "http_timeout" },
 }
 
 -- Remote tags are fetched here, away from refs/tags, so a look never changes the
@@ -65,6 +65,9 @@ function tag.run(ctx, inputs)
     ctx.log("no crate is released: no tags to make")
     return { tags = {} }
   end
+  -- Package looked already; a Package reused from an earlier run may have looked at
+  -- another registry, or long ago.
+  release.look_in_registry(ctx, packaged)
 
   local remote, err = tag.remote_tags(repo, url, credentials, release.credentials_source(ctx, fork, url))
   if not remote then

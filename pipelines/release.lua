@@ -9,6 +9,14 @@
 --   cdp plan --pipeline release       the Release Plan this policy gives
 -- `cdp init` writes a project's own copy (cdp.lua), with its tag convention and settings.
 --
+-- The release commits are made on the release branch (release_branch, default
+-- cdp/release/<base>), tagged there and published; Merge opens the one release PR that
+-- brings them to the base branch. Merge it however the team merges (merge commit,
+-- squash, rebase): the next plan finds these tags all the same. While it is open, a new
+-- run stops at Validate, naming the PR. merge_method = "squash" (or "merge", "rebase")
+-- has Merge merge it once its checks pass. The PR-first flow is `cdp run release-pr`
+-- and `cdp run publish`.
+--
 -- Every setting can be given here, or with CDP_<KEY>=value or --set key=value.
 -- Edit the policy, the stage list or the alert rules here; nothing needs recompiling.
 local conventional = require "cdp.policies.conventional"

@@ -32,6 +32,10 @@ release.SETTINGS = {
     doc = "the registry token Publish uploads with; unset or \"trusted\" in a CI job: a short-lived one from Trusted Publishing" },
   release_branch = { type = "string", default = "cdp/release/{base}",
     doc = "the one release branch per base branch ({base}), updated on every run; its pull request is the release PR" },
+  prerelease = { type = "string", default = "",
+    doc = "a label such as dev gives X.Y.Z-dev.N releases; \"\" graduates them to X.Y.Z" },
+  versions = { type = "string", default = "plan", choices = { "plan", "manifest" },
+    doc = "plan: the Release Plan picks the versions and Version writes them; manifest: release the versions the manifests name that are not released yet (no tag, not in the registry), editing nothing (pipelines/publish.lua)" },
   cargo_offline = { type = "boolean", default = false,
     doc = "run cargo offline (CARGO_NET_OFFLINE): for machines whose cargo cache already holds every dependency" },
   http_timeout = { type = "number", default = 60,
@@ -64,7 +68,7 @@ end
 
 -- ctx.settings[key], or its declared default. KEY must be declared by some stage.
 function release.setting(ctx, key)
-  local v = ctx.settings and ctx.settings[key]
+  local v = ctx and ctx.settings and ctx.settings[key]
   if v == nil then
     local d = declared[key]
     if not d then
@@ -73,6 +77,78 @@ function release.setting(ctx, key)
     v = d.default
   end
   return v
+end
+
+-- The policy of `versions = "manifest"`: every crate that goes to a registry at the
+-- version its manifest names, unless that version is its last release (tagged). Which
+-- of them the registry has already is decided after (unreleased_only).
+local function manifest_versions(draft)
+  local out = {}
+  for _, name in ipairs(draft.names) do
+    local c = draft.crates[name]
+    out[name] = (c.publish and c.last ~= c.current) and c.current or "none"
+  end
+  return out
+end
+
+-- Of the plan table T that releases every untagged manifest version, keep what is not
+-- released yet: a version in the registry is released, tag or no tag (one published by
+-- other means is not cdp's to tag). A tagged version the registry lacks is released
+-- all the same: an earlier publish run that tagged and then failed is finished so.
+local function unreleased_only(ctx, fork, t)
+  local json = require "cdp.json"
+  local reg = release.registry(ctx)
+  local repo <close> = release.open_fork(fork)
+  for _, c in ipairs(t.crates) do
+    local planned = c.bump ~= "none" and c.next
+    local tagged_only = not planned and c.publishable ~= false and c.last_release == c.current
+      and type(c.last_tag) == "string"
+    if planned and c.next ~= c.current then
+      error(("%s is at %s in its manifest, but the plan needs %s (a requirement on it no longer holds): "
+        .. "the manifests at %s do not hold together, so there is nothing to publish as merged; "
+        .. "release them with the release pipeline"):format(c.name, c.current, c.next, fork.commit:sub(1, 12)), 0)
+    end
+    if planned or tagged_only then
+      local versions, err = reg:versions(c.name)
+      if not versions then
+        error(("cannot tell whether %s %s is released: %s"):format(c.name, c.current, err), 0)
+      end
+      local tag = tagged_only and c.last_tag or release.crate_tag(ctx, t, c)
+      local tagged = tagged_only or repo:resolve("refs/tags/" .. tag) ~= nil
+      if versions[c.current] then
+        c.bump, c.next, c.publish, c.tag = "none", c.current, false, json.null
+        c.reasons = { { kind = "manifest", text = tagged and ("%s is released: tagged %s and in the registry"):format(c.current, tag)
+          or ("%s is in the registry already (with no tag %s)"):format(c.current, tag) } }
+      else
+        c.bump, c.next, c.publish, c.tag = planned and c.bump or "publish", c.current, true, tag
+        c.reasons = { { kind = "manifest", text = ("the manifest names %s, which is not in the registry%s"):format(c.current,
+          tagged and (" (tagged %s already)"):format(tag) or " and has no tag") } }
+      end
+    end
+  end
+  return t
+end
+
+-- The Release Plan for FORK's commit, and the plain table of it that the journal keeps.
+-- Under the pipeline's policy (`versions = "plan"`), or the manifests' own versions not
+-- released yet (`versions = "manifest"`, the publish flow). Raises with the plan's reason.
+function release.make_plan(ctx, fork)
+  local json = require "cdp.json"
+  local template = release.setting(ctx, "tag_template")
+  local manifest = release.setting(ctx, "versions") == "manifest"
+  local p, err = plan.make {
+    dir = fork.path, from = fork.commit, policy = manifest and manifest_versions or ctx.policy,
+    tag_template = template ~= "" and template or nil,
+    prerelease = release.setting(ctx, "prerelease") ~= "" and release.setting(ctx, "prerelease") or nil,
+  }
+  if not p then
+    error(err, 0)
+  end
+  local t = json.decode(p:to_json())
+  if manifest then
+    t = unreleased_only(ctx, fork, t)
+  end
+  return p, t
 end
 
 -- The Release Fork recorded by Activate, opened. Raises when it is gone.

@@ -124,13 +124,19 @@ git -C "$work/conflict/work" tag -a demo-core-v0.1.1 -m "made by hand"
 hand=$(git -C "$work/conflict/work" rev-parse HEAD)
 git -C "$work/conflict/work" push -q origin demo-core-v0.1.1
 git -C "$work/conflict/work" checkout -q main
-if release "$REG_PORT" >"$work/conflict.log" 2>&1; then fail "a tag conflict passed"; fi
+# Validate finds it first: a release tag on a commit the branch never merged.
+if release "$REG_PORT" >"$work/conflict-validate.log" 2>&1; then fail "a tag conflict passed"; fi
+[[ $(stage_state validate) == failed ]] || { cat "$work/conflict-validate.log"; fail "validate did not find the stray tag"; }
+grep -q "demo-core 0.1.1 is tagged .*demo-core-v0.1.1.* ${hand:0:12}" "$work/conflict-validate.log" \
+  || { cat "$work/conflict-validate.log"; fail "validate does not name the tag and its commit"; }
+# Past that check, Tag itself refuses before pushing anything.
+if release "$REG_PORT" CDP_VALIDATE_SKIP=unmerged >"$work/conflict.log" 2>&1; then fail "a tag conflict passed"; fi
 [[ $(stage_state tag) == failed ]] || fail "tag is not the failed stage"
 grep -q "demo-core-v0.1.1" "$work/conflict.log" && grep -q "${hand:0:12}" "$work/conflict.log" \
   || { cat "$work/conflict.log"; fail "the conflict does not name the tag and its commit"; }
 [[ $(git -C "$work/conflict/origin.git" tag | wc -l) == 4 ]] || fail "tags were pushed despite the conflict"
 [[ -z $(publishes "$REG_PORT") ]] || fail "published despite the conflict"
-ok "a tag conflict fails Tag naming the tag and both commits; nothing pushed or published"
+ok "a stray release tag stops Validate naming tag and commit, and Tag naming both commits; nothing pushed or published"
 
 # 5. A wrong forge token and an unknown repository.
 fresh token

@@ -27,7 +27,7 @@ local package = {
   gives = { "packaged" },
   modifies_fork = true,
   settings = release.settings {
-    "tag_template", "registry_name", "registry_index", "cargo_offline", "http_timeout",
+    "tag_template", "registry_name", "registry_index", "cargo_offline", "http_timeout", "versions",
     changelog = { type = "boolean", default = true,
       doc = "false: Package writes no changelog (release notes are still made from the commits)" },
     changelog_path = { type = { "string", "table" }, default = "{dir}/CHANGELOG.md",
@@ -288,7 +288,10 @@ function package.run(ctx, inputs)
   -- Start from Version's commit whatever an interrupted attempt left behind.
   local repo = release.fork_at(fork, versioned.commit)
 
-  local planned = release.planned(plan)
+  -- Releasing what the manifests name (the publish flow): the merged release PR brought
+  -- the changelogs and READMEs already, and the commit is released as it is (Merge and
+  -- Publish read the notes from the changelogs as merged).
+  local planned = release.setting(ctx, "versions") == "manifest" and {} or release.planned(plan)
   local changed, seen, notes = {}, {}, {}
   local enabled = release.setting(ctx, "changelog")
   if not enabled then

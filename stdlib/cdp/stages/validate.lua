@@ -190,6 +190,56 @@ validate.CHECKS = {
     return true
   end },
 
+  { name = "unmerged", check = function(ctx, facts)
+    -- A release tagged on the release branch whose pull request is not merged yet: the
+    -- manifests here still name the old versions, so this run would plan the same
+    -- releases again and meet their tags at Tag, after pushing nothing useful. Say so
+    -- now, with the pull request to merge.
+    local _, table_plan = release.make_plan(ctx, facts.fork)
+    local pending = {}
+    for _, c in ipairs(release.publishable(table_plan)) do
+      local name = release.crate_tag(ctx, table_plan, c)
+      local target = facts.repo:resolve("refs/tags/" .. name)
+      -- A tag on a descendant of this very commit is this commit's own release, made
+      -- by an earlier run whose stages this one reuses.
+      if target and target ~= facts.commit and not facts.repo:descendant_of(target, facts.commit) then
+        pending[#pending + 1] = { crate = c, tag = name, commit = target }
+      end
+    end
+    if #pending == 0 then
+      return true
+    end
+    local pr
+    local token = ctx.settings and ctx.settings.forge_token
+    if type(token) == "string" and token ~= "" then
+      local ok, gh = pcall(release.forge, ctx, facts.fork)
+      pr = ok and gh:find_pull(facts.fork.branch) or nil
+    end
+    -- The open release PR holds the tagged commit, as far as the fork can tell (a head
+    -- it has not fetched, or one the forge does not name, is taken at its word).
+    local function on_pr(target)
+      local head = pr and type(pr.head) == "table" and pr.head.sha
+      if not pr or type(head) ~= "string" or head == target then
+        return pr ~= nil
+      end
+      local below = facts.repo:descendant_of(head, target)
+      return below == true or below == nil
+    end
+    local lines = {}
+    for _, p in ipairs(pending) do
+      if on_pr(p.commit) then
+        lines[#lines + 1] = ("%s %s is tagged on the release branch but not merged: merge PR #%d first (%s; tag %s at %s)")
+          :format(p.crate.name, p.crate.next, pr.number, pr.html_url or pr.url or "", p.tag, p.commit:sub(1, 12))
+      else
+        lines[#lines + 1] = ("%s %s is tagged (%s, at %s) but that commit is not merged into %s, and no release pull "
+          .. "request is open for %s: merge it into %s first, or delete the tag if that release was abandoned")
+          :format(p.crate.name, p.crate.next, p.tag, p.commit:sub(1, 12), facts.fork.base, facts.fork.branch,
+            facts.fork.base)
+      end
+    end
+    return false, table.concat(lines, "\n")
+  end },
+
   { name = "clean", check = function(ctx, facts)
     -- The fork is a fresh clone; what can be dirty is the tree the user works in,
     -- whose uncommitted changes would silently not be in the release.
@@ -291,11 +341,12 @@ function validate.with(opts)
     needs = { "fork" },
     gives = { "validation" },
     modifies_fork = false,
+    uses_policy = true, -- the unmerged check plans, as Version will
     settings = release.settings {
-      "tag_template", "forge_api", "forge_repo", "forge_token", "registry_index", "registry_name", "registry_token",
-      "http_timeout",
+      "tag_template", "prerelease", "versions", "forge_api", "forge_repo", "forge_token", "registry_index", "registry_name",
+      "registry_token", "http_timeout",
       validate_skip = { type = "list", default = {},
-        doc = "checks to leave out: workspace, links, metadata, versions, dependencies, clean, identity, tokens, access" },
+        doc = "checks to leave out: workspace, links, metadata, versions, dependencies, unmerged, clean, identity, tokens, access" },
     },
     -- the tokens and access checks are Merge's and Publish's, run early when they are in the run
     for_later = { "forge_token", "registry_token" },
@@ -305,7 +356,8 @@ function validate.with(opts)
     local fork = inputs.fork
     local repo = release.open_fork(fork)
     local before = release.snapshot(repo)
-    local facts = { repo = repo, commit = fork.commit, user_repo = git.discover(ctx.root), fork_path = fork.path }
+    local facts = { repo = repo, commit = fork.commit, fork = fork, user_repo = git.discover(ctx.root),
+      fork_path = fork.path }
     facts.ws, facts.ws_error = workspace.load(fork.path, { repo_root = fork.path })
 
     local skip_now = {}

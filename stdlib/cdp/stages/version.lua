@@ -6,9 +6,7 @@
 -- released at the version its manifest already names (a first release) needs no edit.
 local fs = require "cdp.fs"
 local git = require "cdp.git"
-local json = require "cdp.json"
 local manifest = require "cdp.manifest"
-local plan = require "cdp.plan"
 local proc = require "cdp.proc"
 local release = require "cdp.release"
 local workspace = require "cdp.workspace"
@@ -19,26 +17,11 @@ local version = {
   gives = { "plan", "versioned" },
   modifies_fork = true,
   uses_policy = true, -- the pipeline's policy is part of this stage's key
-  settings = release.settings {
-    "tag_template", "cargo_offline",
-    prerelease = { type = "string", default = "",
-      doc = "a label such as dev gives X.Y.Z-dev.N releases; \"\" graduates them to X.Y.Z" },
-  },
+  settings = release.settings { "tag_template", "cargo_offline", "prerelease", "versions", "registry_index" },
 }
 
 -- The Release Plan for the fork's commit, as a plain table (what the journal keeps).
-function version.make_plan(ctx, fork)
-  local template = release.setting(ctx, "tag_template")
-  local p, err = plan.make {
-    dir = fork.path, from = fork.commit, policy = ctx.policy,
-    tag_template = template ~= "" and template or nil,
-    prerelease = release.setting(ctx, "prerelease") ~= "" and release.setting(ctx, "prerelease") or nil,
-  }
-  if not p then
-    error(err, 0)
-  end
-  return p, json.decode(p:to_json())
-end
+version.make_plan = release.make_plan
 
 -- Edits per manifest file: { [path] = { version =, workspace =, deps = { [crate] = { [from] = to } } } }.
 -- Requirements inherited from [workspace.dependencies] are rewritten there.
@@ -75,6 +58,41 @@ local function edits_for(ws, table_plan, root_manifest)
   return edits
 end
 
+-- The manifest edits the plan asks for, not written: { {path, rel, text, changes} }
+-- by path, for each file whose text changes (changes: cdp.manifest's, each {path, from, to}).
+function version.edits(fork, p, table_plan)
+  local root = fs.realpath(fork.path)
+  local edits = edits_for(p.workspace, table_plan, root .. "/Cargo.toml")
+  local paths = {}
+  for path in pairs(edits) do
+    paths[#paths + 1] = path
+  end
+  table.sort(paths)
+  local out = {}
+  for _, path in ipairs(paths) do
+    local text = assert(fs.read(path, { beneath = root }))
+    local e = edits[path]
+    local new_text, changes_or_err = manifest.edit(text, path, {
+      version = e.version, workspace = e.workspace, deps = e.deps })
+    if not new_text then
+      error(changes_or_err, 0)
+    end
+    if new_text ~= text then
+      out[#out + 1] = { path = path, root = root, rel = workspace.relative(path, root), text = new_text,
+        changes = changes_or_err }
+    end
+  end
+  return out
+end
+
+local function edit_lines(edit)
+  local out = {}
+  for _, c in ipairs(edit.changes) do
+    out[#out + 1] = ("%s: %s %s -> %s"):format(edit.rel, table.concat(c.path, "."), c.from, c.to)
+  end
+  return out
+end
+
 function version.run(ctx, inputs)
   local fork = inputs.fork
   -- Start from the fork's commit whatever an interrupted attempt left behind.
@@ -86,36 +104,21 @@ function version.run(ctx, inputs)
     ctx.log(("%s %s -> %s (%s)"):format(c.name, c.current, c.next, c.bump))
   end
   if #planned == 0 then
-    ctx.log("nothing to release: no crate changed since its last release")
+    ctx.log(release.setting(ctx, "versions") == "manifest"
+      and "nothing to release: every crate's manifest version is released already (tagged and in the registry)"
+      or "nothing to release: no crate changed since its last release")
     repo:close()
     return { plan = table_plan, versioned = { commit = fork.commit, path = fork.path, files = {} } }
   end
 
-  local root = fs.realpath(fork.path)
-  local edits = edits_for(p.workspace, table_plan, root .. "/Cargo.toml")
-  local paths = {}
-  for path in pairs(edits) do
-    paths[#paths + 1] = path
-  end
-  table.sort(paths)
   local changed = {}
-  for _, path in ipairs(paths) do
+  for _, e in ipairs(version.edits(fork, p, table_plan)) do
     -- Beneath the fork and never through a link: a manifest path cargo reports for
     -- a linked crate directory must not become a write outside the repository.
-    local text = assert(fs.read(path, { beneath = root }))
-    local e = edits[path]
-    local new_text, changes_or_err = manifest.edit(text, path, {
-      version = e.version, workspace = e.workspace, deps = e.deps })
-    if not new_text then
-      error(changes_or_err, 0)
-    end
-    if new_text ~= text then
-      assert(fs.write(path, new_text, { beneath = root }))
-      local rel = workspace.relative(path, root)
-      changed[#changed + 1] = rel
-      for _, c in ipairs(changes_or_err) do
-        ctx.log(("%s: %s %s -> %s"):format(rel, table.concat(c.path, "."), c.from, c.to))
-      end
+    assert(fs.write(e.path, e.text, { beneath = e.root }))
+    changed[#changed + 1] = e.rel
+    for _, line in ipairs(edit_lines(e)) do
+      ctx.log(line)
     end
   end
 

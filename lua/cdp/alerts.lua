@@ -359,6 +359,10 @@ function notify.terminal(opts)
         line(("approval needed %s stage %s: cdp approve %s [--note TEXT], then cdp resume %s")
           :format(ev.when, ev.stage, ev.run, ev.run))
       end
+      -- what the approval is for, as cdp status shows it
+      for _, l in ipairs(type(ev.summary) == "table" and ev.summary or {}) do
+        line("  " .. l)
+      end
     elseif e == "run.finished" then
       line(("run %s finished"):format(ev.run))
     elseif e == "run.failed" then

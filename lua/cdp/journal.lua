@@ -15,7 +15,7 @@
 --   stage.cached  {stage, key, outputs}   stage.skipped {stage, reason, key?, outputs?}
 --   stage.failed  {stage, key, error = {code, msg, traceback, check?}, log_tail}
 --   stage.interrupted {stage, signal}
---   approval.needed {stage, when}  approval.granted / approval.rejected {stage, when, user, time, note}
+--   approval.needed {stage, when, summary?}  approval.granted / approval.rejected {stage, when, user, time, note}
 --   delivery.failed {id, sink, about (the event), stage?, error, code, attempts, status?}
 --   run.finished {}  run.failed {reason}  run.interrupted {signal}  run.paused {reason}
 local errors = require "cdp.errors"
@@ -120,7 +120,7 @@ end
 -- Derive the state of a run from its ENTRIES:
 -- { run, pipeline, script, phase, state, options, settings,
 --   stages = { {name, state, outputs, key, error, log_tail, approval} ... },
---   pending_approval = {stage, when} | nil, deliveries_failed = n }
+--   pending_approval = {stage, when, summary?} | nil, deliveries_failed = n }
 -- Stage order is the order of run.started's `stages`.
 function journal.derive(entries)
   local st = { stages = {}, state = "pending", deliveries_failed = 0 }
@@ -179,7 +179,7 @@ function journal.derive(entries)
           before_gate[e.stage] = s.state
         end
         s.state = "awaiting-approval"
-        st.pending_approval = { stage = e.stage, when = e.when }
+        st.pending_approval = { stage = e.stage, when = e.when, summary = e.summary }
       elseif ev == "approval.granted" or ev == "approval.rejected" then
         local g = e.stage .. "/" .. e.when
         local granted = ev == "approval.granted"

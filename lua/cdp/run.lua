@@ -429,8 +429,47 @@ local function stage_error(stage, err, tb)
   return setmetatable(e, StageError)
 end
 
--- Prompt on the terminal for a gate. Returns "approve", "reject" or nil (EOF).
-local function prompt(term, stage, when, outputs, redact)
+-- What a person approves before STAGE, from the run's ARTIFACTS so far: the plan's
+-- releases, the tags pushed, the release PR, and for Publish each crate, version,
+-- checksum and registry (VALUES: the settings). Lines, shown in the prompt and kept in
+-- the approval.needed entry and event, where `cdp status` of a paused run reads them.
+function run.approval_summary(stage, artifacts, values)
+  local lines = {}
+  local plan = type(artifacts.plan) == "table" and artifacts.plan or {}
+  for _, c in ipairs(plan.crates or {}) do
+    if c.bump and c.bump ~= "none" then
+      lines[#lines + 1] = ("release %s %s -> %s (%s)"):format(c.name, c.current, c.next, c.bump)
+    end
+  end
+  local function sorted(t)
+    local names = {}
+    for k in pairs(type(t) == "table" and t or {}) do
+      names[#names + 1] = k
+    end
+    table.sort(names)
+    return names
+  end
+  for _, name in ipairs(sorted(artifacts.tags)) do
+    lines[#lines + 1] = ("tag %s at %s"):format(name, tostring(artifacts.tags[name]):sub(1, 12))
+  end
+  local pr = artifacts.pr
+  if type(pr) == "table" and type(pr.number) == "number" and pr.number > 0 then
+    lines[#lines + 1] = ("pull request #%d %s"):format(pr.number, type(pr.url) == "string" and pr.url or "")
+  end
+  local packaged = artifacts.packaged
+  if stage.name == "publish" and type(packaged) == "table" then
+    for _, name in ipairs(sorted(packaged.crates)) do
+      local c = packaged.crates[name]
+      lines[#lines + 1] = ("publish %s %s (sha256 %s) to %s"):format(name, c.version, c.sha256,
+        tostring(values and values.registry_index or "the registry"))
+    end
+  end
+  return lines
+end
+
+-- Prompt on the terminal for a gate, showing SUMMARY (run.approval_summary) before a
+-- stage. Returns "approve", "reject" or nil (EOF).
+local function prompt(term, stage, when, outputs, redact, summary)
   local shown = json.encode(redact(outputs == nil and json.null or outputs), { indent = "  " })
   local lines = {}
   for l in (shown .. "\n"):gmatch("(.-)\n") do
@@ -452,6 +491,9 @@ local function prompt(term, stage, when, outputs, redact)
   else
     term.print(("stage %s is next (needs: %s)"):format(stage.name,
       #stage.needs > 0 and table.concat(stage.needs, ", ") or "nothing"))
+    for _, l in ipairs(summary or {}) do
+      io.stdout:write("  ", l, "\n")
+    end
     if outputs ~= nil then
       show(false)
     end
@@ -585,8 +627,9 @@ function Drive:gate(stage, when, outputs)
     self.gates[g] = "granted"
     return "ok"
   end
+  local summary = when == "before" and run.approval_summary(stage, self.artifacts, self.values) or nil
   if self.interactive then
-    local answer = prompt(self.term, stage, when, outputs, self.redact)
+    local answer = prompt(self.term, stage, when, outputs, self.redact, summary)
     if answer then
       local decision = answer == "approve" and "approval.granted" or "approval.rejected"
       self:record(decision, { stage = stage.name, when = when, user = P.user() or "?",
@@ -596,9 +639,9 @@ function Drive:gate(stage, when, outputs)
     end
   end
   if self.gates[g] ~= "needed" then
-    self:record("approval.needed", { stage = stage.name, when = when })
+    self:record("approval.needed", { stage = stage.name, when = when, summary = summary })
     self.gates[g] = "needed"
-    self:emit("approval.needed", { stage = stage.name, when = when })
+    self:emit("approval.needed", { stage = stage.name, when = when, summary = summary })
   else
     self.term.print(("still awaiting approval %s stage %s: cdp approve %s"):format(when, stage.name, self.id))
   end
@@ -785,6 +828,12 @@ end
 -- Returns its outputs, or nil and the outcome.
 function Drive:run_stage(stage, key, inputs)
   local before, after = run.gates(self.phase, stage)
+  local idle = stage.definition and stage.definition.nothing_to_do
+  if before and idle and idle(inputs) then
+    -- nothing to approve: the stage will do nothing (Publish with no crate to send)
+    self.term.print(("stage %s has nothing to do: no approval asked"):format(stage.name))
+    before = false
+  end
   if before then
     local stop = self:pass_gate(stage, "before", nil)
     if stop then

@@ -16,10 +16,34 @@ fix_util() { # pull the merge, then a fix of demo-util, pushed
   git push -q origin main
 }
 
-for method in squash merge rebase; do
+for method in merge squash rebase; do
   fresh "$method"
   new_registry "$method"
-  release >"$work/$method-1.log" 2>&1 || { cat "$work/$method-1.log"; fail "$method: the first release"; }
+  if [[ $method == merge ]]; then
+    # Phase 2 with no terminal: the run pauses before Publish, and the gate shows what is
+    # approved (plan, tags, PR, each crate's version, checksum and registry) in cdp status
+    # and in the approval.needed event. Approved and resumed, it publishes.
+    code=0
+    run_at "$here/pipelines/release.lua" --phase 2 </dev/null >"$work/gate.log" 2>&1 || code=$?
+    [[ $code == 3 ]] || { cat "$work/gate.log"; fail "phase 2 did not pause before Publish (exit $code)"; }
+    [[ -z $(publishes) ]] || fail "published before the approval"
+    "$CDP" status >"$work/gate-status.log" 2>&1
+    cksum=$(sha256sum .cdp/runs/*/crates/demo-util-1.0.1.crate | cut -c1-64)
+    for want in "awaiting approval before stage publish" "release demo-cli 0.1.0 -> 0.2.0 (minor)" \
+      "tag demo-util-v1.0.1 at " "pull request #1 https://github.invalid/demo-org/demo/pull/1" \
+      "publish demo-util 1.0.1 (sha256 $cksum) to $REG_INDEX"; do
+      grep -qF "$want" "$work/gate-status.log" || { cat "$work/gate-status.log"; fail "cdp status of the paused run lacks: $want"; }
+      grep -qF "${want#awaiting approval before stage publish}" "$work/gate.log" || { cat "$work/gate.log"; fail "the paused run did not print: $want"; }
+    done
+    grep '"approval.needed"' .cdp/events.jsonl | grep -qF "publish demo-cli 0.2.0 (sha256 " \
+      || { cat .cdp/events.jsonl; fail "the approval.needed event does not say what is approved"; }
+    gate_run=$("$CDP" status --json | json 'd["run"]')
+    "$CDP" approve "$gate_run" --note "e2e: the versions are right" >/dev/null
+    cdp_at resume "$gate_run" >"$work/$method-1.log" 2>&1 || { cat "$work/$method-1.log"; fail "$method: resume after the approval"; }
+    ok "phase 2 pauses before Publish showing plan, tags, PR, and each crate's version, checksum and registry; approved, it publishes"
+  else
+    release >"$work/$method-1.log" 2>&1 || { cat "$work/$method-1.log"; fail "$method: the first release"; }
+  fi
   [[ $(publishes) == "demo-util@1.0.1 demo-core@0.1.1 demo-cli@0.2.0" ]] || fail "$method: published $(publishes)"
   pr=$(state | json '[p["number"] for p in d["pulls"] if p["state"] == "open"][0]')
   released_at=$(git -C "$work/$method/origin.git" rev-parse "demo-cli-v0.2.0^{commit}")

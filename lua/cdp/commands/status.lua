@@ -130,6 +130,9 @@ function command.run(args)
   if status.state == "awaiting-approval" and st.pending_approval then
     out[#out + 1] = ("awaiting approval %s stage %s: cdp approve %s, then cdp resume %s"):format(
       st.pending_approval.when, st.pending_approval.stage, status.run, status.run)
+    for _, l in ipairs(type(st.pending_approval.summary) == "table" and st.pending_approval.summary or {}) do
+      out[#out + 1] = "  " .. l
+    end
   elseif status.state == "failed" or status.state == "interrupted" then
     out[#out + 1] = ("cdp resume %s continues it"):format(status.run)
   end

@@ -129,6 +129,14 @@ function publish.credentials(ctx, reg)
   end
 end
 
+-- Whether Publish, given INPUTS, has nothing to send and no GitHub release to make (the
+-- engine then asks no approval for it).
+function publish.nothing_to_do(inputs)
+  local packaged = inputs and inputs.packaged
+  return type(packaged) == "table" and next(packaged.crates or {}) == nil
+    and #release.planned(inputs.plan or {}) == 0
+end
+
 -- Whether the job can do without setting KEY (Validate's tokens check asks).
 function publish.alternative(_, key)
   return key == "registry_token" and trusted.source() ~= nil

@@ -151,6 +151,31 @@ function release.make_plan(ctx, fork)
   return p, t
 end
 
+-- Today's date (UTC) as a release made now would carry it; SOURCE_DATE_EPOCH pins it, as
+-- reproducible builds do.
+function release.today()
+  local epoch = math.tointeger(tonumber(os.getenv("SOURCE_DATE_EPOCH") or ""))
+  return os.date("!%Y-%m-%d", epoch or math.floor(require("cdp.proc").time()))
+end
+
+-- For a dry run: the plan a run would make, of the repository where it is (the fork
+-- Activate's preview describes; HEAD without one). Made once per dry run (CTX.shared).
+-- Returns the plan, its table, and that fork.
+function release.preview_plan(ctx)
+  local shared = ctx.shared
+  if not shared.plan then
+    local fork = shared.fork
+    if not fork then
+      local repo = assert(git.discover(ctx.root))
+      fork = { path = ctx.root, commit = assert(repo:resolve("HEAD")) }
+      repo:close()
+    end
+    shared.fork = fork
+    shared.plan, shared.table_plan = release.make_plan(ctx, fork)
+  end
+  return shared.plan, shared.table_plan, shared.fork
+end
+
 -- The Release Fork recorded by Activate, opened. Raises when it is gone.
 function release.open_fork(fork)
   local repo, err = git.open(fork.path)

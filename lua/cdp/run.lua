@@ -1302,6 +1302,27 @@ function run.dry_run(p, opts)
       end
     end
   end
+  -- What the release would be: each selected stage that can say (its `preview`) says it
+  -- from the repository as it is, writing nothing, in stage order.
+  local ctx = { root = root, settings = values, policy = p.policy, shared = {}, log = function() end }
+  local header = false
+  for i, stage in ipairs(p.stages) do
+    local preview = stage.definition and stage.definition.preview
+    if preview and selected(i) then
+      if not header then
+        lines[#lines + 1] = "what the run would do:"
+        header = true
+      end
+      local ok, got = pcall(preview, ctx)
+      if not ok then
+        lines[#lines + 1] = ("  %s: cannot tell: %s"):format(stage.name, tostring(got))
+        break
+      end
+      for _, l in ipairs(got) do
+        lines[#lines + 1] = "  " .. l
+      end
+    end
+  end
   return lines
 end
 

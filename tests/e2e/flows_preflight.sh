@@ -17,6 +17,24 @@ untouched() { # case before-refs before-writes: the remote and the forge as they
   [[ -z $(publishes) ]] || fail "$1: published: $(publishes)"
 }
 
+# 0. --dry-run tells the release and touches nothing: no fork, no journal, no request.
+fresh dryrun
+before=$(origin_refs dryrun)
+writes=$(forge_writes)
+SOURCE_DATE_EPOCH=1700000000 run_at "$PIPELINE" --dry-run >"$work/dryrun.log" 2>&1 || { cat "$work/dryrun.log"; fail "--dry-run"; }
+for want in "release fork: $PWD at $(git rev-parse HEAD | cut -c1-12) on branch cdp/release/main, for base main (not made: dry run)" \
+  "demo-cli 0.1.0 -> 0.2.0 (minor)" "edit crates/demo-util/Cargo.toml: package.version 1.0.0 -> 1.0.1" \
+  "changelog of demo-core 0.1.1 (crates/demo-core/CHANGELOG.md):" "| ## [0.1.1] - 2023-11-14" \
+  "| - **core:** greet with a capital letter" "tag demo-cli-v0.2.0" \
+  'pull request "chore(release): demo-cli 0.2.0, demo-core 0.1.1, demo-util 1.0.1" from cdp/release/main into main' \
+  "publish demo-util 1.0.1 to $REG_INDEX"; do
+  grep -qF -- "$want" "$work/dryrun.log" || { cat "$work/dryrun.log"; fail "--dry-run does not print: $want"; }
+done
+[[ ! -e .cdp/runs ]] || fail "--dry-run made a run: $(ls .cdp/runs)"
+[[ -z $(git status --porcelain) ]] || fail "--dry-run changed the working tree: $(git status --porcelain)"
+untouched dryrun "$before" "$writes"
+ok "--dry-run prints the fork, plan, manifest edits, changelog sections, tags, PR title and what Publish sends where; touches nothing"
+
 # 1. `--to package` with no token set at all: passes, and reaches nothing it does not need.
 fresh notokens
 env -u GITHUB_TOKEN -u CARGO_REGISTRY_TOKEN -u CDP_GIT_TOKEN "$CDP" "$PIPELINE" --to package >"$work/notokens.log" 2>&1 \

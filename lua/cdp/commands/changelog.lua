@@ -92,8 +92,7 @@ end
 -- The date a release made now would carry: SOURCE_DATE_EPOCH (reproducible builds'
 -- convention) when set, else today, in UTC.
 local function today()
-  local epoch = math.tointeger(tonumber(os.getenv("SOURCE_DATE_EPOCH") or ""))
-  return os.date("!%Y-%m-%d", epoch or math.floor(require("cdp.proc").time()))
+  return require("cdp.release").today()
 end
 
 -- `cdp changelog --full`: every release of the crates named, from one walk, without

@@ -133,6 +133,19 @@ function activate.key_facts(ctx)
   return { commit = commit }
 end
 
+-- For a dry run: what the fork would be, made of nothing (the plan of the others'
+-- previews is read from the repository where it is). Sets CTX.shared.fork.
+function activate.preview(ctx)
+  local t = activate.trigger(ctx)
+  local user_repo, commit, ref = resolve(ctx, t)
+  user_repo:close()
+  local base = base_branch(ctx, ref)
+  local branch = activate.release_branch(ctx, base)
+  ctx.shared.fork = { path = ctx.root, commit = commit, branch = branch, base = base }
+  return { ("release fork: %s at %s on branch %s, for base %s (not made: dry run)"):format(ctx.root,
+    commit:sub(1, 12), branch, base) }
+end
+
 function activate.run(ctx)
   local t = activate.trigger(ctx)
   local user_repo, commit, ref = resolve(ctx, t)

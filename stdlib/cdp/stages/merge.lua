@@ -50,6 +50,16 @@ function merge.title(plan)
   return release.summary(release.planned(plan))
 end
 
+-- For a dry run: the release PR Merge would open or update.
+function merge.preview(ctx)
+  local _, table_plan, fork = release.preview_plan(ctx)
+  if #release.planned(table_plan) == 0 then
+    return { "pull request: none (nothing to release)" }
+  end
+  return { ("pull request %q%s"):format(merge.title(table_plan),
+    fork.branch and (" from %s into %s"):format(fork.branch, fork.base) or "") }
+end
+
 -- The pull request's body: a plan table, then each crate's changelog section.
 -- Deterministic, so an unchanged plan leaves the pull request unchanged.
 function merge.body(ctx, inputs)

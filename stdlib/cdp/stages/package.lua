@@ -14,6 +14,7 @@
 -- Settings: changelog, changelog_path, changelog_template (a module, whose code is part
 -- of this stage's key), tag_template.
 local changelog = require "cdp.changelog"
+local git = require "cdp.git"
 local fs = require "cdp.fs"
 local json = require "cdp.json"
 local proc = require "cdp.proc"
@@ -281,6 +282,26 @@ function package.changelogs(repo, plan, planned, settings, opts, write)
     o.shared, o.crates, o.texts = o.path and shared[o.path] or false, names, texts
     write(package.changelog(repo, c, o), c)
   end
+end
+
+-- For a dry run: the changelog section each planned crate would get (nothing written).
+function package.preview(ctx)
+  local _, table_plan, fork = release.preview_plan(ctx)
+  local planned = release.setting(ctx, "versions") == "manifest" and {} or release.planned(table_plan)
+  local out = {}
+  local repo <close> = assert(git.discover(fork.path))
+  package.changelogs(repo, table_plan, planned,
+    { changelog = release.setting(ctx, "changelog"), changelog_path = release.setting(ctx, "changelog_path") }, {
+    root = fork.path, from = fork.commit, date = release.today(),
+    template = release.setting(ctx, "changelog_template"), tag_template = release.setting(ctx, "tag_template"),
+    single = #(table_plan.crates or {}) == 1,
+  }, function(cl, c)
+    out[#out + 1] = ("changelog of %s %s%s:"):format(c.name, c.next, cl.path and (" (" .. cl.path .. ")") or "")
+    for l in ((cl.section or ""):gsub("%s+$", "") .. "\n"):gmatch("(.-)\n") do
+      out[#out + 1] = "  | " .. l
+    end
+  end)
+  return out
 end
 
 function package.run(ctx, inputs)

@@ -129,6 +129,16 @@ function publish.credentials(ctx, reg)
   end
 end
 
+-- For a dry run: each crate and version Publish would send, and to which registry.
+function publish.preview(ctx)
+  local _, table_plan = release.preview_plan(ctx)
+  local out = {}
+  for _, c in ipairs(release.publishable(table_plan)) do
+    out[#out + 1] = ("publish %s %s to %s"):format(c.name, c.next, release.setting(ctx, "registry_index"))
+  end
+  return out
+end
+
 -- Whether Publish, given INPUTS, has nothing to send and no GitHub release to make (the
 -- engine then asks no approval for it).
 function publish.nothing_to_do(inputs)

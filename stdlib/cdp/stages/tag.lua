@@ -51,6 +51,16 @@ function tag.wanted(ctx, plan)
   return out
 end
 
+-- For a dry run: the tags Tag would push.
+function tag.preview(ctx)
+  local _, table_plan = release.preview_plan(ctx)
+  local out = {}
+  for _, t in ipairs(tag.wanted(ctx, table_plan)) do
+    out[#out + 1] = "tag " .. t.name
+  end
+  return out
+end
+
 function tag.run(ctx, inputs)
   local fork, plan, packaged = inputs.fork, inputs.plan, inputs.packaged
   local commit = packaged.commit

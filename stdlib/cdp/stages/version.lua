@@ -93,6 +93,25 @@ local function edit_lines(edit)
   return out
 end
 
+-- For a dry run: the plan, and each manifest edit Version would make (nothing written).
+function version.preview(ctx)
+  local p, table_plan, fork = release.preview_plan(ctx)
+  local planned = release.planned(table_plan)
+  if #planned == 0 then
+    return { "plan: nothing to release" }
+  end
+  local out = { "plan:" }
+  for _, c in ipairs(planned) do
+    out[#out + 1] = ("  %s %s -> %s (%s)"):format(c.name, c.current, c.next, c.bump)
+  end
+  for _, e in ipairs(version.edits(fork, p, table_plan)) do
+    for _, line in ipairs(edit_lines(e)) do
+      out[#out + 1] = "edit " .. line
+    end
+  end
+  return out
+end
+
 function version.run(ctx, inputs)
   local fork = inputs.fork
   -- Start from the fork's commit whatever an interrupted attempt left behind.

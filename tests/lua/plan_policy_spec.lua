@@ -272,6 +272,22 @@ describe("plan presets", function()
     expect(c.leaf, "0.1.0", "0.1.1", "patch")
   end)
 
+  it("smart_release: a never-released 0.0.0 placeholder is released at 0.0.0, as it stands", function()
+    local smart_release = require "cdp.policies.smart_release"
+    local w = histories.name_reservations()
+    local _, c = make(w, { policy = smart_release {} })
+    expect(c.gix, "0.60.0", "0.60.1", "patch")
+    expect(c["gix-note"], "0.0.0", "0.0.0", "initial")
+    expect(c["gix-tix"], "0.0.0", "0.0.0", "initial")
+    assert.are.equal("gix-note-v0.0.0", c["gix-note"].tag)
+    -- initial_version still decides when given
+    _, c = make(w, { policy = smart_release { initial_version = "0.1.0" } })
+    expect(c["gix-note"], "0.0.0", "0.1.0", "initial")
+    -- the default policy keeps its 0.1.0 start
+    _, c = make(w)
+    expect(c["gix-tix"], "0.0.0", "0.1.0", "initial")
+  end)
+
   it("cargo_release: changed crates release, dependents' requirements are upgraded and they release too", function()
     local cargo_release = require "cdp.policies.cargo_release"
     local w = histories.chain()

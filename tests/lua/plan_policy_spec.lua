@@ -82,6 +82,23 @@ describe("plan versions: never X → X", function()
     -- a release candidate is meant as one
     expect(c.rc, "1.0.0-rc.1", "1.0.0-rc.1", "initial")
   end)
+
+  it("in pre-release mode a dev manifest names the version the pre-releases lead to", function()
+    -- bevy: 0.13.0 released, the manifests at 0.14.0-dev, then 0.14.0-rc.1 cut
+    local w = fixture.new()
+    w:crate("a", "0.13.0")
+    w:crate("b", "2.0.0")
+    w:commit("chore: start")
+    w:release()
+    w:set_version("a", "0.14.0-dev")
+    w:commit("chore: start 0.14 development")
+    w:change("a", "fix: x")
+    w:change("b", "fix: y")
+    local _, c = make(w, { prerelease = "rc" })
+    expect(c.a, "0.14.0-dev", "0.14.0-rc.1", "minor")
+    assert.are.equal("a-v0.14.0-rc.1", c.a.tag)
+    expect(c.b, "2.0.0", "2.0.1-rc.1", "patch")
+  end)
 end)
 
 describe("plan lockstep", function()

@@ -364,6 +364,12 @@ local function next_version(crate, level, forced, label, initial, start)
     -- The manifest names the next version as a pre-release (cargo-release's
     -- dev-version, "0.8.0-dev"): outside pre-release mode that release is meant.
     current = with_build(current:release(), current.build)
+  elseif label and is_dev_marker(current) and not base:is_prerelease() and current:release() > base
+      and current:prerelease_label() ~= label then
+    -- In pre-release mode that marker names the version the pre-releases lead
+    -- to: 0.14.0-dev with --prerelease rc is 0.14.0-rc.1 (bevy), not 0.14.0-dev again.
+    local r = current:release()
+    current = semver.new(r.major, r.minor, r.patch, { label, first }, current.build)
   end
   -- A manifest already past the last release (bumped by hand, or by a release
   -- that was interrupted) is released as it stands, unless the commits ask for more.

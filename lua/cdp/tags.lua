@@ -541,6 +541,15 @@ function tags.conventions(candidates, members, set, single, exists)
     end
   end
   local own, shared, problems = group_readings(candidates)
+  -- Members that write out the root crate's version and have no tags of
+  -- their own are released with its crate-less tags: bevy tags v0.13.2 for
+  -- every crate at 0.13.2, and the members move on to 0.14.0-dev with the root.
+  local root_version
+  for _, m in ipairs(members) do
+    if m.dir == "" then
+      root_version = m.version
+    end
+  end
   local by_crate = {}
   for _, m in ipairs(members) do
     local template = tags.for_crate(set, m.name)
@@ -548,9 +557,11 @@ function tags.conventions(candidates, members, set, single, exists)
       local list = tags.has_crate(template) and ((own[m.name] or {})[template] or {}) or shared_for(shared, m, template)
       by_crate[m.name] = { template = template, source = "set", tags = by_version(list) }
     else
-      -- The only crate, the root crate and crates inheriting
-      -- [workspace.package] version may share crate-less tags.
+      -- The only crate, the root crate, crates inheriting [workspace.package]
+      -- version and untagged members at the root crate's version may share
+      -- crate-less tags.
       local shares = single or m.dir == "" or m.inherited_version == true
+        or (root_version ~= nil and m.version == root_version and own[m.name] == nil)
       by_crate[m.name] = found_convention(m, own, shared, shares, exists)
     end
   end

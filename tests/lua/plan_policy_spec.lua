@@ -82,6 +82,23 @@ describe("plan versions: never X → X", function()
     -- a release candidate is meant as one
     expect(c.rc, "1.0.0-rc.1", "1.0.0-rc.1", "initial")
   end)
+
+  it("in pre-release mode a dev manifest names the version the pre-releases lead to", function()
+    -- bevy: 0.13.0 released, the manifests at 0.14.0-dev, then 0.14.0-rc.1 cut
+    local w = fixture.new()
+    w:crate("a", "0.13.0")
+    w:crate("b", "2.0.0")
+    w:commit("chore: start")
+    w:release()
+    w:set_version("a", "0.14.0-dev")
+    w:commit("chore: start 0.14 development")
+    w:change("a", "fix: x")
+    w:change("b", "fix: y")
+    local _, c = make(w, { prerelease = "rc" })
+    expect(c.a, "0.14.0-dev", "0.14.0-rc.1", "minor")
+    assert.are.equal("a-v0.14.0-rc.1", c.a.tag)
+    expect(c.b, "2.0.0", "2.0.1-rc.1", "patch")
+  end)
 end)
 
 describe("plan lockstep", function()
@@ -270,6 +287,22 @@ describe("plan presets", function()
     expect(c.mid, "0.5.0", "0.6.0", "minor")
     expect(c.top, "2.0.0", "3.0.0", "major")
     expect(c.leaf, "0.1.0", "0.1.1", "patch")
+  end)
+
+  it("smart_release: a never-released 0.0.0 placeholder is released at 0.0.0, as it stands", function()
+    local smart_release = require "cdp.policies.smart_release"
+    local w = histories.name_reservations()
+    local _, c = make(w, { policy = smart_release {} })
+    expect(c.gix, "0.60.0", "0.60.1", "patch")
+    expect(c["gix-note"], "0.0.0", "0.0.0", "initial")
+    expect(c["gix-tix"], "0.0.0", "0.0.0", "initial")
+    assert.are.equal("gix-note-v0.0.0", c["gix-note"].tag)
+    -- initial_version still decides when given
+    _, c = make(w, { policy = smart_release { initial_version = "0.1.0" } })
+    expect(c["gix-note"], "0.0.0", "0.1.0", "initial")
+    -- the default policy keeps its 0.1.0 start
+    _, c = make(w)
+    expect(c["gix-tix"], "0.0.0", "0.1.0", "initial")
   end)
 
   it("cargo_release: changed crates release, dependents' requirements are upgraded and they release too", function()

@@ -254,6 +254,22 @@ describe("plan tags: conventions found from the tags", function()
     assert.truthy(out:find("must contain {version} once", 1, true), out)
   end)
 
+  it("members at the root crate's version, without tags of their own, share its v{version} tags", function()
+    local w = histories.root_shared_by_value()
+    local _, c = make(w)
+    for _, name in ipairs { "app", "app-core", "app-render" } do
+      assert.are.equal("v{version}", c[name].tag_template, name)
+      assert.are.equal("v1.3.0", c[name].last_tag, name)
+      assert.are.equal("1.3.0", c[name].last_release, name)
+      expect(c[name], "1.4.0-dev", "1.4.0", "minor")
+      assert.are.equal("v1.4.0", c[name].tag, name)
+    end
+    assert.are.same({ "fix: an off-by-one", "chore: start 1.4 development" }, summaries(c["app-core"]))
+    -- a member at another version, added after the tag, is not released by it
+    assert.are.equal(json.null, c["app-extra"].last_tag)
+    expect(c["app-extra"], "0.2.0", "0.2.0", "initial")
+  end)
+
   it("a crate-less template on crates that do not share a version is an error that says what to set", function()
     local w = histories.crate_less_mixed()
     local p, err, code = w:plan { tag_template = "v{version}" }

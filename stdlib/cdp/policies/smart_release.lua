@@ -11,7 +11,9 @@
 --   transitively, so its users are not broken by a dependency they cannot see
 --   (isolate_dependencies_from_breaking_changes). Here: propagate = "breaking".
 -- - A manifest already ahead of the last release is released as it stands
---   (bump_when_needed); a crate never released is released at its manifest version.
+--   (bump_when_needed); a crate never released is released at its manifest
+--   version, a 0.0.0 placeholder included: gitoxide reserves crate names by
+--   publishing them at 0.0.0 (gix-note, gix-tix). Here: initial_version = "0.0.0".
 -- - Tags: "{crate}-v{version}", and "v{version}" for the crate at the top of
 --   the repository (tag_prefix), found from the tags that exist here.
 -- Differs:
@@ -25,5 +27,5 @@
 local conventional = require "cdp.policies.conventional"
 
 return setmetatable({
-  DEFAULTS = { types = { ["*"] = "patch" }, propagate = "breaking" },
+  DEFAULTS = { types = { ["*"] = "patch" }, propagate = "breaking", initial_version = "0.0.0" },
 }, { __call = function(self, opts) return conventional.preset("smart_release", self.DEFAULTS)(opts) end })

@@ -32,7 +32,7 @@
 #
 # A contender is a function contender_NAME that does one complete pass and
 # prints "crate<TAB>commits" per crate it covered. Add one by writing the
-# function and naming it on the command line. Outputs are kept in bench/work/out/ and compared with the git log
+# function and naming it on the command line. Outputs are kept in bench/work/out/LABEL/ and compared with the git log
 # loop's, which is the reference.
 set -euo pipefail
 
@@ -128,7 +128,7 @@ cliff_paths() { [ "$1" = . ] && echo '**' || echo "$1/**"; }
 contender_gitcliff() {
 	local name dir tag prefix step=$(((CRATES + CLIFF_SUBSET - 1) / CLIFF_SUBSET))
 	rows | awk -v step="$step" 'NR % step == 1 || step == 1' |
-	while IFS=$'\t' read -r name dir tag _ _ prefix; do
+	while IFS=$'\t' read -r name dir tag _ _ prefix _; do
 		printf '%s\t%s\n' "$name" "$("$GIT_CLIFF" -r "$WS" --include-path "$(cliff_paths "$dir")" \
 			--tag-pattern "$(cliff_pattern "$prefix" "$name")" --unreleased 2> /dev/null | wc -l || echo FAILED)"
 	done
@@ -148,7 +148,7 @@ contender_full() {
 # git-cliff's whole changelog of the same crate (every release its tags name).
 contender_clifffull() {
 	local name dir tag prefix
-	IFS=$'\t' read -r name dir tag _ _ prefix < <(awk -F'\t' -v c="$FULL_CRATE" '$1 == c' "$MANIFEST")
+	IFS=$'\t' read -r name dir tag _ _ prefix _ < <(awk -F'\t' -v c="$FULL_CRATE" '$1 == c' "$MANIFEST")
 	"$GIT_CLIFF" -r "$WS" --include-path "$(cliff_paths "$dir")" --tag-pattern "$(cliff_pattern "$prefix" "$name")"
 }
 
@@ -263,7 +263,7 @@ run_workspace() {
 	# only while they are about the same workspace.
 	local stamp
 	stamp="$WS $(git -C "$WS" rev-parse HEAD) $(md5sum < "$MANIFEST") $(md5sum < "$CDP")"
-	[ "$(cat "$OUT/workspace" 2> /dev/null)" = "$stamp" ] || rm -f "$OUT"/*
+	[ "$(cat "$OUT/workspace" 2> /dev/null)" = "$stamp" ] || rm -f "$OUT"/*.*
 	echo "$stamp" > "$OUT/workspace"
 	CRATES=$(rows | wc -l)
 	export WS MANIFEST CDP GIT_CLIFF OUT CLIFF_SUBSET CRATES FULL_CRATE CDP_CHANGES_LUA PLAN_COUNTS
@@ -325,6 +325,7 @@ done
 FULL_CRATE_ASKED=${FULL_CRATE:-}
 if [ ${#snapshots[@]} -eq 0 ]; then
 	LABEL=${LABEL:-synthetic}
+	OUT=$OUT/$LABEL
 	[ ${#contenders[@]} -gt 0 ] || contenders=(plan cdp gitlog gitcliff)
 	run_workspace "${contenders[@]}"
 else

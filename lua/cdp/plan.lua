@@ -83,42 +83,26 @@ function plan.tag_name(template, name, version)
   return tags.name(template, name, version)
 end
 
--- SEAM (replaced by a one-pass C reader): every tag that reads under one of
--- TEMPLATES as a release of one of NAMES, as { tag, crate = name | nil,
--- template, version = "text", target = oid, peeled = commit oid | nil };
--- crate is nil for a template without {crate}. The version text starts with a
--- digit and is not checked further.
+-- Every tag that reads under one of TEMPLATES as a release of one of NAMES, as
+-- { tag, crate = name | nil, template, version = "text", target = oid, peeled =
+-- commit oid | nil, annotated }; crate is nil for a template without {crate}.
+-- The version text starts with a digit and is not checked further. One pass in
+-- C (src/git_tags.c): refs read once, packed-refs' peeled ids used, no tag
+-- object read for a tag no template matches (git_spec holds it to the plain
+-- Lua reading with tags.read).
 function plan.tag_candidates(repo, names, templates)
-  local set = {}
-  for _, n in ipairs(names) do
-    set[n] = true
+  local list, err, code = repo:tag_candidates(names, templates)
+  if not list then
+    error(("cannot read the tags: %s (%s)"):format(tostring(err), tostring(code)), 2)
   end
-  local parsed = {}
-  for i, t in ipairs(templates) do
-    parsed[i] = assert(tags.parse(t))
-  end
-  local out = {}
-  for _, tag in ipairs(repo:tags {}) do
-    for i, p in ipairs(parsed) do
-      for _, r in ipairs(tags.read(p, tag.name, set)) do
-        out[#out + 1] = { tag = tag.name, crate = r.crate, template = templates[i], version = r.version,
-          target = tag.target, peeled = tag.peeled }
-      end
-    end
-  end
-  return out
+  return list
 end
 
--- SEAM (replaced by one batch in C): the set { [oid] = true } of those OIDS
--- that are FROM or its ancestors.
+-- The set { [oid] = true } of those OIDS that are FROM or its ancestors: one
+-- walk in C (src/git_changes.c, Repository:reachable), bounded by the oldest
+-- sought commit's time, rather than a descendant_of call per oid.
 function plan.reachable(repo, from, oids)
-  local out = {}
-  for _, oid in ipairs(oids) do
-    if oid == from or repo:descendant_of(from, oid) == true then
-      out[oid] = true
-    end
-  end
-  return out
+  return assert(repo:reachable(from, oids))
 end
 
 -- The templates to read tags with: those set, and the known conventions when

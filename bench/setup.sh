@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# What bench/plan_bench.sh needs beyond cdp's own build, installed for the
+# bench only (CI and `make test` never need it): GNU time, for peak RSS, and
+# git-cliff at the version bench/package-lock.json pins, in bench/node_modules.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+if [ ! -x /usr/bin/time ]; then
+	sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+	$sudo apt-get install -y --no-install-recommends time
+fi
+[ -x "$HERE/node_modules/.bin/git-cliff" ] || npm ci --prefix "$HERE" --no-audit --no-fund
+echo "GNU time: $(/usr/bin/time --version 2>&1 | head -n 1); git-cliff: $("$HERE/node_modules/.bin/git-cliff" --version)"

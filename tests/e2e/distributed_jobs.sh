@@ -144,8 +144,8 @@ ok "only the Publish job ran in an environment, and only it could ask for an OID
 tags() { git -C "$1" tag | sort | tr '\n' ' '; }
 [[ $(tags "$work/team/origin.git") == $(tags "$work/local/origin.git") ]] \
   || fail "tags: $(tags "$work/team/origin.git") vs $(tags "$work/local/origin.git")"
-[[ $(pulls "$FORGE2") == "cdp/release/$run_id->main" ]] || fail "pull requests: $(pulls "$FORGE2")"
-[[ $(pulls "$FORGE_API") == "cdp/release/$local_run->main" ]] || fail "local pull requests: $(pulls "$FORGE_API")"
+[[ $(pulls "$FORGE2") == "cdp/release/main->main" ]] || fail "pull requests: $(pulls "$FORGE2")"
+[[ $(pulls "$FORGE_API") == "cdp/release/main->main" ]] || fail "local pull requests: $(pulls "$FORGE_API")"
 [[ $(publishes "$REG2") == $(publishes "$REGISTRY_PORT") ]] || fail "published: $(publishes "$REG2") vs $(publishes "$REGISTRY_PORT")"
 [[ $(releases "$FORGE2") == $(releases "$FORGE_API") && -n $(releases "$FORGE2") ]] \
   || fail "releases: $(releases "$FORGE2") vs $(releases "$FORGE_API")"
@@ -165,7 +165,7 @@ for job in merge publish; do
   grep -q "stage $job passed in run $run_id already: nothing to do" "$work/jobs/$job-again.log" \
     || { cat "$work/jobs/$job-again.log"; fail "job $job ran again"; }
 done
-[[ $(publishes "$REG2") == "$before" && $(pulls "$FORGE2") == "cdp/release/$run_id->main" ]] || fail "something happened again"
+[[ $(publishes "$REG2") == "$before" && $(pulls "$FORGE2") == "cdp/release/main->main" ]] || fail "something happened again"
 ok "finished jobs run again do nothing: no upload, no second pull request"
 
 # 6. Trusted Publishing: one short-lived token, used for the three uploads, revoked, refused.

@@ -52,6 +52,11 @@ function publish.items(ctx, inputs)
   if next(wanted) == nil then
     return {}
   end
+  -- The work tree cargo reads is the packaged commit's: a fork rebuilt on another
+  -- machine (a distributed run's Publish job) starts at Activate's commit.
+  if type(packaged.commit) == "string" then
+    release.fork_at(fork, packaged.commit):close()
+  end
   local meta, err = release.cargo_metadata(fork.path)
   if not meta then
     error(err, 0)

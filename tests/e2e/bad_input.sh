@@ -3,19 +3,9 @@
 # the exit code the README gives, the one line that names the path, run, crate or
 # cycle (no Lua traceback unless CDP_DEBUG=1), and nothing half-done left behind.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/../.." && pwd)
-CDP=${CDP:-$here/build/cdp}
-case $CDP in /*) ;; *) CDP=$here/$CDP ;; esac
+NAME=bad-input
+source "$(dirname "$0")/../fixtures/e2e.sh"
 BASIC=$here/tests/fixtures/engine_basic.lua
-work=$(mktemp -d /tmp/cdp-bad-input.XXXXXX)
-cleanup() {
-  bash "$here/tests/fixtures/peers.sh" stop "$work/peers" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-pass=0
-ok() { pass=$((pass + 1)); echo "ok - $*"; }
-fail() { echo "FAIL - $*"; exit 1; }
 
 # expect CODE CMD...: runs CMD with stdin from /dev/null, keeps stdout in $out and
 # stderr in $err, and fails unless it exits CODE.
@@ -110,7 +100,6 @@ else
 fi
 
 # --- the release pipeline's named failures, before anything is written or pushed
-export PATH=$HOME/.cargo/bin:$PATH
 PIPELINE=$here/pipelines/release.lua
 stage_of() { "$CDP" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(" ".join(t["name"]+":"+t["state"] for t in s["stages"]))'; }
 demo() { bash "$here/tests/fixtures/workspace_demo.sh" "$work/$1" >/dev/null; cd "$work/$1/work"; }
@@ -161,8 +150,7 @@ ok "an empty repository: 'the repository has no commits yet', from a run and fro
 # A commit whose message is Latin-1, as git's encoding header says: a whole release
 # against the real peers (Prism rejects a body that is not UTF-8) with UTF-8 everywhere.
 TOKEN=bad-input-peers-91c
-bash "$here/tests/fixtures/peers.sh" start "$work/peers" "$TOKEN"
-source "$work/peers/peers.env"
+start_peers
 demo latin1
 printf 'pub fn cafe() -> &'"'"'static str { "au lait" }\n' >>crates/demo-core/src/lib.rs
 printf 'fix(core): serve caf\351 au lait\n\nA na\357ve fix.\n' >"$work/msg"

@@ -9,20 +9,9 @@
 #   - changelog = false writes none (release notes still made), a root changelog_path
 #     gathers every crate's section, and editing a template module re-runs Package.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/../.." && pwd)
-CDP=${CDP:-$here/build/cdp}
-export PATH=$HOME/.cargo/bin:$PATH
+NAME=changelog
 TOKEN=changelog-e2e-token-31
-work=$(mktemp -d /tmp/cdp-changelog.XXXXXX)
-cleanup() {
-  bash "$here/tests/fixtures/peers.sh" stop "$work/peers" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-pass=0
-ok() { pass=$((pass + 1)); echo "ok - $*"; }
-fail() { echo "FAIL - $*"; exit 1; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+source "$(dirname "$0")/../fixtures/e2e.sh"
 # The packaged commit and notes of the newest run, from its status.
 packaged() { "$CDP" status --json | json '[s for s in d["stages"] if s["name"]=="package"][0]["outputs"]["packaged"]'"$1"; }
 run_date() { # the date of the newest run's start, from its journal
@@ -30,7 +19,6 @@ run_date() { # the date of the newest run's start, from its journal
   id=$("$CDP" status --json | json 'd["run"]')
   head -n 1 ".cdp/runs/$id/journal.ndjson" | json 'd["time"][:10]'
 }
-stage_state() { "$CDP" status --json | json '[s["state"] for s in d["stages"] if s["name"]=="'"$1"'"][0]'; }
 
 bash "$here/tests/fixtures/workspace_demo.sh" "$work/demo" >/dev/null
 cd "$work/demo/work"
@@ -206,8 +194,7 @@ CDP_CHANGELOG_TEMPLATE=team.notes "$CDP" run release --to package >"$work/t3.log
 ok "a template module's code is part of Package's key: an edit runs Package again, no edit keeps it cached"
 
 # 5. The whole release against the peers: the notes reach the GitHub release and the PR.
-bash "$here/tests/fixtures/peers.sh" start "$work/peers" "$TOKEN"
-source "$work/peers/peers.env"
+start_peers
 rm -rf .cdp/lua
 env GITHUB_TOKEN=$TOKEN CARGO_REGISTRY_TOKEN=$TOKEN CDP_FORGE_API=$FORGE_API CDP_FORGE_REPO=demo-org/demo \
   CDP_REGISTRY_INDEX="sparse+http://127.0.0.1:$REGISTRY_PORT/index/" CDP_REGISTRY_LIMITS=none \

@@ -6,38 +6,22 @@
 # stand-in Prism validates). Publish has no long-lived registry token anywhere: it uses
 # Trusted Publishing. The result is compared with a local run of the same workspace.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/../.." && pwd)
-CDP=${CDP:-$here/build/cdp}
-export PATH=$HOME/.cargo/bin:$PATH
+NAME=dist
 TOKEN=dist-e2e-token-5d21
 OIDC_REQUEST=oidc-request-token-77aa
-work=$(mktemp -d /tmp/cdp-dist.XXXXXX)
-pids=()
-cleanup() {
-  bash "$here/tests/fixtures/peers.sh" stop "$work/peers" 2>/dev/null || true
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-pass=0
-ok() { pass=$((pass + 1)); echo "ok - $* (${SECONDS}s)"; }
-fail() { echo "FAIL - $*"; exit 1; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
-wait_port() { for _ in $(seq 100); do grep -q PORT "$1" 2>/dev/null && break; sleep 0.1; done; awk '/PORT/ {print $2}' "$1"; }
-
-bash "$here/tests/fixtures/peers.sh" start "$work/peers" "$TOKEN"
-source "$work/peers/peers.env"
+source "$(dirname "$0")/../fixtures/e2e.sh"
+start_peers
 
 # The distributed run's own registry, which knows no long-lived token: only tokens
 # exchanged for a GitHub OIDC token of demo-org/demo's publish environment. And a
 # GitHub stand-in of its own, on the same Prism.
 python3 "$here/tests/fixtures/registry.py" --root "$work/reg2" --trusted demo-org/demo \
   --trusted-environment release-publish --oidc-request-token "$OIDC_REQUEST" >"$work/reg2.port" 2>"$work/reg2.log" &
-pids+=($!)
+background $!
 REG2=$(wait_port "$work/reg2.port")
 python3 "$here/tests/fixtures/forge_stub.py" --prism "http://127.0.0.1:$PRISM_PORT" --root "$work/forge2" \
   --token "$TOKEN" --repo demo-org/demo >"$work/forge2.port" 2>"$work/forge2.log" &
-pids+=($!)
+background $!
 FORGE2=http://127.0.0.1:$(wait_port "$work/forge2.port")
 
 publishes() { curl -sf "http://127.0.0.1:$1/_log" | json '" ".join("%s@%s:%d" % (r["name"], r["vers"], r["status"]) for r in d)'; }

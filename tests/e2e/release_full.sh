@@ -3,33 +3,17 @@
 # bare git remotes, local Cargo registries that real cargo builds from, and the GitHub
 # stand-in whose every request Prism validates against GitHub's OpenAPI description.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/../.." && pwd)
-CDP=${CDP:-$here/build/cdp}
-PIPELINE=$here/pipelines/release.lua
-export PATH=$HOME/.cargo/bin:$PATH
-export CDP_CARGO_OFFLINE=true # the test workspaces need nothing from the network
+NAME=full
 TOKEN=full-e2e-token-8c41
-work=$(mktemp -d /tmp/cdp-full.XXXXXX)
-registries=()
-cleanup() {
-  bash "$here/tests/fixtures/peers.sh" stop "$work/peers" 2>/dev/null || true
-  for pid in "${registries[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-pass=0
-ok() { pass=$((pass + 1)); echo "ok - $*"; }
-fail() { echo "FAIL - $*"; exit 1; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
-
-bash "$here/tests/fixtures/peers.sh" start "$work/peers" "$TOKEN"
-source "$work/peers/peers.env"
+source "$(dirname "$0")/../fixtures/e2e.sh"
+PIPELINE=$here/pipelines/release.lua
+export CDP_CARGO_OFFLINE=true # the test workspaces need nothing from the network
+start_peers
 
 new_registry() { # name -> sets REG_PORT
   python3 "$here/tests/fixtures/registry.py" --root "$work/$1-registry" --token "$TOKEN" >"$work/$1.port" 2>"$work/$1-registry.log" &
-  registries+=($!)
-  for _ in $(seq 100); do grep -q PORT "$work/$1.port" 2>/dev/null && break; sleep 0.1; done
-  REG_PORT=$(awk '/PORT/ {print $2}' "$work/$1.port")
+  background $!
+  REG_PORT=$(wait_port "$work/$1.port")
 }
 publishes() { curl -sf "http://127.0.0.1:$1/_log" | json '" ".join("%s@%s:%d" % (r["name"], r["vers"], r["status"]) for r in d)'; }
 control() { curl -sf -X POST "http://127.0.0.1:$1/_control" -d "$2" >/dev/null; }
@@ -47,7 +31,6 @@ resume() {
     CDP_REGISTRY_INDEX="sparse+http://127.0.0.1:$1/index/" CDP_REGISTRY_LIMITS=none "$CDP" resume "$2"
 }
 run_id() { "$CDP" status --json | json 'd["run"]'; }
-stage_state() { "$CDP" status --json | json '[s["state"] for s in d["stages"] if s["name"]=="'"$1"'"][0]'; }
 pulls_for() { curl -sf "$FORGE_API/_state" | json 'len([p for p in d["pulls"] if p["head"]["ref"]=="'"$1"'"])'; }
 releases() { curl -sf "$FORGE_API/_state" | json 'len(d["releases"])'; }
 

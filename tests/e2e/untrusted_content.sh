@@ -4,24 +4,11 @@
 # the real CLI, on the demo workspace, against the real peers (bare git remote, the
 # local registry, the GitHub stand-in behind Prism).
 set -euo pipefail
-here=$(cd "$(dirname "$0")/../.." && pwd)
-CDP=${CDP:-$here/build/cdp}
-PIPELINE=$here/pipelines/release.lua
-export PATH=$HOME/.cargo/bin:$PATH
+NAME=untrusted
 TOKEN=untrusted-e2e-token-5d17
-work=$(mktemp -d /tmp/cdp-untrusted.XXXXXX)
-cleanup() {
-  bash "$here/tests/fixtures/peers.sh" stop "$work/peers" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-pass=0
-ok() { pass=$((pass + 1)); echo "ok - $*"; }
-fail() { echo "FAIL - $*"; exit 1; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
-
-bash "$here/tests/fixtures/peers.sh" start "$work/peers" "$TOKEN"
-source "$work/peers/peers.env"
+source "$(dirname "$0")/../fixtures/e2e.sh"
+PIPELINE=$here/pipelines/release.lua
+start_peers
 
 fresh() { bash "$here/tests/fixtures/workspace_demo.sh" "$work/$1" >/dev/null; cd "$work/$1/work"; }
 release() { # [VAR=value...] [cdp options...]: the pipeline in phase 3, every token set
@@ -30,7 +17,6 @@ release() { # [VAR=value...] [cdp options...]: the pipeline in phase 3, every to
   env GITHUB_TOKEN=$TOKEN CARGO_REGISTRY_TOKEN=$TOKEN CDP_FORGE_API=$FORGE_API CDP_FORGE_REPO=demo-org/demo \
     CDP_REGISTRY_INDEX=$REGISTRY_INDEX CDP_REGISTRY_LIMITS=none "${vars[@]}" "$CDP" "$PIPELINE" --phase 3 "$@"
 }
-stage_state() { "$CDP" status --json | json '[s["state"] for s in d["stages"] if s["name"]=="'"$1"'"][0]'; }
 publishes() { curl -sf "http://127.0.0.1:$REGISTRY_PORT/_log" | json 'len(d)'; }
 # Nothing reached the remote: the three tags of the fixture, main alone, no token in any object.
 untouched_remote() { # name

@@ -2,6 +2,7 @@
  * cdp.json.native — the encoder behind cdp.json.encode, in C.
  *
  *   native.encode(value, indent|nil, object_mt) -> text
+ *   native.integers(value) -> value
  *
  * It writes the same bytes as json.reference_encode, the definition in Lua
  * (lua/cdp/json.lua), for every value: keys sorted bytewise, a table an array
@@ -475,6 +476,48 @@ static int json_encode(lua_State *L)
 	return 1;
 }
 
+/*
+ * Integral floats in the tables at IDX made integers, in place. cjson reads
+ * every JSON number as a float, so a count of 30 from a journal or a forge
+ * answer printed as "30.0" and a pull request's number went into a URL as
+ * "12.0"; JSON has one number type, and an integer is what 30 says. A decoded
+ * value has no cycles and is nested at most cjson's depth limit.
+ */
+static void integers_in(lua_State *L, int idx)
+{
+	luaL_checkstack(L, 3, "json: nested too deeply");
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+			lua_Number v = lua_tonumber(L, -1);
+			lua_Integer i;
+			if (fabs(v) < 9007199254740992.0 && lua_numbertointeger(v, &i) && (lua_Number)i == v) {
+				lua_pushvalue(L, -2);
+				lua_pushinteger(L, i);
+				lua_rawset(L, idx);
+			}
+		} else if (lua_type(L, -1) == LUA_TTABLE) {
+			integers_in(L, lua_gettop(L));
+		}
+		lua_pop(L, 1);
+	}
+}
+
+static int json_integers(lua_State *L)
+{
+	luaL_checkany(L, 1);
+	lua_settop(L, 1);
+	if (lua_type(L, 1) == LUA_TTABLE)
+		integers_in(L, 1);
+	else if (lua_type(L, 1) == LUA_TNUMBER && !lua_isinteger(L, 1)) {
+		lua_Number v = lua_tonumber(L, 1);
+		lua_Integer i;
+		if (fabs(v) < 9007199254740992.0 && lua_numbertointeger(v, &i) && (lua_Number)i == v)
+			lua_pushinteger(L, i);
+	}
+	return 1;
+}
+
 int luaopen_cdp_json_native(lua_State *L)
 {
 	if (luaL_newmetatable(L, BUFFER_MT)) {
@@ -486,6 +529,7 @@ int luaopen_cdp_json_native(lua_State *L)
 	lua_pop(L, 1);
 	static const luaL_Reg functions[] = {
 		{"encode", json_encode},
+		{"integers", json_integers},
 		{NULL, NULL},
 	};
 	luaL_newlib(L, functions);

@@ -30,12 +30,14 @@ function json.array(t)
   return setmetatable(t or {}, array_mt)
 end
 
+-- TEXT decoded; integral numbers (below 2^53) are Lua integers, so that 30 reads
+-- back as 30 and not 30.0 wherever it is printed or joined into a string.
 function json.decode(text)
   local ok, value = pcall(cjson.decode, text)
   if not ok then
     return nil, (value:gsub("^.-: ", "", 1)), "EJSON"
   end
-  return value
+  return native.integers(value)
 end
 
 local escapes = {

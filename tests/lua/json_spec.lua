@@ -52,6 +52,19 @@ describe("cdp.json", function()
     assert.are.equal(text, json.encode(v))
   end)
 
+  it("decodes integral numbers as integers, at any depth, and others as floats", function()
+    local v = assert(json.decode('{"n":30,"pr":{"number":12,"list":[1,2.5,-0,1e3,9007199254740993,1e300]}}'))
+    assert.are.equal("30", tostring(v.n))
+    assert.are.equal("/pulls/12", "/pulls/" .. v.pr.number)
+    local list = v.pr.list
+    assert.are.same({ "integer", "float", "integer", "integer", "float", "float" },
+      { math.type(list[1]), math.type(list[2]), math.type(list[3]), math.type(list[4]), math.type(list[5]),
+        math.type(list[6]) })
+    assert.are.equal(1000, list[4])
+    assert.are.equal("integer", math.type(json.decode("7")))
+    assert.are.equal("a", json.decode('"a"'))
+  end)
+
   it("returns nil, a message and EJSON for bad input", function()
     local v, msg, code = json.decode('{"a":')
     assert.is_nil(v)

@@ -401,6 +401,27 @@ describe("cdp.changelog.history", function()
     assert.are.same(expected(h, "toml"), releases_in(toml))
   end)
 
+  it("gives Package a graduating member's last stable v{version} release", function()
+    local h = attribution.shared_tags()
+    local pre = '[package]\nname = "edit"\nversion = "0.4.0-alpha.1"\nedition = "2021"\n'
+    support.commit(h.dir, "chore: release edit 0.4.0-alpha.1", { ["crates/edit/Cargo.toml"] = pre })
+    support.git(h.dir, "tag", "-a", "v0.4.0-alpha.1", "-m", "edit 0.4.0-alpha.1")
+    support.commit(h.dir, "fix(edit): a panic", { ["crates/edit/src/lib.rs"] = "// fixed\n" })
+    local last = support.git(h.dir, "rev-parse", "HEAD")
+    local repo = assert(git.open(h.dir))
+    local cl = require("cdp.stages.package").changelog(repo, { name = "edit", dir = "crates/edit",
+      current = "0.4.0-alpha.1", next = "0.4.0", tag_template = "v{version}", tag = "v0.4.0" },
+      { root = h.dir, from = "HEAD", date = "2026-04-01", path = false, remote = "https://github.com/o/edit" })
+    repo:close()
+    -- everything since v0.3.0, the last stable release: the pre-release's and after
+    local linked = {}
+    for id in cl.section:gmatch("%[(%x%x%x%x%x%x%x)%]%(") do
+      linked[#linked + 1] = id
+    end
+    assert.are.same({ h.at.after:sub(1, 7), last:sub(1, 7) }, linked) -- Added, then Fixed
+    assert.matches("compare/v0.3.0...v0.4.0", cl.section, 1, true)
+  end)
+
   it("keeps to a template it is given, and dates releases by their commits", function()
     local h = attribution.maintenance()
     support.git(h.dir, "tag", "a@1.3.0", h.at.feat)

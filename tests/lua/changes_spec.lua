@@ -476,6 +476,20 @@ describe("Repository:changes", function()
       return got, list, stats
     end
 
+    -- Each crate's commits in LIST are what `git log SINCE..HEAD -- DIR` lists.
+    local function as_git_log(h, list)
+      for i, name in ipairs(h.names) do
+        local ids = {}
+        for _, c in ipairs(list) do
+          for _, k in ipairs(c.paths) do
+            if k == i then ids[#ids + 1] = c.id end
+          end
+        end
+        local since = (h.since or {})[name] or h.release
+        assert.are.same(git_log(h.dir, since .. "..HEAD", h.dirs[name]), ids)
+      end
+    end
+
     it("gives a root crate with an include list only what it ships", function()
       local h = attribution.root_include()
       local got = walk(h)
@@ -494,15 +508,7 @@ describe("Repository:changes", function()
       local h = attribution.maintenance()
       local got, list = walk(h)
       assert.are.same(h.expect, got)
-      for i, name in ipairs(h.names) do
-        local ids = {}
-        for _, c in ipairs(list) do
-          for _, k in ipairs(c.paths) do
-            if k == i then ids[#ids + 1] = c.id end
-          end
-        end
-        assert.are.same(git_log(h.dir, h.release .. "..HEAD", h.dirs[name]), ids)
-      end
+      as_git_log(h, list)
       -- Without simplification the branch's duplicate, experiment and revert
       -- would count for a: they are there, on the side the merge did not take.
       local full = {}
@@ -516,16 +522,7 @@ describe("Repository:changes", function()
       local h = attribution.merge_after_release()
       local got, list = walk(h)
       assert.are.same(h.expect, got)
-      for i, name in ipairs(h.names) do
-        local ids = {}
-        for _, c in ipairs(list) do
-          for _, k in ipairs(c.paths) do
-            if k == i then ids[#ids + 1] = c.id end
-          end
-        end
-        local since = (h.since or {})[name] or h.release
-        assert.are.same(git_log(h.dir, since .. "..HEAD", h.dirs[name]), ids)
-      end
+      as_git_log(h, list)
       -- the pick is in the range: only history simplification leaves it out
       assert.are.same({ h.at.merge, h.at.pick }, git_log(h.dir, "--full-history " .. h.at.a_release .. "..HEAD", "crates/a"))
     end)

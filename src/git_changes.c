@@ -52,11 +52,13 @@
  * own (an evil merge, a conflict resolution) or joined changes from both
  * sides. Which commits a merge brings in is decided per crate as
  * `git log -- DIR` decides it: when the crate's files at the merge equal
- * those of a parent that the crate's release does not reach, the crate
- * follows that parent only (the first such), and the other parents' own
- * commits do not count for it. So a merged maintenance branch whose fixes
- * were cherry-picked or reverted brings nothing in twice. A merge equal only
- * to a parent the release reaches (the merge of a released branch) follows
+ * those of a parent that the crate's release does not reach, or of the
+ * release commit itself (git counts the range's bottom as relevant), the
+ * crate follows that parent only (the first such), and the other parents'
+ * own commits do not count for it. So a merged maintenance branch whose
+ * fixes were cherry-picked or reverted brings nothing in twice, also when
+ * it is merged right after a release. A merge equal only to a parent the
+ * release reaches further down (the merge of a released branch) follows
  * every parent, and counts for nothing itself. With first_parent only first
  * parents are followed and compared (so a merge carries its whole branch),
  * and reachability from since[i] is along first parents too.
@@ -1969,6 +1971,17 @@ static void push_loader(lua_State *L, git_repository *repo)
 	lua_pushcclosure(L, source_load, 1);
 }
 
+/* Into OUT, the crates whose release is commit N: a merge the same as its
+ * parent N for such a crate brought it nothing from its other parents, as
+ * `git log TAG..HEAD -- DIR` sees it (TAG is the walk's bottom, so a
+ * parent that counts). */
+static void relevant_releases(const struct walk *w, uint32_t n, uint64_t *out)
+{
+	for (size_t c = 0; c < w->ncrates; c++)
+		if (!w->never[c] && w->release_node[w->crate_bit[c]] == n)
+			bit_set(out, c);
+}
+
 static int listed(const struct node *nd)
 {
 	return (nd->flags & (N_DONE | N_INTERESTING)) == (N_DONE | N_INTERESTING);
@@ -1978,9 +1991,9 @@ static int listed(const struct node *nd)
  * [-0, +1, m] The list: read commits of from's history in topological order
  * (newest first among those ready). Each crate reaches commits from `from`
  * along the parents history simplification leaves it (a merge the same as
- * one parent the crate's release does not reach hands the crate to that
- * parent only); a commit is listed when it changed a crate that reaches it
- * and is live there.
+ * one parent the crate's release does not reach, or as the release itself,
+ * hands the crate to that parent only); a commit is listed when it changed a
+ * crate that reaches it and is live there.
  */
 static int push_list(lua_State *L, struct walk *w, int loader)
 {
@@ -2038,12 +2051,15 @@ static int push_list(lua_State *L, struct walk *w, int loader)
 				lua_rawseti(L, -2, ++count);
 		}
 		/* Hand the crates on: to the first parent the same as this commit and
-		 * live for the crate, else to every parent. */
+		 * live for the crate, or that is the crate's release itself (git's
+		 * "relevant" parents: not excluded, or the range's bottom), else to
+		 * every parent. */
 		memcpy(w->tmp, r, w->cwords * sizeof *w->tmp);
 		for (uint32_t k = 0; k < nd->nparents && nd->nparents > 1; k++) {
 			uint32_t e = nd->edges + k, p = w->edges[e].node;
 			const uint64_t *ec = w->edge_chg + (size_t)e * w->cwords;
 			live_set(w, p, w->want);
+			relevant_releases(w, p, w->want);
 			uint64_t *pr = reach + (size_t)p * w->cwords;
 			for (size_t i = 0; i < w->cwords; i++) {
 				uint64_t sel = w->tmp[i] & ~ec[i] & w->want[i];

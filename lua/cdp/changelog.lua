@@ -15,6 +15,7 @@
 -- (or the one generated for the same version replaced).
 local commits = require "cdp.commits"
 local semver = require "cdp.semver"
+local tags = require "cdp.tags"
 
 local changelog = {}
 
@@ -526,62 +527,83 @@ end
 ---------------------------------------------------------------------------
 -- A crate's whole history: every release, from one walk
 
--- Release tag templates tried for a crate whose convention is not given, most common
--- first; the ones without {crate} only for a crate that can own such tags (the only
--- one, or the one at the workspace's root).
-changelog.TAG_TEMPLATES = { "{crate}-v{version}", "{crate}-{version}", "{crate}@{version}", "{crate}/v{version}",
-  "{crate}_v{version}", "v{version}", "{version}" }
-
--- Each crate's release tags, { [name] = { {tag, v, version, commit} } }: under its
--- template when given, else under the template of TAG_TEMPLATES that names most of
--- its tags. One pass over the tags for all of them.
-local function release_tags(repo, crates, single)
-  local names, given, tried = {}, {}, {}
-  for i, c in ipairs(crates) do
-    names[i] = c.name
+-- Each crate's release tags, { [name] = { {tag, v, version, commit} } }, by the
+-- plan's own rules (cdp.tags.conventions): under its template when given, else
+-- under the convention its tags show, with the crate-less tags (v{version}) a member
+-- shares when it was released with them (toml-rs' toml_edit, bevy's members). A
+-- shared tag at a commit where the crate was not there yet is not its release, as
+-- in the plan. MEMBERS: every crate of the workspace ({name, version, dir, publish,
+-- inherited_version}; CRATES when not given), whose versions say who shares what.
+-- One pass over the tags for all of them.
+local function release_tags(repo, crates, members, single)
+  local all, names, known, set = {}, {}, {}, nil
+  for _, m in ipairs(members) do
+    all[#all + 1], known[m.name] = m, true
+  end
+  for _, c in ipairs(crates) do
+    if not known[c.name] then
+      all[#all + 1] = c
+    end
+  end
+  for i, m in ipairs(all) do
+    names[i] = m.name
+  end
+  local templates, seen = {}, {}
+  local function add(t)
+    if not seen[t] then
+      seen[t] = true
+      templates[#templates + 1] = t
+    end
+  end
+  local given = {}
+  for _, c in ipairs(crates) do
     if c.template then
-      given[c.template] = true
+      set = set or {}
+      set[c.name] = c.template
+      given[#given + 1] = c.template
     end
   end
-  for t in pairs(given) do
-    tried[#tried + 1] = t
+  table.sort(given)
+  for _, t in ipairs(given) do
+    add(t)
   end
-  table.sort(tried)
-  for _, t in ipairs(changelog.TAG_TEMPLATES) do
-    if not given[t] then
-      tried[#tried + 1] = t
-    end
+  for _, t in ipairs(tags.KNOWN) do
+    add(t)
   end
-  local list, err, code = repo:tag_candidates(names, tried)
+  local list, err, code = repo:tag_candidates(names, templates)
   if not list then
     return nil, err, code
   end
-  local found = {} -- name -> template -> tags
-  for _, c in ipairs(crates) do
-    found[c.name] = {}
+  local function exists(commit, dir)
+    return commit == nil or dir == nil
+      or repo:tree_entry(commit, (dir == "" and "" or dir .. "/") .. "Cargo.toml") ~= nil
   end
+  local conventions
+  conventions, err, code = tags.conventions(list, all, set, single, exists)
+  if not conventions then
+    return nil, err, code
+  end
+  -- only tags of commits count (a tag of a tree names no release), and a tag
+  -- names the crate it reads as, when it reads as one
+  local peeled, own = {}, {}
   for _, x in ipairs(list) do
-    local v = x.peeled and semver.parse(x.version)
-    local owners = x.crate and { x.crate } or names
-    for _, n in ipairs(v and owners or {}) do
-      local by = found[n]
-      by[x.template] = by[x.template] or {}
-      table.insert(by[x.template], { tag = x.tag, v = v, version = x.version, commit = x.peeled })
+    peeled[x.tag] = peeled[x.tag] or x.peeled
+    if x.crate then
+      own[x.tag] = own[x.tag] or {}
+      own[x.tag][x.crate] = true
     end
   end
   local out = {}
   for _, c in ipairs(crates) do
-    local best, count = c.template, -1
-    if not best then
-      for _, t in ipairs(changelog.TAG_TEMPLATES) do
-        local shared = not t:find("{crate}", 1, true)
-        local n = #(found[c.name][t] or {})
-        if n > count and (not shared or single or c.dir == "") then
-          best, count = t, n
-        end
+    local mine = {}
+    for _, r in ipairs(conventions[c.name].tags) do
+      local commit = peeled[r.tag]
+      local shared = not (own[r.tag] and own[r.tag][c.name])
+      if commit and (not shared or exists(commit, c.dir)) then
+        mine[#mine + 1] = { tag = r.tag, v = r.version, version = tostring(r.version), commit = commit }
       end
     end
-    out[c.name] = found[c.name][best] or {}
+    out[c.name] = mine
   end
   return out
 end
@@ -591,19 +613,21 @@ end
 -- release tags' template, or nil to find it), next (the version a planned release
 -- gives, or nil), tag (that release's tag)} }; OPTS: from (the commit walked from),
 -- remote, template (the changelog template), date (the planned release's), single
--- (a workspace of one crate). A commit belongs to the lowest release whose tag
--- reaches it; the commits no tag reaches are the planned release's, or, with none
--- planned, are listed under Unreleased. Each release is dated by its tagged commit.
+-- (a workspace of one crate), members (every crate of the workspace, {name, version,
+-- dir, publish, inherited_version}, so conventions are found as the plan finds them;
+-- default CRATES, which then need those fields too). A commit belongs to the lowest
+-- release whose tag reaches it; the commits no tag reaches are the planned release's,
+-- or, with none planned, are listed under Unreleased. Each release is dated by its tagged commit.
 -- Returns { [name] = text }, or nil, message, code.
 function changelog.history(repo, crates, opts)
   local t = template_of(opts.template)
-  local tags, err, code = release_tags(repo, crates, opts.single)
-  if not tags then
+  local released, err, code = release_tags(repo, crates, opts.members or crates, opts.single)
+  if not released then
     return nil, err, code
   end
   local marks, mark_of = {}, {}
   for _, c in ipairs(crates) do
-    for _, x in ipairs(tags[c.name]) do
+    for _, x in ipairs(released[c.name]) do
       if not mark_of[x.commit] then
         marks[#marks + 1] = x.commit
         mark_of[x.commit] = #marks
@@ -614,7 +638,7 @@ function changelog.history(repo, crates, opts)
   local paths, since = {}, {}
   for i, c in ipairs(crates) do
     paths[i], since[i] = c.dir or "", false
-    table.sort(tags[c.name], function(a, b) return a.v < b.v end)
+    table.sort(released[c.name], function(a, b) return a.v < b.v end)
   end
   local list
   list, err, code = repo:changes { from = opts.from, paths = paths, since = since, marks = marks,
@@ -626,7 +650,7 @@ function changelog.history(repo, crates, opts)
   for i, c in ipairs(crates) do
     -- the release each mark stands for: the lowest version tagged at that commit
     local release_of, order = {}, {}
-    for _, tg in ipairs(tags[c.name]) do
+    for _, tg in ipairs(released[c.name]) do
       if not release_of[tg.mark] then
         release_of[tg.mark] = tg
         order[#order + 1] = tg

@@ -326,12 +326,14 @@ describe("cdp.changelog.history", function()
     local texts = assert(changelog.history(repo, { { name = "a", dir = "crates/a" } },
       { from = assert(repo:resolve("HEAD")), template = "cdp.templates.keepachangelog" }))
     local text = texts.a
-    -- the crate's own convention ({crate}@{version}: three tags) beats a-v1.0.0 (one)
+    -- its convention is {crate}@{version} now (its newest release), and, as the plan
+    -- counts them, the a-v1.0.0 it was released with before is a release of it too;
+    -- another crate's tag is not
     local headings = {}
     for v in text:gmatch("\n## %[([^%]]+)%]") do
       headings[#headings + 1] = v
     end
-    assert.are.same({ "Unreleased", "1.1.0", "1.0.1" }, headings)
+    assert.are.same({ "Unreleased", "1.1.0", "1.0.1", "1.0.0" }, headings)
     local function section(v)
       return text:match("\n## %[" .. v:gsub("%.", "%%.") .. "%][^\n]*\n(.-)\n## ") or text:match("\n## %[" .. v:gsub("%.", "%%.") .. "%][^\n]*\n(.*)$")
     end
@@ -342,6 +344,82 @@ describe("cdp.changelog.history", function()
     -- git log -- crates/a, nothing of the branch is a's (its pick is fix's twin)
     assert.are.same({}, ids_in(section("1.0.1")))
     assert.is_nil(text:find("## [9.9.9]", 1, true))
+  end)
+
+  -- { {version, {short ids}} } of TEXT's sections, in order
+  local function releases_in(text)
+    local out = {}
+    for line in text:gmatch("[^\n]*") do
+      local version = line:match("^## %[([^%]]+)%]")
+      if version then
+        out[#out + 1] = { version, {} }
+      elseif out[#out] then
+        for _, id in ipairs(ids_in(line)) do
+          table.insert(out[#out][2], id)
+        end
+      end
+    end
+    return out
+  end
+
+  local function expected(h, crate)
+    local out = {}
+    for i, r in ipairs(h.expect[crate]) do
+      local ids = {}
+      for k, name in ipairs(r[2]) do
+        ids[k] = h.at[name]:sub(1, 7)
+      end
+      out[i] = { r[1], ids }
+    end
+    return out
+  end
+
+  it("finds a member's v{version} tags as the plan does, and its siblings' own", function()
+    local h = attribution.shared_tags()
+    local repo = assert(git.open(h.dir))
+    local ws = assert(require("cdp.workspace").load(h.dir, { repo_root = h.dir }))
+    local list = {}
+    for i, name in ipairs(h.names) do
+      local m = ws.by_name[name]
+      list[i] = { name = name, dir = m.dir, version = m.version, publish = m.publish,
+        inherited_version = m.inherited_version }
+    end
+    local texts = assert(changelog.history(repo, list, { from = assert(repo:resolve("HEAD")), members = ws.members }))
+    -- v0.1.0 is older than crates/edit: no release of it, as in the plan
+    assert.are.same(expected(h, "edit"), releases_in(texts.edit))
+    assert.are.same(expected(h, "toml"), releases_in(texts.toml))
+    local p = assert(require("cdp.plan").make { dir = h.dir })
+    assert.are.equal("v0.3.0", p.by_name.edit.last_tag)
+  end)
+
+  it("is what `cdp changelog --full` prints for such a member", function()
+    local h = attribution.shared_tags()
+    local out = support.sh(("cd %s && %s changelog --full edit toml"):format(support.quote(h.dir),
+      support.quote(require("cdp.fs").realpath(support.cdp()))))
+    local edit, toml = out:match("^==> edit: every release <==\n(.-)\n==> toml: every release <==\n(.*)$")
+    assert.are.same(expected(h, "edit"), releases_in(edit))
+    assert.are.same(expected(h, "toml"), releases_in(toml))
+  end)
+
+  it("gives Package a graduating member's last stable v{version} release", function()
+    local h = attribution.shared_tags()
+    local pre = '[package]\nname = "edit"\nversion = "0.4.0-alpha.1"\nedition = "2021"\n'
+    support.commit(h.dir, "chore: release edit 0.4.0-alpha.1", { ["crates/edit/Cargo.toml"] = pre })
+    support.git(h.dir, "tag", "-a", "v0.4.0-alpha.1", "-m", "edit 0.4.0-alpha.1")
+    support.commit(h.dir, "fix(edit): a panic", { ["crates/edit/src/lib.rs"] = "// fixed\n" })
+    local last = support.git(h.dir, "rev-parse", "HEAD")
+    local repo = assert(git.open(h.dir))
+    local cl = require("cdp.stages.package").changelog(repo, { name = "edit", dir = "crates/edit",
+      current = "0.4.0-alpha.1", next = "0.4.0", tag_template = "v{version}", tag = "v0.4.0" },
+      { root = h.dir, from = "HEAD", date = "2026-04-01", path = false, remote = "https://github.com/o/edit" })
+    repo:close()
+    -- everything since v0.3.0, the last stable release: the pre-release's and after
+    local linked = {}
+    for id in cl.section:gmatch("%[(%x%x%x%x%x%x%x)%]%(") do
+      linked[#linked + 1] = id
+    end
+    assert.are.same({ h.at.after:sub(1, 7), last:sub(1, 7) }, linked) -- Added, then Fixed
+    assert.matches("compare/v0.3.0...v0.4.0", cl.section, 1, true)
   end)
 
   it("keeps to a template it is given, and dates releases by their commits", function()

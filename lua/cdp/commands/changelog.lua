@@ -123,7 +123,8 @@ local function full(o, dir, tag_template, template)
       io.stderr:write(("cdp changelog: no crate '%s' in the workspace\n"):format(name))
       return cli.EXIT.failed
     end
-    list[#list + 1] = { name = name, dir = m.dir,
+    list[#list + 1] = { name = name, dir = m.dir, version = m.version, publish = m.publish,
+      inherited_version = m.inherited_version,
       template = tag_template and release.template(tag_template, ws.single) or nil }
   end
   local origin
@@ -131,7 +132,7 @@ local function full(o, dir, tag_template, template)
     if r.name == "origin" then origin = r.url end
   end
   local texts, err = require("cdp.changelog").history(repo, list, { from = assert(repo:resolve("HEAD")),
-    remote = origin, template = template, single = ws.single })
+    remote = origin, template = template, single = ws.single, members = ws.members })
   if not texts then
     io.stderr:write("cdp changelog: ", tostring(err), "\n")
     return cli.EXIT.failed

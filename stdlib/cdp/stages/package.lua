@@ -94,18 +94,39 @@ end
 -- The newest stable release tag reachable from FROM of each crate in LIST, decided
 -- in one pass over the tags and one walk: { [name] = { tag, commit } }.
 local function stable_releases(repo, list, from, opts)
-  local by_template = {}
+  local by_template, by_name = {}, {}
   for _, c in ipairs(list) do
     local t = template_of(c, opts)
     by_template[t] = by_template[t] or {}
     table.insert(by_template[t], c.name)
+    by_name[c.name] = c
+  end
+  -- A crate-less tag (v{version}) reads as no crate: it is a release of each crate
+  -- that follows that template, as in the plan, where that crate was there and had
+  -- reached that version (toml-rs' toml_edit graduating from 0.26.0-alpha.1).
+  local function owners(t, names)
+    if t.crate then
+      return { t.crate }
+    end
+    local out = {}
+    for _, n in ipairs(names) do
+      local c, v = by_name[n], semver.parse(t.version)
+      local current = semver.parse(c.current or "")
+      if (not current or not (v > current))
+          and repo:tree_entry(t.peeled, ((c.dir or "") == "" and "" or c.dir .. "/") .. "Cargo.toml") then
+        out[#out + 1] = n
+      end
+    end
+    return out
   end
   local candidates = {}
   for template, names in pairs(by_template) do
     for _, t in ipairs(assert(repo:tag_candidates(names, { template }))) do
       local v = semver.parse(t.version)
-      if v and #v.pre == 0 and t.peeled and t.crate then
-        candidates[#candidates + 1] = { crate = t.crate, tag = t.tag, v = v, commit = t.peeled }
+      if v and #v.pre == 0 and t.peeled then
+        for _, n in ipairs(owners(t, names)) do
+          candidates[#candidates + 1] = { crate = n, tag = t.tag, v = v, commit = t.peeled }
+        end
       end
     end
   end

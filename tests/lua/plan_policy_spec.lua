@@ -289,19 +289,27 @@ describe("plan presets", function()
     expect(c.leaf, "0.1.0", "0.1.1", "patch")
   end)
 
-  it("smart_release: a never-released 0.0.0 placeholder is released at 0.0.0, as it stands", function()
-    local smart_release = require "cdp.policies.smart_release"
-    local w = histories.name_reservations()
-    local _, c = make(w, { policy = smart_release {} })
-    expect(c.gix, "0.60.0", "0.60.1", "patch")
-    expect(c["gix-note"], "0.0.0", "0.0.0", "initial")
-    expect(c["gix-tix"], "0.0.0", "0.0.0", "initial")
-    assert.are.equal("gix-note-v0.0.0", c["gix-note"].tag)
-    -- initial_version still decides when given
-    _, c = make(w, { policy = smart_release { initial_version = "0.1.0" } })
-    expect(c["gix-note"], "0.0.0", "0.1.0", "initial")
-    -- the default policy keeps its 0.1.0 start
-    _, c = make(w)
+  -- smart-release (bump_when_needed) and release-plz (a package new to the
+  -- registry keeps its version: next_version_of_new_package_is_unchanged)
+  -- publish a never-released crate as its manifest says; gitoxide reserves
+  -- names at 0.0.0
+  for _, preset in ipairs { "smart_release", "release_plz" } do
+    it(preset .. ": a never-released 0.0.0 placeholder is released at 0.0.0, as it stands", function()
+      local policy = require("cdp.policies." .. preset)
+      local w = histories.name_reservations()
+      local _, c = make(w, { policy = policy {} })
+      expect(c.gix, "0.60.0", "0.60.1", "patch")
+      expect(c["gix-note"], "0.0.0", "0.0.0", "initial")
+      expect(c["gix-tix"], "0.0.0", "0.0.0", "initial")
+      assert.are.equal("gix-note-v0.0.0", c["gix-note"].tag)
+      -- initial_version still decides when given
+      _, c = make(w, { policy = policy { initial_version = "0.1.0" } })
+      expect(c["gix-note"], "0.0.0", "0.1.0", "initial")
+    end)
+  end
+
+  it("the default policy starts a 0.0.0 placeholder at 0.1.0", function()
+    local _, c = make(histories.name_reservations())
     expect(c["gix-tix"], "0.0.0", "0.1.0", "initial")
   end)
 

@@ -241,14 +241,18 @@ def _bump_point(repo, ev, ws_at_r, limit=200):
             parent = commit.parents[0]
             before = workspace.version_at(repo, parent, c, ws_at_r.root)
             if before != rel.version:
-                # born here, not moved or renamed: no member of that name at the parent
-                born = before is None and steps > 0 and c.name not in workspace.at(repo, parent).crates
+                # born here (no member of that name at the parent), or moved here
+                # at the same version (typos' lib split out of the root crate)
+                if before is None and steps > 0:
+                    there = workspace.at(repo, parent).crates.get(c.name)
+                    born = there is None or there.version == rel.version
                 break
             bump, oid, steps = parent, parent, steps + 1
         # A crate whose manifest was created at the released version before R
-        # (toml_datetime split out at 0.5.0 a month before its first release)
-        # had no bump to undo: any commit from its creation to R^ is a fair
-        # plan point for it, so it does not pull P back before it existed.
+        # (toml_datetime split out at 0.5.0 a month before its first release),
+        # or moved there without a version change, had no bump to undo: any
+        # commit from then to R^ is a fair plan point for it, so it does not
+        # pull P back before it existed where R has it.
         if born:
             continue
         # The newest bump is the one nearest R: the fewest first-parent steps.

@@ -7,8 +7,8 @@ The fixture is built by script (never committed): a workspace with one crate
 per tag convention, a shared version released by a merged release PR, a tag
 set on a commit after the bump, a crate released by manifest bumps only, a
 squash-merged release whose tag stays off main, a tag that disagrees with its
-manifest, a publish = false crate that shares the version, and a crate first
-released some commits after it was created at its version.
+manifest, a publish = false crate that shares the version, and crates first
+released some commits after they were created (or moved) at their version.
 """
 import json
 import os
@@ -124,6 +124,15 @@ def build(dir):
     c["theta-fix"] = f.commit("fix: theta", {"crates/theta/src/lib.rs": "//! theta\n// fix\n"})
     c["theta-rel"] = f.commit("chore: Release", {"crates/theta/CHANGELOG.md": "# 0.3.0\n"})
     f.git("tag", "theta-v0.3.0")
+    # kappa is created at 0.4.0, moved to another directory at that version, then
+    # first released: no bump either, so the plan point is again the release's parent.
+    f.commit("feat: kappa", {"crates/kappa-old/Cargo.toml": manifest("kappa", "0.4.0"),
+                             "crates/kappa-old/src/lib.rs": "//! kappa\n"})
+    f.git("mv", "crates/kappa-old", "crates/kappa")
+    f.commit("refactor: kappa's directory is its name")
+    c["kappa-fix"] = f.commit("fix: kappa", {"crates/kappa/src/lib.rs": "//! kappa\n// fix\n"})
+    c["kappa-rel"] = f.commit("chore: Release", {"crates/kappa/CHANGELOG.md": "# 0.4.0\n"})
+    f.git("tag", "kappa-v0.4.0")
     return c
 
 
@@ -190,12 +199,17 @@ class Events(FixtureCase):
 
     def test_tag_disagreeing_with_its_manifest_is_unread(self):
         self.assertTrue(any("alpha-v9.9.9" in why for why in self.notes["unread"]), self.notes["unread"])
-        self.assertEqual(len(self.events), 7)
+        self.assertEqual(len(self.events), 8)
 
     def test_first_release_of_a_crate_born_at_its_version_plans_at_the_parent(self):
         rel, ev = self.released("theta-rel")
         self.assertEqual(rel, {"theta": "0.3.0"})
         self.assertEqual(ev.plan_at, self.c["theta-fix"])
+
+    def test_first_release_of_a_crate_moved_at_its_version_plans_at_the_parent(self):
+        rel, ev = self.released("kappa-rel")
+        self.assertEqual(rel, {"kappa": "0.4.0"})
+        self.assertEqual(ev.plan_at, self.c["kappa-fix"])
 
     def test_tags_before_a_release_leave_out_its_own_and_later_ones(self):
         ev = self.by_commit[self.c["merge"]]
@@ -288,7 +302,7 @@ class Measure(FixtureCase):
         args = type("A", (), {"out": out, "fresh": True, "sample": 0})()
         cdp = os.path.join(realworld.ROOT, "build", "cdp")
         meta = realworld.measure_snapshot(args, self.dir, None, cdp, realworld.cdp_stamp(cdp), {})
-        self.assertEqual((meta["events"], meta["sampled"]), (7, 6))  # the first commit has no P
+        self.assertEqual((meta["events"], meta["sampled"]), (8, 7))  # the first commit has no P
         with open(os.path.join(out, "ws", "results.jsonl")) as f:
             rows = [json.loads(line) for line in f]
         # Only the third plan may be refused: a crate-less template on crates that

@@ -328,6 +328,23 @@ describe("plan presets", function()
     expect(c.mid, "0.5.0", "0.5.0", "none")
     assert.are.same({ { dependency = "base", kind = "normal", from = "1.2.0", to = "1.2.1" } }, c.mid.requirements)
   end)
+
+  it("cargo_release: dependent-version = \"fix\" touches only requirements that no longer admit", function()
+    local cargo_release = require "cdp.policies.cargo_release"
+    local w = histories.chain()
+    w:change("base", "fix: a detail")
+    local _, c = make(w, { policy = cargo_release { raise_requirements = false } })
+    expect(c.base, "1.2.0", "1.2.1", "patch")
+    -- "1.2.0" admits 1.2.1: left as written, and mid has nothing to release
+    expect(c.mid, "0.5.0", "0.5.0", "none")
+    assert.are.same({}, c.mid.requirements or {})
+    w:change("base", "feat!: drop the old API")
+    _, c = make(w, { policy = cargo_release { raise_requirements = false } })
+    expect(c.base, "1.2.0", "2.0.0", "major")
+    -- "1.2.0" does not admit 2.0.0: fixed, and mid releases with it
+    expect(c.mid, "0.5.0", "0.5.1", "patch")
+    assert.are.same({ { dependency = "base", kind = "normal", from = "1.2.0", to = "2.0.0" } }, c.mid.requirements)
+  end)
 end)
 
 describe("plan scope: --package", function()

@@ -17,6 +17,8 @@
 --   changes: on rust-cli/anstyle and toml-rs/toml the dependents were
 --   released alongside (a patch). Here: raise_requirements = true,
 --   propagate = "patch"; raise_requirements = "rewrite" raises without releasing.
+--   dependent-version = "fix" (only requirements that no longer admit the new
+--   version are rewritten, and those dependents release): raise_requirements = false.
 -- - shared-version groups are lockstep groups; version.workspace = true
 --   crates share one version.
 -- - The last release is the tag of the manifest's version, else the newest

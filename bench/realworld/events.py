@@ -19,7 +19,9 @@ release event is derived" for the rules and their blind spots; in short:
 4. The plan point P is the first parent of the commit that brought the
    released versions into the manifests: walking R's first parents while the
    manifest still names the released version, the oldest such commit is the
-   bump; for several crates, the newest of their bumps. A manifest bumped
+   bump; for several crates, the newest of their bumps. A crate created at
+   its released version before R (a first release) has no bump: it does not
+   move P, which is R's parent when it is the only crate. A manifest bumped
    by hand earlier than that is the case cdp must call "already in the
    manifest".
 5. The tool is read from R: its subject when a tool wrote it (smart-release's
@@ -231,15 +233,28 @@ def _bump_point(repo, ev, ws_at_r, limit=200):
         c = ws_at_r.crates.get(crate)
         if c is None:
             continue
-        oid, steps, bump = ev.commit.oid, 0, ev.commit.oid
+        oid, steps, bump, born = ev.commit.oid, 0, ev.commit.oid, False
         while steps < limit:
             commit = repo.commit(oid)
             if not commit.parents:
                 break
             parent = commit.parents[0]
-            if workspace.version_at(repo, parent, c, ws_at_r.root) != rel.version:
+            before = workspace.version_at(repo, parent, c, ws_at_r.root)
+            if before != rel.version:
+                # born here (no member of that name at the parent), or moved here
+                # at the same version (typos' lib split out of the root crate)
+                if before is None and steps > 0:
+                    there = workspace.at(repo, parent).crates.get(c.name)
+                    born = there is None or there.version == rel.version
                 break
             bump, oid, steps = parent, parent, steps + 1
+        # A crate whose manifest was created at the released version before R
+        # (toml_datetime split out at 0.5.0 a month before its first release),
+        # or moved there without a version change, had no bump to undo: any
+        # commit from then to R^ is a fair plan point for it, so it does not
+        # pull P back before it existed where R has it.
+        if born:
+            continue
         # The newest bump is the one nearest R: the fewest first-parent steps.
         if newest is None or steps < newest[1]:
             newest = (bump, steps)

@@ -7,7 +7,8 @@ The fixture is built by script (never committed): a workspace with one crate
 per tag convention, a shared version released by a merged release PR, a tag
 set on a commit after the bump, a crate released by manifest bumps only, a
 squash-merged release whose tag stays off main, a tag that disagrees with its
-manifest, and a publish = false crate that shares the version.
+manifest, a publish = false crate that shares the version, and crates first
+released some commits after they were created (or moved) at their version.
 """
 import json
 import os
@@ -117,6 +118,21 @@ def build(dir):
     c["squashed"] = f.commit("chore: release (#3)", f.crate("alpha", "0.2.1"))
     # A tag whose version no manifest has is not a release.
     f.git("tag", "alpha-v9.9.9")
+    # theta is created at 0.3.0 and first released two commits later, with no bump:
+    # the plan point is the release's parent, where theta exists.
+    c["theta-new"] = f.commit("feat: theta, split out of alpha", f.crate("theta", "0.3.0"))
+    c["theta-fix"] = f.commit("fix: theta", {"crates/theta/src/lib.rs": "//! theta\n// fix\n"})
+    c["theta-rel"] = f.commit("chore: Release", {"crates/theta/CHANGELOG.md": "# 0.3.0\n"})
+    f.git("tag", "theta-v0.3.0")
+    # kappa is created at 0.4.0, moved to another directory at that version, then
+    # first released: no bump either, so the plan point is again the release's parent.
+    f.commit("feat: kappa", {"crates/kappa-old/Cargo.toml": manifest("kappa", "0.4.0"),
+                             "crates/kappa-old/src/lib.rs": "//! kappa\n"})
+    f.git("mv", "crates/kappa-old", "crates/kappa")
+    f.commit("refactor: kappa's directory is its name")
+    c["kappa-fix"] = f.commit("fix: kappa", {"crates/kappa/src/lib.rs": "//! kappa\n// fix\n"})
+    c["kappa-rel"] = f.commit("chore: Release", {"crates/kappa/CHANGELOG.md": "# 0.4.0\n"})
+    f.git("tag", "kappa-v0.4.0")
     return c
 
 
@@ -183,7 +199,17 @@ class Events(FixtureCase):
 
     def test_tag_disagreeing_with_its_manifest_is_unread(self):
         self.assertTrue(any("alpha-v9.9.9" in why for why in self.notes["unread"]), self.notes["unread"])
-        self.assertEqual(len(self.events), 6)
+        self.assertEqual(len(self.events), 8)
+
+    def test_first_release_of_a_crate_born_at_its_version_plans_at_the_parent(self):
+        rel, ev = self.released("theta-rel")
+        self.assertEqual(rel, {"theta": "0.3.0"})
+        self.assertEqual(ev.plan_at, self.c["theta-fix"])
+
+    def test_first_release_of_a_crate_moved_at_its_version_plans_at_the_parent(self):
+        rel, ev = self.released("kappa-rel")
+        self.assertEqual(rel, {"kappa": "0.4.0"})
+        self.assertEqual(ev.plan_at, self.c["kappa-fix"])
 
     def test_tags_before_a_release_leave_out_its_own_and_later_ones(self):
         ev = self.by_commit[self.c["merge"]]
@@ -233,6 +259,14 @@ class Causes(FixtureCase):
         return measure.classify(measure.History(self.repo, self.events), ev, crate, ev.releases[crate].version,
                                 base, plan, ws_p)[0]
 
+    def test_unpublishable_crate_left_out_of_the_plan(self):
+        # zeta is publish = false at P; were a release to publish it, cdp's plan has no entry for it
+        ev = self.by_commit[self.c["theta-rel"]]
+        ws_p = workspace.at(self.repo, ev.plan_at)
+        cause = measure.classify(measure.History(self.repo, self.events), ev, "zeta", "0.1.0", None,
+                                 {"crates": []}, ws_p)[0]
+        self.assertEqual(cause, "publish = false at the plan commit")
+
     def test_last_release_behind_another_convention(self):
         self.assertEqual(self.cause("merge", "beta", last_release=None, last_tag=None, bump="initial",
                                     publish=True), "last release not found: tag convention v{version}")
@@ -268,10 +302,13 @@ class Measure(FixtureCase):
         args = type("A", (), {"out": out, "fresh": True, "sample": 0})()
         cdp = os.path.join(realworld.ROOT, "build", "cdp")
         meta = realworld.measure_snapshot(args, self.dir, None, cdp, realworld.cdp_stamp(cdp), {})
-        self.assertEqual((meta["events"], meta["sampled"]), (6, 5))  # the first commit has no P
+        self.assertEqual((meta["events"], meta["sampled"]), (8, 7))  # the first commit has no P
         with open(os.path.join(out, "ws", "results.jsonl")) as f:
             rows = [json.loads(line) for line in f]
-        self.assertFalse([r for r in rows if "skipped" in r], rows)
+        # Only the third plan may be refused: a crate-less template on crates that
+        # do not share a version, which cdp rejects by design.
+        self.assertFalse([r for r in rows if "skipped" in r and not (
+            r["policy"] == "template" and "has no {crate}" in r["skipped"])], rows)
         default = {(r["event"], r["crate"]): r for r in rows if r["policy"] == "default" and not r.get("extra")}
         for ev in self.events[1:]:
             for crate, rel in ev.releases.items():
@@ -282,6 +319,9 @@ class Measure(FixtureCase):
         self.assertEqual(default[(self.c["alpha-rel"], "alpha")]["previous"], "0.1.0")
         self.assertEqual(default[(self.c["merge"], "beta")]["previous_tag"], "v0.1.0")
         self.assertIsNone(default[(self.c["eps-bump"], "epsilon")]["previous"])
+        # theta, born at 0.3.0 before its release, is planned where it exists: a first release.
+        theta = default[(self.c["theta-rel"], "theta")]
+        self.assertEqual((theta["planned"], theta["next"]), (True, "0.3.0"), theta)
         # Alpha's commits since alpha-v0.1.0 are git log's.
         att = default[(self.c["alpha-rel"], "alpha")]["attribution"]
         self.assertEqual((att["git"], att["only_git"]), (1, 0))

@@ -760,8 +760,13 @@ local function note_outcomes(draft, state)
   for _, name in ipairs(draft.names) do
     local s, crate = state[name], draft.crates[name]
     if s.note == "manifest" then
+      -- A dev marker names the version rather than being it: 0.14.0-dev is
+      -- released as 0.14.0, or 0.14.0-rc.1 in pre-release mode; say which.
+      local next = tostring(s.next)
+      local where = next == crate.current and "already in the manifest"
+        or ("named by the manifest's %s"):format(crate.current)
       add_reason(s, { kind = "manifest", version = crate.current, level = s.shown,
-        text = ("%s → %s, already in the manifest"):format(crate.last, tostring(s.next)) })
+        text = ("%s → %s, %s"):format(crate.last, next, where) })
     end
     if s.held and s.eligible and s.own_level ~= "none" then
       add_reason(s, { kind = "scope", text = ("left out: not among the packages asked for (its commits ask for %s)")

@@ -77,7 +77,7 @@ describe("plan versions: never X → X", function()
     w:change("a", "fix: x")
     local _, c = make(w)
     expect(c.a, "0.8.0-dev", "0.8.0", "minor")
-    assert.truthy(reason(c.a, "manifest").text:find("0.7.0 → 0.8.0, already in the manifest", 1, true))
+    assert.are.equal("0.7.0 → 0.8.0, named by the manifest's 0.8.0-dev", reason(c.a, "manifest").text)
     expect(c.fresh, "0.3.0-pre", "0.3.0", "initial")
     -- a release candidate is meant as one
     expect(c.rc, "1.0.0-rc.1", "1.0.0-rc.1", "initial")
@@ -97,6 +97,8 @@ describe("plan versions: never X → X", function()
     local _, c = make(w, { prerelease = "rc" })
     expect(c.a, "0.14.0-dev", "0.14.0-rc.1", "minor")
     assert.are.equal("a-v0.14.0-rc.1", c.a.tag)
+    -- the reason says what the manifest holds, not that 0.14.0-rc.1 is in it
+    assert.are.equal("0.13.0 → 0.14.0-rc.1, named by the manifest's 0.14.0-dev", reason(c.a, "manifest").text)
     expect(c.b, "2.0.0", "2.0.1-rc.1", "patch")
   end)
 end)
@@ -289,19 +291,27 @@ describe("plan presets", function()
     expect(c.leaf, "0.1.0", "0.1.1", "patch")
   end)
 
-  it("smart_release: a never-released 0.0.0 placeholder is released at 0.0.0, as it stands", function()
-    local smart_release = require "cdp.policies.smart_release"
-    local w = histories.name_reservations()
-    local _, c = make(w, { policy = smart_release {} })
-    expect(c.gix, "0.60.0", "0.60.1", "patch")
-    expect(c["gix-note"], "0.0.0", "0.0.0", "initial")
-    expect(c["gix-tix"], "0.0.0", "0.0.0", "initial")
-    assert.are.equal("gix-note-v0.0.0", c["gix-note"].tag)
-    -- initial_version still decides when given
-    _, c = make(w, { policy = smart_release { initial_version = "0.1.0" } })
-    expect(c["gix-note"], "0.0.0", "0.1.0", "initial")
-    -- the default policy keeps its 0.1.0 start
-    _, c = make(w)
+  -- smart-release (bump_when_needed) and release-plz (a package new to the
+  -- registry keeps its version: next_version_of_new_package_is_unchanged)
+  -- publish a never-released crate as its manifest says; gitoxide reserves
+  -- names at 0.0.0
+  for _, preset in ipairs { "smart_release", "release_plz" } do
+    it(preset .. ": a never-released 0.0.0 placeholder is released at 0.0.0, as it stands", function()
+      local policy = require("cdp.policies." .. preset)
+      local w = histories.name_reservations()
+      local _, c = make(w, { policy = policy {} })
+      expect(c.gix, "0.60.0", "0.60.1", "patch")
+      expect(c["gix-note"], "0.0.0", "0.0.0", "initial")
+      expect(c["gix-tix"], "0.0.0", "0.0.0", "initial")
+      assert.are.equal("gix-note-v0.0.0", c["gix-note"].tag)
+      -- initial_version still decides when given
+      _, c = make(w, { policy = policy { initial_version = "0.1.0" } })
+      expect(c["gix-note"], "0.0.0", "0.1.0", "initial")
+    end)
+  end
+
+  it("the default policy starts a 0.0.0 placeholder at 0.1.0", function()
+    local _, c = make(histories.name_reservations())
     expect(c["gix-tix"], "0.0.0", "0.1.0", "initial")
   end)
 
@@ -317,6 +327,23 @@ describe("plan presets", function()
     _, c = make(w, { policy = cargo_release { raise_requirements = "rewrite" } })
     expect(c.mid, "0.5.0", "0.5.0", "none")
     assert.are.same({ { dependency = "base", kind = "normal", from = "1.2.0", to = "1.2.1" } }, c.mid.requirements)
+  end)
+
+  it("cargo_release: dependent-version = \"fix\" touches only requirements that no longer admit", function()
+    local cargo_release = require "cdp.policies.cargo_release"
+    local w = histories.chain()
+    w:change("base", "fix: a detail")
+    local _, c = make(w, { policy = cargo_release { raise_requirements = false } })
+    expect(c.base, "1.2.0", "1.2.1", "patch")
+    -- "1.2.0" admits 1.2.1: left as written, and mid has nothing to release
+    expect(c.mid, "0.5.0", "0.5.0", "none")
+    assert.are.same({}, c.mid.requirements or {})
+    w:change("base", "feat!: drop the old API")
+    _, c = make(w, { policy = cargo_release { raise_requirements = false } })
+    expect(c.base, "1.2.0", "2.0.0", "major")
+    -- "1.2.0" does not admit 2.0.0: fixed, and mid releases with it
+    expect(c.mid, "0.5.0", "0.5.1", "patch")
+    assert.are.same({ { dependency = "base", kind = "normal", from = "1.2.0", to = "2.0.0" } }, c.mid.requirements)
   end)
 end)
 

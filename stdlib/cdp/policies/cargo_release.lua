@@ -17,6 +17,8 @@
 --   changes: on rust-cli/anstyle and toml-rs/toml the dependents were
 --   released alongside (a patch). Here: raise_requirements = true,
 --   propagate = "patch"; raise_requirements = "rewrite" raises without releasing.
+--   dependent-version = "fix" (only requirements that no longer admit the new
+--   version are rewritten, and those dependents release): raise_requirements = false.
 -- - shared-version groups are lockstep groups; version.workspace = true
 --   crates share one version.
 -- - The last release is the tag of the manifest's version, else the newest
@@ -31,6 +33,14 @@
 --   "minor" } for a level of your choosing, --package for a selection).
 -- - metadata = "optional": cargo-release drops build metadata unless given
 --   again; cdp keeps it (1.1.3+spec-1.1.0 -> 1.1.4+spec-1.1.0).
+-- - What counts as a crate's change (steps/plan.rs PackageRelease::load): to
+--   cargo-release the workspace's Cargo.lock is one of a binary crate's files
+--   (a lock-only change, such as a dependency's release, makes typos-cli
+--   "changed"), and files under tests/ are not; cdp's attribution, shared by
+--   every policy, counts `cargo package`'s files without that adjustment.
+-- - A crate with no change since its tag is still released when named on the
+--   command line (with a warning, warn_changed): such re-releases (snapbox
+--   0.6.12, toml's 4ac61f76) are not in the history cdp reads.
 local conventional = require "cdp.policies.conventional"
 
 return setmetatable({

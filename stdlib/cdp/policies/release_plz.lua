@@ -17,7 +17,9 @@
 --   packages"). Here: raise_requirements = true, propagate = "patch".
 -- - Crates that inherit version.workspace = true share the highest next
 --   version among them (new_workspace_version); a crate not in the registry is
---   released at its manifest version; a manifest already ahead of the registry
+--   released at its manifest version, a 0.0.0 placeholder included
+--   (version.rs: next_version_of_new_package_is_unchanged; here
+--   initial_version = "0.0.0"); a manifest already ahead of the registry
 --   is released as it stands (version_already_bumped).
 -- - Tags: "{crate}-v{version}", "v{version}" for a one-crate workspace (found
 --   from the tags that exist here, as for every policy).
@@ -34,5 +36,6 @@
 local conventional = require "cdp.policies.conventional"
 
 return setmetatable({
-  DEFAULTS = { types = { ["*"] = "patch" }, zero_minor = true, raise_requirements = true, propagate = "patch" },
+  DEFAULTS = { types = { ["*"] = "patch" }, zero_minor = true, raise_requirements = true, propagate = "patch",
+    initial_version = "0.0.0" },
 }, { __call = function(self, opts) return conventional.preset("release_plz", self.DEFAULTS)(opts) end })

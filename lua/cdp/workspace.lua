@@ -233,6 +233,21 @@ local function toml_table(text, path, keys)
   return type(t) == "table" and t or {}
 end
 
+-- Several tables of one manifest (toml_table for each of KEY_LISTS), parsed once.
+local function toml_tables(text, path, key_lists)
+  local ok, toml = pcall(require, "cdp.toml")
+  local doc = ok and text and toml.parse(text, { name = path })
+  local out = {}
+  for i, keys in ipairs(key_lists) do
+    local t = doc and doc:get(keys)
+    out[i] = type(t) == "table" and t or {}
+  end
+  if doc then
+    doc:close()
+  end
+  return table.unpack(out, 1, #key_lists)
+end
+
 local function publish_of(value)
   if value == nil or value == json.null then
     return true
@@ -511,8 +526,8 @@ end
 -- Appends them to MEMBERS ({name, dir} as from_manifests gives them).
 local function add_path_members(members, found, root_text, root_manifest, fs)
   local base = relative(found.root, found.repo_root) or ""
-  local ws_deps = toml_table(root_text, root_manifest, { "workspace", "dependencies" })
-  local excluded = toml_table(root_text, root_manifest, { "workspace" }).exclude
+  local ws_deps, ws = toml_tables(root_text, root_manifest, { { "workspace", "dependencies" }, { "workspace" } })
+  local excluded = ws.exclude
   local seen = {}
   local function ws_rel(dir)
     return base == "" and dir or (dir == base and "" or dir:sub(#base + 2))
@@ -533,12 +548,10 @@ local function add_path_members(members, found, root_text, root_manifest, fs)
   while i <= #members do
     local at = ws_rel(members[i].dir)
     local path = found.root .. (at == "" and "" or ("/" .. at)) .. "/Cargo.toml"
-    local text = fs.read(path)
-    local tables = {}
-    for _, kind in ipairs { "dependencies", "dev-dependencies", "build-dependencies" } do
-      tables[#tables + 1] = toml_table(text, path, { kind })
-    end
-    for _, t in pairs(toml_table(text, path, { "target" })) do
+    local deps, dev, build, targets = toml_tables(fs.read(path), path,
+      { { "dependencies" }, { "dev-dependencies" }, { "build-dependencies" }, { "target" } })
+    local tables = { deps, dev, build }
+    for _, t in pairs(targets) do
       for _, kind in ipairs { "dependencies", "dev-dependencies", "build-dependencies" } do
         if type(t) == "table" and type(t[kind]) == "table" then
           tables[#tables + 1] = t[kind]

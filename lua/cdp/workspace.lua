@@ -219,21 +219,10 @@ local function shipped_files(pkg, ws_pkg, inherited_deps, dir, root_dir)
   return files, inherits
 end
 
--- The [package] of a member's manifest and the root's [workspace.package], as
--- Lua tables (empty when the text is not TOML: cargo metadata read it, so
--- that is a reader's gap, and the crate is then taken as its directory).
-local function toml_table(text, path, keys)
-  local ok, toml = pcall(require, "cdp.toml")
-  local doc = ok and text and toml.parse(text, { name = path })
-  if not doc then
-    return {}
-  end
-  local t = doc:get(keys)
-  doc:close()
-  return type(t) == "table" and t or {}
-end
-
--- Several tables of one manifest (toml_table for each of KEY_LISTS), parsed once.
+-- Tables of one manifest (a member's [package], the root's [workspace.package]),
+-- one for each of KEY_LISTS, from one parse; each empty when the text is not
+-- TOML (cargo metadata read it, so that is a reader's gap, and the crate is then
+-- taken as its directory).
 local function toml_tables(text, path, key_lists)
   local ok, toml = pcall(require, "cdp.toml")
   local doc = ok and text and toml.parse(text, { name = path })
@@ -246,6 +235,10 @@ local function toml_tables(text, path, key_lists)
     doc:close()
   end
   return table.unpack(out, 1, #key_lists)
+end
+
+local function toml_table(text, path, keys)
+  return (toml_tables(text, path, { keys }))
 end
 
 local function publish_of(value)

@@ -18,6 +18,7 @@
  */
 #include "host.h"
 #include "core/curl_job.h"
+#include "core/curl_lazy.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -544,7 +545,8 @@ int luaopen_cdp_http(lua_State *L)
 	s->global = 0;
 	luaL_setmetatable(L, STATE_TNAME);
 	if (curl_job_global_init() < 0)
-		return luaL_error(L, "cannot initialise libcurl");
+		return luaL_error(L, "cannot initialise libcurl%s%s", cdp_curl_error() ? ": " : "",
+		                  cdp_curl_error() ? cdp_curl_error() : "");
 	s->global = 1;
 
 	luaL_newlibtable(L, funcs);

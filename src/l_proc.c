@@ -19,6 +19,7 @@
  * and under proc.child_env an allow-listed environment. Captured output is
  * bounded (max_output), keeping the tail.
  */
+#define _GNU_SOURCE /* O_TMPFILE: proc.spawn's captured output has no name on disk */
 #include "host.h"
 
 #include <ctype.h>
@@ -1405,57 +1406,154 @@ static int proc_kill(lua_State *L)
 
 #define PROCESS_MT "cdp.proc.Process"
 
-/* A child that runs while cdp does other things (cdp serve's runs). */
+/* A child that runs while cdp does other things (cdp serve's runs, cargo
+ * metadata while the plan reads git). */
 struct process {
 	pid_t pid;   /* -1: none */
 	int reaped;  /* its status is in STATUS */
 	int status;
+	int tied;    /* captured: the group is cdp's, killed and reaped on close */
+	int out_fd, err_fd; /* captured output, unnamed files; -1: none */
+	double deadline;    /* INFINITY: no timeout */
+	int timed_out;
 };
 
 /*
- * proc.spawn{ argv=, cwd=, env=, env_clear=, output = path } -> Process | nil, msg, code
+ * An unnamed temporary file, read and write, for a child's output: O_TMPFILE
+ * in $TMPDIR (else /tmp), so nothing of it is left on disk whatever happens to
+ * cdp, and nobody else can open it by a name. Where the file system has no
+ * O_TMPFILE, a file made by mkstemp in a private (0700) directory, both
+ * removed at once. -1 and errno on failure.
+ */
+static int unnamed_file(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	if (!tmp || !*tmp)
+		tmp = "/tmp";
+	int fd = open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+		return fd;
+	char dir[4096];
+	if (snprintf(dir, sizeof dir, "%s/cdp-spawn-XXXXXX", tmp) >= (int)sizeof dir) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (!mkdtemp(dir)) /* mkdtemp makes it 0700 */
+		return -1;
+	char path[4096 + 16];
+	snprintf(path, sizeof path, "%s/out", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int err = errno;
+	unlink(path);
+	rmdir(dir);
+	errno = err;
+	return fd;
+}
+
+/* Idempotent: a tied child's group killed and reaped, the captured files closed. */
+static void process_release(struct process *p)
+{
+	if (p->tied && p->pid > 0 && !p->reaped) {
+		kill(-p->pid, SIGKILL);
+		int status;
+		while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		p->reaped = 1;
+		p->status = status;
+		group_reaped(p->pid);
+	}
+	close_fd(&p->out_fd);
+	close_fd(&p->err_fd);
+}
+
+/*
+ * proc.spawn{ argv=, cwd=, env=, env_clear=, output = path, capture = false,
+ *             timeout = s } -> Process | nil, msg, code
  * Like proc.run, but returns at once: stdin is /dev/null, stdout and stderr are
  * appended to OUTPUT (default /dev/null). The child leads a process group of
  * its own, so a signal to cdp's group does not reach it; cdp forwards what it
  * means to (process:kill). Nothing kills it when the handle is collected.
+ *
+ * With capture = true the child is cdp's, as under proc.run: stdout and stderr
+ * go to two unnamed temporary files (never a name on disk, whatever happens to
+ * cdp; a child printing megabytes never blocks on a pipe) that process:wait
+ * returns as strings; the watchdog takes its group down if cdp dies; and
+ * process:close() (also __close and __gc) kills the group and reaps it. TIMEOUT
+ * counts from the spawn: process:wait then ends it as proc.run does (SIGTERM to
+ * the group, SIGKILL 2 s later) and says timed_out = true.
  */
 static int proc_spawn(lua_State *L)
 {
 	struct run_opts o;
 	read_opts(L, &o);
-	const char *cmdline = lua_tostring(L, -1);
+	int cmd = lua_gettop(L);
+	const char *cmdline = lua_tostring(L, cmd);
 	const char *output = "/dev/null";
 	if (lua_getfield(L, 1, "output") != LUA_TNIL)
 		output = luaL_checkstring(L, -1);
+	int capture = cdp_rawfield(L, 1, "capture") != LUA_TNIL;
+	if (capture) {
+		luaL_argexpected(L, lua_isboolean(L, -1), 1, "boolean option 'capture'");
+		capture = lua_toboolean(L, -1);
+	}
 	char **argv = push_argv(L, o.argv);
 	char **envp = push_envp(L, &o);
-	struct process *p = lua_newuserdatauv(L, sizeof *p, 0);
+	struct process *p = lua_newuserdatauv(L, sizeof *p, 1);
 	p->pid = -1;
 	p->reaped = 0;
 	p->status = 0;
+	p->tied = 0;
+	p->out_fd = p->err_fd = -1;
+	p->deadline = o.timeout_s > 0 ? now_monotonic() + o.timeout_s : INFINITY;
+	p->timed_out = 0;
 	luaL_setmetatable(L, PROCESS_MT);
+	lua_pushvalue(L, cmd);
+	lua_setiuservalue(L, -2, 1); /* what EINTR names */
 	int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	int out = open(output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	int out = -1, err_out = -1;
+	int err = in < 0 ? errno : 0;
+	const char *failed = "/dev/null";
+	if (!err && capture) {
+		failed = "temporary file";
+		if ((p->out_fd = unnamed_file()) < 0 || (p->err_fd = unnamed_file()) < 0)
+			err = errno;
+		else if ((err = watchdog_start()) == 0) {
+			out = p->out_fd;
+			err_out = p->err_fd;
+		}
+	} else if (!err) {
+		failed = output;
+		if ((out = open(output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
+			err = errno;
+		err_out = out;
+	}
 	int report[2] = {-1, -1};
-	int err = in < 0 || out < 0 ? errno : make_pipe(&report[0], &report[1]);
+	if (!err)
+		err = make_pipe(&report[0], &report[1]);
 	if (err) {
 		close_fd(&in);
-		close_fd(&out);
-		return push_fail(L, err, in < 0 ? "/dev/null" : output);
+		if (!capture)
+			close_fd(&out);
+		process_release(p);
+		return push_fail(L, err, failed);
 	}
-	struct child_setup setup = {argv, envp, o.cwd ? lua_tostring(L, o.cwd) : NULL, in, out, out, report[1], getpid()};
+	struct child_setup setup = {argv, envp, o.cwd ? lua_tostring(L, o.cwd) : NULL, in, out, err_out, report[1], getpid()};
 	pid_t pid = fork();
 	if (pid == 0)
 		child_exec(&setup);
 	err = pid < 0 ? errno : 0;
 	close_fd(&in);
-	close_fd(&out);
+	if (!capture)
+		close_fd(&out);
 	close_fd(&report[1]);
 	if (pid < 0) {
 		close_fd(&report[0]);
+		process_release(p);
 		return push_fail(L, err, cmdline);
 	}
 	setpgid(pid, pid);
+	if (capture)
+		watchdog_tell('+', pid);
 	struct exec_report rep;
 	ssize_t got;
 	while ((got = read(report[0], &rep, sizeof rep)) < 0 && errno == EINTR)
@@ -1464,9 +1562,13 @@ static int proc_spawn(lua_State *L)
 	if (got == (ssize_t)sizeof rep) {
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
+		if (capture)
+			group_reaped(pid);
+		process_release(p);
 		return push_fail(L, rep.err, rep.stage == FAILED_CWD ? setup.cwd : argv[0]);
 	}
 	p->pid = pid;
+	p->tied = capture;
 	return 1;
 }
 
@@ -1485,31 +1587,123 @@ static int process_pid(lua_State *L)
 	return 1;
 }
 
-/* process:wait(timeout = forever) -> { code, signal, signame } | nil, "ETIMEDOUT: ...", "ETIMEDOUT" */
+/* Whether P has exited (reaped into p->status); -1 and errno on failure. */
+static int process_reap(struct process *p)
+{
+	int status;
+	pid_t r;
+	while ((r = waitpid(p->pid, &status, WNOHANG)) < 0 && errno == EINTR)
+		;
+	if (r == p->pid) {
+		p->reaped = 1;
+		p->status = status;
+		if (p->tied)
+			group_reaped(p->pid);
+		return 1;
+	}
+	return r < 0 ? -1 : 0;
+}
+
+/* Sleep until P may have exited, a signal came, or SECONDS passed (< 0:
+ * long). A pidfd wakes at the exit itself; without one, short naps. */
+static void process_nap(struct process *p, int *pidfd, double seconds)
+{
+	if (*pidfd == -2)
+		*pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+	int ms = seconds < 0 || seconds > 1 ? 1000 : (int)ceil(seconds * 1000);
+	if (*pidfd >= 0) {
+		struct pollfd pfd[2] = {{*pidfd, POLLIN, 0}, {wake_pipe[0], POLLIN, 0}};
+		if (poll(pfd, wake_pipe[0] >= 0 ? 2 : 1, ms) > 0 && pfd[1].revents)
+			drain_wake_pipe();
+		return;
+	}
+	if (ms > 20)
+		ms = 20;
+	struct timespec nap = {0, (long)ms * 1000 * 1000};
+	nanosleep(&nap, NULL);
+}
+
+/* [-0, +1, m] What a captured stream holds, as a string. */
+static int push_captured(lua_State *L, int fd)
+{
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	if (fd >= 0) {
+		off_t at = 0;
+		for (;;) {
+			char *dst = luaL_prepbuffsize(&b, READ_CHUNK);
+			ssize_t n = pread(fd, dst, READ_CHUNK, at);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			luaL_addsize(&b, (size_t)n);
+			at += n;
+		}
+	}
+	luaL_pushresult(&b);
+	return 1;
+}
+
+/*
+ * process:wait(timeout = forever) -> { code, signal, signame [, stdout, stderr,
+ *   timed_out] } | nil, "ETIMEDOUT: ...", "ETIMEDOUT" | nil, "EINTR: ...", "EINTR"
+ * TIMEOUT bounds this wait only (the child goes on); the spawn's own timeout
+ * ends the child. A signal trapped by proc.trap_signals ends the wait with
+ * EINTR, naming the command; the child is left to process:close().
+ */
 static int process_wait(lua_State *L)
 {
 	struct process *p = check_process(L);
 	double timeout = luaL_optnumber(L, 2, -1);
 	double deadline = timeout < 0 ? INFINITY : now_monotonic() + timeout;
+	int pidfd = -2, killing = 0; /* 1: SIGTERM sent, 2: SIGKILL sent */
+	double kill_at = INFINITY;
 	while (!p->reaped) {
-		int status;
-		pid_t r = waitpid(p->pid, &status, WNOHANG);
-		if (r == p->pid) {
-			p->reaped = 1;
-			p->status = status;
-			break;
+		if (process_reap(p) < 0) {
+			int err = errno;
+			if (pidfd >= 0)
+				close(pidfd);
+			return push_fail(L, err, "wait");
 		}
-		if (r < 0 && errno != EINTR)
-			return push_fail(L, errno, "wait");
-		if (now_monotonic() >= deadline) {
+		if (p->reaped)
+			break;
+		double now = now_monotonic();
+		int sig = p->tied ? take_interrupt() : 0;
+		if (sig) {
+			if (pidfd >= 0)
+				close(pidfd);
+			lua_getiuservalue(L, 1, 1);
+			lua_pushnil(L);
+			lua_pushfstring(L, "EINTR: interrupted by %s: %s", signal_name(sig), lua_tostring(L, -2));
+			lua_pushliteral(L, "EINTR");
+			return 3;
+		}
+		if (!killing && now >= p->deadline) {
+			p->timed_out = 1;
+			kill(-p->pid, SIGTERM);
+			killing = 1;
+			kill_at = now + KILL_GRACE;
+		}
+		if (killing == 1 && now >= kill_at) {
+			kill(-p->pid, SIGKILL);
+			killing = 2;
+		}
+		if (!killing && now >= deadline) {
+			if (pidfd >= 0)
+				close(pidfd);
 			char thing[64];
 			snprintf(thing, sizeof thing, "pid %d is still running", (int)p->pid);
 			return push_fail(L, ETIMEDOUT, thing);
 		}
-		struct timespec nap = {0, 20 * 1000 * 1000};
-		nanosleep(&nap, NULL);
+		double until = killing == 1 ? kill_at : killing ? INFINITY : fmin(deadline, p->deadline);
+		process_nap(p, &pidfd, until == INFINITY ? -1 : until - now);
 	}
-	lua_createtable(L, 0, 3);
+	if (pidfd >= 0)
+		close(pidfd);
+	if (p->tied && (killing || p->timed_out))
+		kill(-p->pid, SIGKILL); /* the rest of the group goes with the child */
+	lua_createtable(L, 0, 6);
 	if (WIFEXITED(p->status)) {
 		lua_pushinteger(L, WEXITSTATUS(p->status));
 		lua_setfield(L, -2, "code");
@@ -1521,6 +1715,14 @@ static int process_wait(lua_State *L)
 			lua_pushstring(L, name);
 			lua_setfield(L, -2, "signame");
 		}
+	}
+	if (p->out_fd >= 0 || p->err_fd >= 0) {
+		push_captured(L, p->out_fd);
+		lua_setfield(L, -2, "stdout");
+		push_captured(L, p->err_fd);
+		lua_setfield(L, -2, "stderr");
+		lua_pushboolean(L, p->timed_out);
+		lua_setfield(L, -2, "timed_out");
 	}
 	return 1;
 }
@@ -1536,6 +1738,15 @@ static int process_kill(lua_State *L)
 	lua_pushinteger(L, p->pid);
 	lua_replace(L, 1);
 	return proc_kill(L);
+}
+
+/* process:close(): __close and __gc too; idempotent. A captured child's group
+ * is killed and reaped and its output let go; any other child goes on. */
+static int process_close(lua_State *L)
+{
+	struct process *p = luaL_checkudata(L, 1, PROCESS_MT);
+	process_release(p);
+	return 0;
 }
 
 int luaopen_cdp_proc(lua_State *L)
@@ -1573,10 +1784,15 @@ int luaopen_cdp_proc(lua_State *L)
 	lua_setfield(L, -2, "__gc");
 	lua_pop(L, 1);
 	static const luaL_Reg process_methods[] = {
-		{"pid", process_pid}, {"wait", process_wait}, {"kill", process_kill}, {NULL, NULL}};
+		{"pid", process_pid},     {"wait", process_wait}, {"kill", process_kill},
+		{"close", process_close}, {NULL, NULL}};
 	luaL_newmetatable(L, PROCESS_MT);
 	luaL_newlib(L, process_methods);
 	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, process_close);
+	lua_setfield(L, -2, "__gc");
+	lua_pushcfunction(L, process_close);
+	lua_setfield(L, -2, "__close");
 	lua_pop(L, 1);
 	luaL_newlib(L, funcs);
 	return 1;

@@ -19,6 +19,8 @@
 --   packages      { names }: release only these crates and what propagation forces
 --   registry      a cdp.registry client or a sparse index URL, asked about crates without a tag
 --   all           walk never-released publish = false crates too (they are left out otherwise)
+--   guess         false: no git work ahead of cargo metadata (see guess_ahead); the plan is
+--                 the same either way, only slower without
 -- Failures of the world (not a repository, broken Cargo.toml, a release tag
 -- that is not semver under a template that is set, a policy naming an unknown
 -- crate, a plan that cannot hold) return nil, a message naming the thing, and a code.
@@ -1337,15 +1339,16 @@ local function open_repository(m)
   return true
 end
 
+-- cargo metadata was started by plan.make before the repository was opened
+-- (workspace.start); this waits for it. Its failures read as workspace.load's.
 local function load_workspace(m)
-  local ws, err, code = workspace.load(m.dir, { repo_root = m.repo_root })
+  local ws, err, code = m.cargo:finish { repo_root = m.repo_root }
   if not ws then
     return nil, err, code
   end
   m.ws = ws
   return true
 end
-
 local function resolve_revisions(m)
   local from = m.opts.from or "HEAD"
   local oid, err, code = m.repo:resolve(from)
@@ -1456,14 +1459,50 @@ local function ask_registry(m)
   return true
 end
 
+-- What last_releases reads of the members, and of the rest of M: equal keys,
+-- equal answers (the tags and the repository are the same within one plan).
+local function releases_key(m)
+  local parts = { tostring(m.ws.single), m.from_oid or "", tostring(m.opts.tag_template) }
+  for _, x in ipairs(m.ws.members) do
+    local publish = type(x.publish) == "table" and table.concat(x.publish, ",") or tostring(x.publish)
+    parts[#parts + 1] = table.concat({ x.name, tostring(x.version), x.dir, tostring(x.inherited_version),
+      publish }, "\0")
+  end
+  return table.concat(parts, "\n")
+end
+
+-- Deep equality of plain data (strings, numbers, booleans, tables of them).
+local function same(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then
+    return a == b
+  end
+  for k, v in pairs(a) do
+    if not same(v, b[k]) then
+      return false
+    end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then
+      return false
+    end
+  end
+  return true
+end
+
 local function find_releases(m)
   local set, err, code = tags.templates(m.opts.tag_template)
   if err then
     return nil, err, code
   end
   m.template_set = set
-  local releases, conventions, warnings, matched, existing = last_releases(m.repo, m.ws.members, set, m.ws.single,
-    m.from_oid)
+  local releases, conventions, warnings, matched, existing
+  local guess = m.guess
+  if guess and guess.releases_key == releases_key(m) then
+    releases, conventions, warnings, matched, existing = table.unpack(guess.releases_found, 1, 5)
+  else
+    releases, conventions, warnings, matched, existing = last_releases(m.repo, m.ws.members, set, m.ws.single,
+      m.from_oid)
+  end
   if not releases then
     local msg, failure = conventions, warnings
     return nil, msg, failure
@@ -1513,12 +1552,25 @@ local function drop_release_copies(m)
   end
 end
 
--- The one walk of the history: every crate's commits since its release.
-local function walk_changes(m)
+-- What the walk is asked: everything repo:changes answers from.
+local function walk_args(m)
   choose_walk(m)
   local files, inherits = m.ws:walk_files()
-  local list, err, code = m.repo:changes { from = m.from_oid, paths = m.paths, since = m.since, files = files,
-    inherits = inherits, manifest = m.ws.manifest, parse = true, messages = false }
+  return { from = m.from_oid, paths = m.paths, since = m.since, files = files, inherits = inherits,
+    manifest = m.ws.manifest, parse = true, messages = false }
+end
+
+-- The one walk of the history: every crate's commits since its release. The
+-- guess's walk is taken when it was asked exactly the same.
+local function walk_changes(m)
+  local args = walk_args(m)
+  local list, err, code
+  if m.guess and m.guess.walk and same(m.guess.walk_args, args) then
+    list = m.guess.walk
+  else
+    list, err, code = m.repo:changes(args)
+  end
+  m.guess = nil
   if not list then
     return nil, ("cannot walk the history from %s: %s"):format(m.from_name, tostring(err)), code
   end
@@ -1543,6 +1595,48 @@ local function walk_changes(m)
   -- The walk was the last use of the repository: closing it now hands libgit2's
   -- object cache and pack maps back before the plan is built on top of them.
   m.repo:close()
+  return true
+end
+
+local function interruption(e)
+  return type(e) == "string" and e:find("interrupted by SIG%u+$") ~= nil
+end
+
+-- While cargo metadata runs, the git work done on a guess of the workspace
+-- read from its manifests (workspace.guess): the releases and the walk. The
+-- real steps take a guessed answer only when asked exactly what the guess
+-- was asked (releases_key, walk_args), so a wrong guess costs time, never a
+-- different plan; a guess that fails is dropped, and the real step then
+-- fails as it always did, after cargo's own failure if cargo failed. An
+-- interruption is not a guess's failure: it goes on.
+local function guess_ahead(m)
+  if m.opts.guess == false then
+    return true
+  end
+  local g = { opts = m.opts, repo = m.repo, dir = m.dir, repo_root = m.repo_root }
+  local ok, e = pcall(function()
+    g.ws = workspace.guess(m.dir, { repo_root = m.repo_root })
+    if not g.ws or not resolve_revisions(g) then
+      return
+    end
+    local set, err = tags.templates(m.opts.tag_template)
+    if err then
+      return
+    end
+    local r = table.pack(last_releases(g.repo, g.ws.members, set, g.ws.single, g.from_oid))
+    if not r[1] then
+      return
+    end
+    g.releases_key = releases_key(g)
+    m.guess = g
+    -- choose_walk reads the releases where find_releases leaves them
+    g.releases_found, g.releases = r, r[1]
+    g.walk_args = walk_args(g)
+    g.walk = g.repo:changes(g.walk_args)
+  end)
+  if not ok and interruption(e) then
+    error(e, 0)
+  end
   return true
 end
 
@@ -1620,8 +1714,12 @@ function plan.make(opts)
     error("plan.make: expected a table of options", 2)
   end
   local m = { opts = opts, dir = opts.dir or "." }
-  for _, step in ipairs { open_repository, load_workspace, resolve_revisions, read_scope, find_releases,
-    walk_changes, run_policy, build_plan } do
+  -- cargo metadata runs while git is read (guess_ahead); it is ended on every
+  -- way out, a raised error or an interruption included.
+  local cargo <close> = workspace.start(m.dir)
+  m.cargo = cargo
+  for _, step in ipairs { open_repository, guess_ahead, load_workspace, resolve_revisions, read_scope,
+    find_releases, walk_changes, run_policy, build_plan } do
     local ok, err, code = step(m)
     if not ok then
       if m.repo then

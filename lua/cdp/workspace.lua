@@ -2,6 +2,9 @@
 -- order to publish them in, read from `cargo metadata --no-deps --offline`.
 --
 --   ws = workspace.load(dir, { repo_root = "/abs/repo" })
+--   pending = workspace.start(dir); ...; ws = pending:finish { repo_root = ... }
+--                   cargo metadata running meanwhile (the same answers and failures)
+--   guess = workspace.guess(dir, opts)  the model as the manifests alone say it, or nil
 --   ws.members      sorted by name: { name, version, manifest_path, dir, publish,
 --                     inherited_version, deps = { {name, kind, req, path, registry,
 --                     rename, target, optional, member, inherited} },
@@ -216,18 +219,26 @@ local function shipped_files(pkg, ws_pkg, inherited_deps, dir, root_dir)
   return files, inherits
 end
 
--- The [package] of a member's manifest and the root's [workspace.package], as
--- Lua tables (empty when the text is not TOML: cargo metadata read it, so
--- that is a reader's gap, and the crate is then taken as its directory).
-local function toml_table(text, path, keys)
+-- Tables of one manifest (a member's [package], the root's [workspace.package]),
+-- one for each of KEY_LISTS, from one parse; each empty when the text is not
+-- TOML (cargo metadata read it, so that is a reader's gap, and the crate is then
+-- taken as its directory).
+local function toml_tables(text, path, key_lists)
   local ok, toml = pcall(require, "cdp.toml")
   local doc = ok and text and toml.parse(text, { name = path })
-  if not doc then
-    return {}
+  local out = {}
+  for i, keys in ipairs(key_lists) do
+    local t = doc and doc:get(keys)
+    out[i] = type(t) == "table" and t or {}
   end
-  local t = doc:get(keys)
-  doc:close()
-  return type(t) == "table" and t or {}
+  if doc then
+    doc:close()
+  end
+  return table.unpack(out, 1, #key_lists)
+end
+
+local function toml_table(text, path, keys)
+  return (toml_tables(text, path, { keys }))
 end
 
 local function publish_of(value)
@@ -502,15 +513,131 @@ function workspace.from_manifests(dir, opts)
   return { root = root, repo_root = repo_root, members = members, by_name = by_name, single = #members == 1 }
 end
 
--- Run cargo metadata in DIR and build the model (see from_metadata for OPTS).
-function workspace.load(dir, opts)
+-- The path dependencies cargo makes members of itself: those of a member (any
+-- kind, any target, or through [workspace.dependencies]) inside the
+-- workspace root and not under [workspace] exclude, and theirs in turn.
+-- Appends them to MEMBERS ({name, dir} as from_manifests gives them).
+local function add_path_members(members, found, root_text, root_manifest, fs)
+  local base = relative(found.root, found.repo_root) or ""
+  local ws_deps, ws = toml_tables(root_text, root_manifest, { { "workspace", "dependencies" }, { "workspace" } })
+  local excluded = ws.exclude
+  local seen = {}
+  local function ws_rel(dir)
+    return base == "" and dir or (dir == base and "" or dir:sub(#base + 2))
+  end
+  for _, x in ipairs(members) do
+    seen[ws_rel(x.dir)] = true
+  end
+  local function is_excluded(d)
+    for _, e in ipairs(type(excluded) == "table" and excluded or {}) do
+      local ex = type(e) == "string" and repo_path("", e)
+      if ex and (d == ex or d:sub(1, #ex + 1) == ex .. "/") then
+        return true
+      end
+    end
+    return false
+  end
+  local i = 1
+  while i <= #members do
+    local at = ws_rel(members[i].dir)
+    local path = found.root .. (at == "" and "" or ("/" .. at)) .. "/Cargo.toml"
+    local deps, dev, build, targets = toml_tables(fs.read(path), path,
+      { { "dependencies" }, { "dev-dependencies" }, { "build-dependencies" }, { "target" } })
+    local tables = { deps, dev, build }
+    for _, t in pairs(targets) do
+      for _, kind in ipairs { "dependencies", "dev-dependencies", "build-dependencies" } do
+        if type(t) == "table" and type(t[kind]) == "table" then
+          tables[#tables + 1] = t[kind]
+        end
+      end
+    end
+    for _, t in ipairs(tables) do
+      for key, d in pairs(t) do
+        local dep_dir
+        if type(d) == "table" and type(d.path) == "string" then
+          dep_dir = repo_path(at, d.path)
+        elseif type(d) == "table" and d.workspace == true and type(ws_deps[key]) == "table"
+            and type(ws_deps[key].path) == "string" then
+          dep_dir = repo_path("", ws_deps[key].path)
+        end
+        if dep_dir and not seen[dep_dir] and not is_excluded(dep_dir) then
+          seen[dep_dir] = true
+          local dep_path = found.root .. (dep_dir == "" and "" or ("/" .. dep_dir)) .. "/Cargo.toml"
+          local pkg = toml_table(fs.read(dep_path), dep_path, { "package" })
+          if type(pkg.name) == "string" then
+            members[#members + 1] = { name = pkg.name,
+              dir = base == "" and dep_dir or (dep_dir == "" and base or (base .. "/" .. dep_dir)) }
+          end
+        end
+      end
+    end
+    i = i + 1
+  end
+end
+
+-- A guess of the model from the manifests alone (workspace.from_manifests),
+-- for work done while cargo metadata runs: names, directories, versions and
+-- publish read as cargo would in the plain cases, shipped files and inherited
+-- keys exactly as from_metadata reads them; no dependencies. Nil when the
+-- manifests say what only cargo reads. A guess is for speed only: whoever
+-- uses one checks what it gave against cargo's model before trusting it.
+function workspace.guess(dir, opts)
   opts = opts or {}
-  local proc = require "cdp.proc"
-  local res, err, code = proc.run {
-    argv = { opts.cargo or "cargo", "metadata", "--format-version", "1", "--no-deps", "--offline" },
-    cwd = dir,
-    timeout = opts.timeout or 300,
-  }
+  local found = workspace.from_manifests(dir, opts)
+  if not found or #found.members == 0 then
+    return nil
+  end
+  local fs = require "cdp.fs"
+  local function manifest_of(rel)
+    return found.repo_root .. (rel == "" and "" or ("/" .. rel)) .. "/Cargo.toml"
+  end
+  local root_manifest = found.root .. "/Cargo.toml"
+  local root_text = fs.read(root_manifest)
+  local ws_pkg = toml_table(root_text, root_manifest, { "workspace", "package" })
+  local members = {}
+  for i, x in ipairs(found.members) do
+    members[i] = x
+  end
+  add_path_members(members, found, root_text, root_manifest, fs)
+  table.sort(members, function(a, b) return a.name < b.name end)
+  local packages, ids = {}, {}
+  for i, x in ipairs(members) do
+    local path = manifest_of(x.dir)
+    local pkg = toml_table(fs.read(path), path, { "package" })
+    local function field(name)
+      local v = pkg[name]
+      if type(v) == "table" and v.workspace == true then
+        return ws_pkg[name]
+      end
+      return v
+    end
+    local version, publish = field("version"), field("publish")
+    if version == nil then
+      version = "0.0.0" -- cargo's default for a manifest without one
+    end
+    if type(version) ~= "string" then
+      return nil
+    end
+    if publish == false then
+      publish = {}
+    elseif publish == nil or publish == true then
+      publish = json.null
+    elseif type(publish) ~= "table" then
+      return nil
+    end
+    ids[i] = x.name
+    packages[i] = { id = x.name, name = x.name, version = version, manifest_path = path, publish = publish,
+      dependencies = {} }
+  end
+  return workspace.from_metadata({ workspace_root = found.root, packages = packages, workspace_members = ids },
+    opts)
+end
+
+local METADATA_ARGS = { "metadata", "--format-version", "1", "--no-deps", "--offline" }
+
+-- What cargo metadata's run gave (proc.run's result, or process:wait's with
+-- the output captured): the model, or the message today's callers know.
+local function from_cargo_result(dir, res, err, code, opts)
   if not res then
     return nil, ("cannot run cargo metadata in %s: %s"):format(dir, err), code or "ECARGO"
   end
@@ -527,6 +654,53 @@ function workspace.load(dir, opts)
   end
   return workspace.from_metadata(meta, opts)
 end
+
+-- Run cargo metadata in DIR and build the model (see from_metadata for OPTS).
+function workspace.load(dir, opts)
+  opts = opts or {}
+  local proc = require "cdp.proc"
+  local argv = { opts.cargo or "cargo", table.unpack(METADATA_ARGS) }
+  local res, err, code = proc.run { argv = argv, cwd = dir, timeout = opts.timeout or 300 }
+  return from_cargo_result(dir, res, err, code, opts)
+end
+
+local Pending = { __name = "cdp.workspace.Pending" }
+Pending.__index = Pending
+
+-- workspace.start(dir, opts) -> pending: cargo metadata started in DIR, running
+-- while the caller reads git; pending:finish(opts) -> what workspace.load
+-- returns (the same messages and codes, cargo's stderr, a timeout, a program
+-- that is not there), and pending:close() (also __close, __gc) ends a cargo
+-- still running and lets its output go. Nothing is left on disk on any path:
+-- the output is in unnamed files (proc.spawn's capture).
+function workspace.start(dir, opts)
+  opts = opts or {}
+  local proc = require "cdp.proc"
+  local argv = { opts.cargo or "cargo", table.unpack(METADATA_ARGS) }
+  local child, err, code = proc.spawn { argv = argv, cwd = dir, capture = true, timeout = opts.timeout or 300 }
+  return setmetatable({ dir = dir, child = child, err = err, code = code }, Pending)
+end
+
+function Pending:finish(opts)
+  local res, err, code
+  if self.child then
+    res, err, code = self.child:wait()
+    self.child:close()
+    self.child = nil
+  else
+    err, code = self.err, self.code
+  end
+  return from_cargo_result(self.dir, res, err, code, opts or {})
+end
+
+function Pending:close()
+  if self.child then
+    self.child:close()
+    self.child = nil
+  end
+end
+Pending.__close = Pending.close
+Pending.__gc = Pending.close
 
 -- Edges that order publishing: a crate is published after the members it
 -- needs to build (normal and build dependencies). Dev-dependencies are not

@@ -332,4 +332,19 @@ describe("cdp.http", function()
       assert.has_error(function() http.smtp { url = smtp_url, from = "a@x", to = "b@x", message = "m", subject = "s" } end)
     end)
   end)
+
+  it("opens libcurl when HTTP is first used, not when cdp starts", function()
+    -- libcurl and its 30 libraries cost every start of cdp (core/curl_lazy.c)
+    local code = [[
+      local function curl_mapped()
+        return (cdp.fs.read("/proc/self/maps") or ""):find("libcurl", 1, true) ~= nil
+      end
+      print(curl_mapped())
+      require("cdp.plan")
+      print(curl_mapped())
+      print(require("cdp.http").version():match("^libcurl %d") ~= nil, curl_mapped())
+    ]]
+    local out = support.sh(support.quote(support.cdp()) .. " -e " .. support.quote(code))
+    assert.are.equal("false\nfalse\ntrue\ttrue\n", out)
+  end)
 end)

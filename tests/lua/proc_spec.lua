@@ -501,6 +501,37 @@ describe("cdp.proc", function()
       assert.are.equal("SIGTERM", res.signame)
     end)
 
+    it("captures output in files that have no name on disk, and ends the child on close", function()
+      -- What the child writes to is a file without a name ("(deleted)" in /proc).
+      local child = assert(proc.spawn { argv = { "sh", "-c", "echo out; echo err >&2; readlink /proc/self/fd/1; "
+        .. "readlink /proc/self/fd/2 >&2; exit 4" }, capture = true })
+      local res = assert(child:wait())
+      assert.are.equal(4, res.code)
+      assert.matches("^out\n[^\n]*%(deleted%)\n$", res.stdout)
+      assert.matches("^err\n[^\n]*%(deleted%)\n$", res.stderr)
+      assert.is_false(res.timed_out)
+      child:close()
+      child:close() -- idempotent
+
+      -- A child still running when its handle is closed is killed with its
+      -- group and reaped: no process and no zombie is left.
+      local sleeper = assert(proc.spawn { argv = { "sh", "-c", "sleep 30 & echo $!; wait" }, capture = true })
+      local pid = sleeper:pid()
+      assert.is_true(wait_for(function() return proc.kill(pid, 0) ~= nil end, 5))
+      sleeper:close()
+      assert.is_nil(proc.kill(pid, 0)) -- reaped, so not even a zombie answers
+    end)
+
+    it("ends a captured child at its timeout, as proc.run does", function()
+      local child = assert(proc.spawn { argv = { "sh", "-c", "echo started >&2; exec sleep 30" }, capture = true,
+        timeout = 0.2 })
+      local res = assert(child:wait())
+      assert.is_true(res.timed_out)
+      assert.are.equal("SIGTERM", res.signame)
+      assert.are.equal("started\n", res.stderr)
+      child:close()
+    end)
+
     it("reports a program that is not there, and a folder that is not there", function()
       local none, msg, code = proc.spawn { argv = { "no-such-program-cdp" } }
       assert.is_nil(none)
@@ -508,6 +539,9 @@ describe("cdp.proc", function()
       assert.matches("no-such-program-cdp", msg, 1, true)
       local _, _, code2 = proc.spawn { argv = { "true" }, cwd = "/no/such/dir" }
       assert.are.equal("ENOENT", code2)
+      local _, msg3, code3 = proc.spawn { argv = { "no-such-program-cdp" }, capture = true }
+      assert.are.equal("ENOENT", code3)
+      assert.matches("no-such-program-cdp", msg3, 1, true)
       assert.has_error(function() proc.spawn { argv = {} } end)
     end)
   end)

@@ -118,6 +118,21 @@ describe("plan: cargo metadata while git is read", function()
     assert.are.equal(("cargo metadata failed in %s:\ntimed out. still resolving"):format(w.dir), err)
   end)
 
+  -- True once process PID has been asleep (state S) at 10 samples in a row, 20 ms
+  -- apart: blocked in a wait, not working (a process preempted or paging is R or D).
+  local function settled(pid)
+    local asleep, deadline = 0, proc.clock() + 30
+    while proc.clock() < deadline do
+      local stat = fs.read("/proc/" .. tostring(pid) .. "/stat")
+      asleep = stat and stat:match("^%d+ %b() (%a)") == "S" and asleep + 1 or 0
+      if asleep >= 10 then
+        return true
+      end
+      proc.sleep(0.02)
+    end
+    return false
+  end
+
   it("stops on Ctrl-C while waiting for cargo, leaving no cargo behind", function()
     local w = released_pair()
     local dir = support.tmpdir()
@@ -136,7 +151,9 @@ describe("plan: cargo metadata while git is read", function()
     end
     assert.is_true(fs.exists(dir .. "/cargo.pid"), "cargo never started")
     local cargo_pid = tonumber((fs.read(dir .. "/cargo.pid"):gsub("%s+$", "")))
-    proc.sleep(0.2) -- into the wait for cargo (the git work here takes milliseconds)
+    -- Into the wait for cargo: the git work is done once cdp sleeps without a break
+    -- (under ASan on a loaded machine that git work takes more than a moment).
+    assert.is_true(settled(pid), "cdp never settled into waiting for cargo")
     assert.is_true(proc.kill(tonumber(pid), "INT"))
     deadline = proc.clock() + 20
     while alive(pid) and proc.clock() < deadline do

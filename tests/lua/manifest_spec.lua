@@ -115,23 +115,57 @@ local function check_lines(name, orig, new, changes)
   assert(#changes == 0 or differing > 0, name .. ": values changed but no line did")
 end
 
+-- The toolchain's own cargo where rustup manages it: the same binary, without the
+-- proxy's start-up, which is half the cost of each of the hundreds of runs here.
 local function cargo()
-  local found = support.sh("command -v cargo || ls \"$HOME/.cargo/bin/cargo\"", { may_fail = true })
+  local found = support.sh("rustup which cargo 2>/dev/null || command -v cargo || ls \"$HOME/.cargo/bin/cargo\"",
+    { may_fail = true })
   return (found:match("[^\n]+"))
 end
 
+-- `cargo metadata --format-version 1 --no-deps --offline` in each of DIRS (under
+-- ROOT), two at a time. Returns { [dir] = {ok, meta, err, manifest_path} }.
+local function cargo_in(root, dirs)
+  if #dirs == 0 then
+    return {}
+  end
+  support.write(root .. "/.dirs", table.concat(dirs, "\n") .. "\n")
+  support.sh(("cd %s && xargs -P 2 -I{} -d '\\n' sh -c "
+      .. "'cd \"{}\" && %s metadata --format-version 1 --no-deps --offline --manifest-path Cargo.toml "
+      .. ">.out.json 2>.err.txt; echo $? > .rc' < .dirs"):format(q(root), q(cargo())))
+  local results = {}
+  for _, d in ipairs(dirs) do
+    local dir = root .. "/" .. d
+    local ok = support.read(dir .. "/.rc"):match("^0") ~= nil
+    results[d] = {
+      ok = ok,
+      meta = ok and assert(json.decode(support.read(dir .. "/.out.json"))) or nil,
+      err = support.read(dir .. "/.err.txt"),
+      manifest_path = dir .. "/Cargo.toml",
+    }
+  end
+  return results
+end
+
 -- Write FILES ({ {path = "a/b/Cargo.toml", text = ...} }) under a new
--- directory, each crate with an empty src/lib.rs, then run
--- `cargo metadata --no-deps --offline` on each of them, two at a time.
--- Returns { {ok, meta, err, manifest_path} } in the order of FILES.
+-- directory, each crate with an empty src/lib.rs, and ask cargo for the
+-- metadata of each. Returns { {ok, meta, err, manifest_path} } in the order of
+-- FILES. A manifest in a project's tree (tree-*/PROJECT/...) is usually a member
+-- of that project's workspace, and cargo reads every member to answer for any
+-- one of them: its answer is taken from the one run at the project's root when
+-- that run succeeded and lists it. The others (no root manifest, the root run
+-- failed, or the manifest is no member of it) are run on their own.
 local function cargo_metadata_all(files)
   local root = support.tmpdir()
-  local list = {}
+  local list, roots, is_root = {}, {}, {}
   for i, f in ipairs(files) do
     list[i] = f.path:match("^(.*)/Cargo%.toml$")
+    if list[i]:match("^tree%-[^/]+/[^/]+$") then
+      roots[#roots + 1] = list[i]
+      is_root[list[i]] = true
+    end
   end
-  local listing = root .. "/.dirs"
-  support.write(listing, table.concat(list, "\n") .. "\n")
+  support.write(root .. "/.dirs", table.concat(list, "\n") .. "\n")
   support.sh(("cd %s && while read -r d; do mkdir -p \"$d/src\" && : > \"$d/src/lib.rs\"; done < .dirs")
     :format(q(root)))
   for _, f in ipairs(files) do
@@ -139,19 +173,28 @@ local function cargo_metadata_all(files)
     out:write(f.text)
     out:close()
   end
-  support.sh(("cd %s && xargs -P 2 -I{} -d '\\n' sh -c "
-      .. "'cd \"{}\" && %s metadata --format-version 1 --no-deps --offline --manifest-path Cargo.toml "
-      .. ">.out.json 2>.err.txt; echo $? > .rc' < .dirs"):format(q(root), q(cargo())))
-  local results = {}
+  local at_root = cargo_in(root, roots)
+  local results, alone = {}, {}
   for i, d in ipairs(list) do
-    local dir = root .. "/" .. d
-    local ok = support.read(dir .. "/.rc"):match("^0") ~= nil
-    results[i] = {
-      ok = ok,
-      meta = ok and assert(json.decode(support.read(dir .. "/.out.json"))) or nil,
-      err = support.read(dir .. "/.err.txt"),
-      manifest_path = dir .. "/Cargo.toml",
-    }
+    local top = d:match("^tree%-[^/]+/[^/]+")
+    local whole = top and is_root[top] and at_root[top]
+    local path = root .. "/" .. d .. "/Cargo.toml"
+    if d == top then
+      results[i] = whole
+    elseif whole and whole.ok then
+      for _, p in ipairs(whole.meta.packages) do
+        if p.manifest_path == path then
+          results[i] = { ok = true, meta = whole.meta, err = whole.err, manifest_path = path }
+        end
+      end
+    end
+    if not results[i] then
+      alone[#alone + 1] = d
+    end
+  end
+  local own = cargo_in(root, alone)
+  for i, d in ipairs(list) do
+    results[i] = results[i] or own[d]
   end
   return results
 end

@@ -398,7 +398,7 @@ static int read_file(lua_State *L, struct tags *t, const char *path, size_t *len
 	for (;;) {
 		if (!buf) {
 			fclose(f);
-			luaL_error(L, "not enough memory");
+			return luaL_error(L, "not enough memory");
 		}
 		t->file = buf;
 		size_t got = fread(buf + n, 1, cap - n - 1, f);

@@ -169,9 +169,12 @@ static void format_tm(time_t t, const char *zone, char *out, size_t size)
 {
 	struct tm tm;
 	gmtime_r(&t, &tm);
-	snprintf(out, size, "%s, %02d %s %04d %02d:%02d:%02d %s", day_names[tm.tm_wday % 7],
-	         tm.tm_mday, month_names[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-	         tm.tm_sec, zone);
+	int n = snprintf(out, size, "%s, %02d %s %04d %02d:%02d:%02d %s", day_names[tm.tm_wday % 7],
+	                 tm.tm_mday, month_names[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
+	                 tm.tm_min, tm.tm_sec, zone);
+	/* Only a year past 9999 does not fit, and no date header can say it: none then. */
+	if (n < 0 || (size_t)n >= size)
+		out[0] = '\0';
 }
 
 char *curl_job_format_date(time_t t, char out[30])

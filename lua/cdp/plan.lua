@@ -1459,18 +1459,6 @@ local function ask_registry(m)
   return true
 end
 
--- What last_releases reads of the members, and of the rest of M: equal keys,
--- equal answers (the tags and the repository are the same within one plan).
-local function releases_key(m)
-  local parts = { tostring(m.ws.single), m.from_oid or "", tostring(m.opts.tag_template) }
-  for _, x in ipairs(m.ws.members) do
-    local publish = type(x.publish) == "table" and table.concat(x.publish, ",") or tostring(x.publish)
-    parts[#parts + 1] = table.concat({ x.name, tostring(x.version), x.dir, tostring(x.inherited_version),
-      publish }, "\0")
-  end
-  return table.concat(parts, "\n")
-end
-
 -- Deep equality of plain data (strings, numbers, booleans, tables of them).
 local function same(a, b)
   if type(a) ~= "table" or type(b) ~= "table" then
@@ -1489,20 +1477,41 @@ local function same(a, b)
   return true
 end
 
+-- Everything last_releases is given, and of each member only the fields it and
+-- tags.conventions read: they are handed this projection, not the members, so
+-- they cannot come to read a field a guess's answer was not compared on. Equal
+-- inputs, equal answers (the tags and the repository are the same within one plan).
+local RELEASE_FIELDS = { "name", "version", "dir", "inherited_version", "publish" }
+local function release_inputs(m)
+  local members = {}
+  for i, x in ipairs(m.ws.members) do
+    local p = {}
+    for _, f in ipairs(RELEASE_FIELDS) do
+      p[f] = x[f]
+    end
+    members[i] = p
+  end
+  return { members = members, single = m.ws.single, from = m.from_oid or false,
+    template = m.opts.tag_template or false }
+end
+
+local function releases_from(repo, inputs, set)
+  return table.pack(last_releases(repo, inputs.members, set, inputs.single, inputs.from or nil))
+end
+
 local function find_releases(m)
   local set, err, code = tags.templates(m.opts.tag_template)
   if err then
     return nil, err, code
   end
   m.template_set = set
-  local releases, conventions, warnings, matched, existing
-  local guess = m.guess
-  if guess and guess.releases_key == releases_key(m) then
-    releases, conventions, warnings, matched, existing = table.unpack(guess.releases_found, 1, 5)
+  local inputs, found = release_inputs(m), nil
+  if m.guess and same(m.guess.release_inputs, inputs) then
+    found = m.guess.releases_found
   else
-    releases, conventions, warnings, matched, existing = last_releases(m.repo, m.ws.members, set, m.ws.single,
-      m.from_oid)
+    found = releases_from(m.repo, inputs, set)
   end
+  local releases, conventions, warnings, matched, existing = table.unpack(found, 1, 5)
   if not releases then
     local msg, failure = conventions, warnings
     return nil, msg, failure
@@ -1605,7 +1614,7 @@ end
 -- While cargo metadata runs, the git work done on a guess of the workspace
 -- read from its manifests (workspace.guess): the releases and the walk. The
 -- real steps take a guessed answer only when asked exactly what the guess
--- was asked (releases_key, walk_args), so a wrong guess costs time, never a
+-- was asked (release_inputs, walk_args), so a wrong guess costs time, never a
 -- different plan; a guess that fails is dropped, and the real step then
 -- fails as it always did, after cargo's own failure if cargo failed. An
 -- interruption is not a guess's failure: it goes on.
@@ -1623,11 +1632,11 @@ local function guess_ahead(m)
     if err then
       return
     end
-    local r = table.pack(last_releases(g.repo, g.ws.members, set, g.ws.single, g.from_oid))
+    g.release_inputs = release_inputs(g)
+    local r = releases_from(g.repo, g.release_inputs, set)
     if not r[1] then
       return
     end
-    g.releases_key = releases_key(g)
     m.guess = g
     -- choose_walk reads the releases where find_releases leaves them
     g.releases_found, g.releases = r, r[1]

@@ -271,7 +271,9 @@ for c in crates:
 PY
 	LABEL=$name
 	# The crate with the most release tags (the most commits when none has a tag).
-	[ -n "${FULL_CRATE_ASKED:-}" ] || FULL_CRATE=$(sort -t$'\t' -k7,7nr -k8,8nr "$MANIFEST" | head -n 1 | cut -f1)
+	# awk reads to the end: `head -n 1` closing the pipe early could kill sort
+	# (SIGPIPE), which pipefail and set -e turned into a silent exit on bevy.
+	[ -n "${FULL_CRATE_ASKED:-}" ] || FULL_CRATE=$(sort -t$'\t' -k7,7nr -k8,8nr "$MANIFEST" | awk -F'\t' 'NR == 1 { print $1 }')
 }
 
 # ---- main ------------------------------------------------------------------
@@ -281,9 +283,10 @@ run_workspace() {
 	[ -d "$WS/.git" ] || { echo "no workspace at $WS: run bench/make_workspace.py" >&2; exit 2; }
 	mkdir -p "$OUT"
 	# Results of earlier runs stay (contenders can be timed one at a time), but
-	# only while they are about the same workspace.
+	# only while they are about the same workspace, binary and FULL_CRATE (else
+	# `full` of one crate was set against `clifffull` of another).
 	local stamp
-	stamp="$WS $(git -C "$WS" rev-parse HEAD) $(md5sum < "$MANIFEST") $(md5sum < "$CDP")"
+	stamp="$WS $(git -C "$WS" rev-parse HEAD) $(md5sum < "$MANIFEST") $(md5sum < "$CDP") ${FULL_CRATE:-}"
 	[ "$(cat "$OUT/workspace" 2> /dev/null)" = "$stamp" ] || rm -f "$OUT"/*.*
 	echo "$stamp" > "$OUT/workspace"
 	CRATES=$(rows | wc -l)

@@ -574,20 +574,9 @@ local function release_tags(repo, crates, members, single)
   if not list then
     return nil, err, code
   end
-  -- The convention and shared tags ask the same (commit, directory) more than once
-  -- (toml-rs: 121 lookups for 40 answers).
-  local known_at = {}
   local function exists(commit, dir)
-    if commit == nil or dir == nil then
-      return true
-    end
-    local key = commit .. "\0" .. dir
-    local found = known_at[key]
-    if found == nil then
-      found = repo:tree_entry(commit, (dir == "" and "" or dir .. "/") .. "Cargo.toml") ~= nil
-      known_at[key] = found
-    end
-    return found
+    return commit == nil or dir == nil
+      or repo:tree_entry(commit, (dir == "" and "" or dir .. "/") .. "Cargo.toml") ~= nil
   end
   -- Every member's name reads the tags (a tag reads as the longest name it starts
   -- with), but a crate's convention needs only the crate and the root crate (whose

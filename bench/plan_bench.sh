@@ -3,7 +3,7 @@
 # since its newest release tag that touch its directory) in the workspace
 # made by make_workspace.py, with each contender, and time it.
 #
-#   bench/setup.sh                          # once: GNU time, git-cliff (bench/node_modules)
+#   bench/setup.sh                          # once: git-cliff (bench/node_modules)
 #   bench/make_workspace.py                 # once: bench/work/ws + crates.tsv
 #   bench/plan_bench.sh [CONTENDER...]      # default: plan cdp gitlog gitcliff
 #   bench/plan_bench.sh SNAPSHOT[:notags]... [CONTENDER...]
@@ -25,8 +25,9 @@
 # FULL_CRATE (the crate of the `full` and `clifffull` contenders; default
 # the manifest's crate with the most release tags).
 #
-# Each timed pass runs under GNU time (peak RSS of the largest process, in
-# kB; user + system CPU) with the 1-minute load average noted; the median of
+# Each timed pass is measured from its rusage (peak RSS of the largest
+# process, in kB; user + system CPU of it and its children, to the
+# microsecond) with the 1-minute load average noted; the median of
 # the RUNS passes is reported and appended to bench/work/results.tsv
 # (date, workspace, contender, crates, min, median, all crates, CPU, RSS, loads).
 #
@@ -47,9 +48,29 @@ GIT_CLIFF=${GIT_CLIFF:-$HERE/node_modules/.bin/git-cliff}
 [ -x "$GIT_CLIFF" ] || GIT_CLIFF=$ROOT/node_modules/.bin/git-cliff
 OUT=$HERE/work/out
 RESULTS=$HERE/work/results.tsv
-TIME=${TIME:-/usr/bin/time}
 export GIT_CONFIG_NOSYSTEM=1
+
+TIME=${TIME:-/usr/bin/time}
 [ -x "$TIME" ] || { echo "no GNU time at $TIME: run bench/setup.sh" >&2; exit 2; }
+
+# rusage FILE CMD...: run CMD and write "peak-RSS-kB user-s system-s" of it and
+# its children to FILE. The peak RSS is GNU time's; the CPU is bash's `times`
+# of the subshell (its only child is GNU time, which waits for CMD's whole
+# tree), to the millisecond: GNU time prints CPU to 10 ms, a tenth of
+# `cdp changelog --full` on a small crate.
+rusage() {
+	local file=$1
+	shift
+	(
+		"$TIME" -f '%M' -o "$file.peak" "$@" && rc=0 || rc=$?
+		times > "$file.times" # not in a pipe: a forked builtin sees no children
+		exit "$rc"
+	) || return
+	awk -v peak="$(tail -n 1 "$file.peak")" '{
+		split($1, u, /[ms]/); split($2, s, /[ms]/)
+		printf "%d %.3f %.3f\n", peak, u[1] * 60 + u[2], s[1] * 60 + s[2]
+	}' <(sed -n 2p "$file.times") > "$file"
+}
 
 # Rows of the manifest the contenders cover: never-released publish = false
 # crates (column 5 "nopublish") are not walked by cdp plan, so no loop does
@@ -166,7 +187,7 @@ covered() {
 
 now() { date +%s.%N; }
 
-# time_contender NAME: timed passes under GNU time (the first one's output is
+# time_contender NAME: timed passes, each under rusage (the first one's output is
 # kept); prints the fastest, the median and the median's peak RSS.
 time_contender() {
 	local name=$1 i t0 t1 load RUNS=$RUNS
@@ -179,14 +200,14 @@ time_contender() {
 		load=$(cut -d' ' -f1 /proc/loadavg)
 		t0=$(now)
 		if ((i == 0)); then
-			"$TIME" -f '%M %U %S' -o "$OUT/$name.rss" bash -c "contender_$name" > "$OUT/$name.tsv" 2> "$OUT/$name.err"
+			rusage "$OUT/$name.rss" bash -c "contender_$name" > "$OUT/$name.tsv" 2> "$OUT/$name.err"
 		else
-			"$TIME" -f '%M %U %S' -o "$OUT/$name.rss" bash -c "contender_$name" > /dev/null 2>&1
+			rusage "$OUT/$name.rss" bash -c "contender_$name" > /dev/null 2>&1
 		fi
 		t1=$(now)
 		# wall, peak RSS, CPU (user + system, of the contender and its children), load
 		printf '%s %s %s\n' "$(echo "$t1 - $t0" | bc -l)" \
-			"$(tail -n 1 "$OUT/$name.rss" | awk '{printf "%d %.2f", $1, $2 + $3}')" "$load" >> "$OUT/$name.runs"
+			"$(tail -n 1 "$OUT/$name.rss" | awk '{printf "%d %.4f", $1, $2 + $3}')" "$load" >> "$OUT/$name.runs"
 	done
 	sort -n "$OUT/$name.runs" > "$OUT/$name.times"
 	local min med rss cpu loads n scale
@@ -198,11 +219,11 @@ time_contender() {
 	n=$(covered "$name")
 	scale=$(echo "$CRATES / $n" | bc -l)
 	case $name in full | clifffull) scale=1 ;; esac # one crate, the same for both
-	printf '%-10s runs=%d crates=%d min=%.3fs median=%.3fs all-crates(median)=%.3fs cpu(median)=%.2fs peak-rss=%dkB load=%s\n' \
+	printf '%-10s runs=%d crates=%d min=%.3fs median=%.3fs all-crates(median)=%.3fs cpu(median)=%.3fs peak-rss=%dkB load=%s\n' \
 		"$name" "$RUNS" "$n" "$min" "$med" "$(echo "$med * $scale" | bc -l)" "$cpu" "$rss" "$loads"
 	echo "$med * $scale" | bc -l > "$OUT/$name.scaled"
 	echo "$cpu * $scale" | bc -l > "$OUT/$name.cpuscaled"
-	printf '%s\t%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.2f\t%d\t%s\n' "$(date -u +%FT%TZ)" "$LABEL" "$name" "$n" "$min" "$med" \
+	printf '%s\t%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t%s\n' "$(date -u +%FT%TZ)" "$LABEL" "$name" "$n" "$min" "$med" \
 		"$(echo "$med * $scale" | bc -l)" "$cpu" "$rss" "$loads" >> "$RESULTS"
 }
 
@@ -250,7 +271,9 @@ for c in crates:
 PY
 	LABEL=$name
 	# The crate with the most release tags (the most commits when none has a tag).
-	[ -n "${FULL_CRATE_ASKED:-}" ] || FULL_CRATE=$(sort -t$'\t' -k7,7nr -k8,8nr "$MANIFEST" | head -n 1 | cut -f1)
+	# awk reads to the end: `head -n 1` closing the pipe early could kill sort
+	# (SIGPIPE), which pipefail and set -e turned into a silent exit on bevy.
+	[ -n "${FULL_CRATE_ASKED:-}" ] || FULL_CRATE=$(sort -t$'\t' -k7,7nr -k8,8nr "$MANIFEST" | awk -F'\t' 'NR == 1 { print $1 }')
 }
 
 # ---- main ------------------------------------------------------------------
@@ -260,9 +283,10 @@ run_workspace() {
 	[ -d "$WS/.git" ] || { echo "no workspace at $WS: run bench/make_workspace.py" >&2; exit 2; }
 	mkdir -p "$OUT"
 	# Results of earlier runs stay (contenders can be timed one at a time), but
-	# only while they are about the same workspace.
+	# only while they are about the same workspace, binary and FULL_CRATE (else
+	# `full` of one crate was set against `clifffull` of another).
 	local stamp
-	stamp="$WS $(git -C "$WS" rev-parse HEAD) $(md5sum < "$MANIFEST") $(md5sum < "$CDP")"
+	stamp="$WS $(git -C "$WS" rev-parse HEAD) $(md5sum < "$MANIFEST") $(md5sum < "$CDP") ${FULL_CRATE:-}"
 	[ "$(cat "$OUT/workspace" 2> /dev/null)" = "$stamp" ] || rm -f "$OUT"/*.*
 	echo "$stamp" > "$OUT/workspace"
 	CRATES=$(rows | wc -l)
@@ -299,7 +323,7 @@ ratio() { # ratio SLOWER FASTER: by wall time (median) and by CPU time (median)
 	[ -s "$OUT/$1.scaled" ] && [ -s "$OUT/$2.scaled" ] &&
 		printf '%s is %.1fx faster than %s (wall), %.1fx (CPU)\n' "$2" \
 			"$(echo "$(cat "$OUT/$1.scaled") / $(cat "$OUT/$2.scaled")" | bc -l)" "$1" \
-			"$(echo "$(cat "$OUT/$1.cpuscaled") / ($(cat "$OUT/$2.cpuscaled") + 0.005)" | bc -l)"
+			"$(echo "$(cat "$OUT/$1.cpuscaled") / $(cat "$OUT/$2.cpuscaled")" | bc -l)"
 	return 0
 }
 

@@ -578,8 +578,25 @@ local function release_tags(repo, crates, members, single)
     return commit == nil or dir == nil
       or repo:tree_entry(commit, (dir == "" and "" or dir .. "/") .. "Cargo.toml") ~= nil
   end
+  -- Every member's name reads the tags (a tag reads as the longest name it starts
+  -- with), but a crate's convention needs only the crate and the root crate (whose
+  -- version members may share); a crate with none has no release to list. A set
+  -- template is checked against every member it applies to, so then all of them.
+  local asked = all
+  if not set then
+    asked = {}
+    local wanted = {}
+    for _, c in ipairs(crates) do
+      wanted[c.name] = true
+    end
+    for _, m in ipairs(all) do
+      if wanted[m.name] or m.dir == "" then
+        asked[#asked + 1] = m
+      end
+    end
+  end
   local conventions
-  conventions, err, code = tags.conventions(list, all, set, single, exists)
+  conventions, err, code = tags.conventions(list, asked, set, single, exists)
   if not conventions then
     return nil, err, code
   end
@@ -646,6 +663,12 @@ function changelog.history(repo, crates, opts)
   if not list then
     return nil, err, code
   end
+  -- A release is dated by its tagged commit's committer time, which the walk has read
+  -- when that commit is in the list (a release commit bumps the crate's manifest).
+  local time_of = {}
+  for _, r in ipairs(list) do
+    time_of[r.id] = r.time
+  end
   local out = {}
   for i, c in ipairs(crates) do
     -- the release each mark stands for: the lowest version tagged at that commit
@@ -686,9 +709,13 @@ function changelog.history(repo, crates, opts)
     end
     for k = #order, 1, -1 do
       local tg = order[k]
-      local commit = repo:commit(tg.commit)
+      local time = time_of[tg.commit]
+      if not time then
+        local commit = repo:commit(tg.commit)
+        time = commit and commit.committer.time
+      end
       sections[#sections + 1] = changelog.render({ crate = c.name, version = tg.version,
-        date = commit and os.date("!%Y-%m-%d", commit.committer.time), remote = opts.remote, tag = tg.tag,
+        date = time and os.date("!%Y-%m-%d", time), remote = opts.remote, tag = tg.tag,
         previous_tag = order[k - 1] and order[k - 1].tag, commits = tg.commits }, t)
     end
     local text = t.header

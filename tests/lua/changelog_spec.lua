@@ -432,4 +432,34 @@ describe("cdp.changelog.history", function()
     assert.truthy(texts.a:find("## [1.0.0] - " .. when, 1, true), texts.a)
     assert.is_nil(texts.a:find("1.3.0", 1, true))
   end)
+
+  -- A release is dated by its tagged commit's committer time, in UTC, whether that
+  -- commit is one of the crate's own (read by the walk) or another crate's (read
+  -- on its own): a release tagged where only a sibling changed ships nothing new.
+  it("dates a release by the committer time of its tagged commit, the crate's or not", function()
+    local dir = support.git_init()
+    local function commit(message, path, author, committer)
+      support.write(dir .. "/" .. path, message .. "\n")
+      support.git(dir, "add", "-A")
+      support.sh(("cd %s && GIT_AUTHOR_DATE=%s GIT_COMMITTER_DATE=%s git commit -q -m %s"):format(q(dir),
+        q(author), q(committer), q(message)))
+      return support.git(dir, "rev-parse", "HEAD")
+    end
+    -- committed at 01:00 +05:00: 20:00 UTC the day before; written a month earlier
+    local own = commit("feat(a): start", "crates/a/src/lib.rs", "2023-12-01T12:00:00+00:00",
+      "2024-01-05T01:00:00+05:00")
+    local other = commit("feat(b): begin", "crates/b/src/lib.rs", "2024-01-20T12:00:00+00:00",
+      "2024-02-10T12:00:00+00:00")
+    commit("fix(a): after", "crates/a/src/fix.rs", "2024-03-01T12:00:00+00:00", "2024-03-02T12:00:00+00:00")
+    support.git(dir, "tag", "a-v0.1.0", own)
+    support.git(dir, "tag", "-a", "a-v0.1.1", "-m", "a 0.1.1", other)
+    local repo = assert(git.open(dir))
+    local crates = { { name = "a", dir = "crates/a", version = "0.1.1" }, { name = "b", dir = "crates/b", version = "0.1.0" } }
+    local texts = assert(changelog.history(repo, { crates[1] }, { from = assert(repo:resolve("HEAD")), members = crates }))
+    repo:close()
+    assert.are.same({ { "Unreleased", { support.git(dir, "rev-parse", "--short=7", "HEAD") } },
+      { "0.1.1", {} }, { "0.1.0", { own:sub(1, 7) } } }, releases_in(texts.a))
+    assert.truthy(texts.a:find("\n## [0.1.1] - 2024-02-10\n", 1, true), texts.a)
+    assert.truthy(texts.a:find("\n## [0.1.0] - 2024-01-04\n", 1, true), texts.a)
+  end)
 end)

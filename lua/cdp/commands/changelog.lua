@@ -101,7 +101,6 @@ end
 local function full(o, dir, tag_template, template)
   local git = require "cdp.git"
   local workspace = require "cdp.workspace"
-  local release = require "cdp.release"
   local repo <close> = assert(git.discover(dir))
   local root = require("cdp.fs").realpath(repo:workdir()) or repo:workdir()
   local ws = workspace.from_manifests(dir, { repo_root = root })
@@ -125,7 +124,8 @@ local function full(o, dir, tag_template, template)
     end
     list[#list + 1] = { name = name, dir = m.dir, version = m.version, publish = m.publish,
       inherited_version = m.inherited_version,
-      template = tag_template and release.template(tag_template, ws.single) or nil }
+      -- cdp.release (and cdp.plan under it) only loaded when a pipeline sets templates
+      template = tag_template and require("cdp.release").template(tag_template, ws.single) or nil }
   end
   local origin
   for _, r in ipairs(repo:remotes()) do

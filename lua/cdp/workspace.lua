@@ -15,6 +15,8 @@
 --   member.files    what cargo package ships besides "every file of dir but
 --                   nested packages": { include = {...}, exclude = {...},
 --                   extra = {repository paths of files from elsewhere} } | nil
+--                   (a crate with a bin target ships the workspace's Cargo.lock:
+--                   member.lock is its repository path, in extra; see ships_lock)
 --   member.inherits the [workspace.*] entries it inherits, as keys under
 --                   [workspace] ("dependencies.serde", "package.edition"), sorted
 --   ws:walk_files() -> files, inherits: those two for every member, by index,
@@ -178,13 +180,38 @@ local function string_list(v)
   return #out > 0 and out or nil
 end
 
+-- The workspace's Cargo.lock is one of a binary crate's files (`ships_lock`).
+-- cargo package has shipped the lock of packages with a bin or example target
+-- since cargo 1.37 (rust-lang/cargo#7026), and of every package since 1.84
+-- (#14815); but a library's users never read its lock, and the tools teams
+-- come from count it only for binaries: cargo-release adds the workspace's
+-- Cargo.lock to the files of a package with a bin target and drops it from
+-- every other (steps/plan.rs PackageRelease::load), and release-plz releases
+-- a package with a bin target whose locked dependency versions differ from
+-- the published lock (updater.rs contains_executable, lock_compare.rs). So
+-- cdp counts the lock for crates with a bin target only: a lock update
+-- reaches the binary users install, never a library's dependents. (Examples
+-- are left out too: the tools ignore them, and nobody installs an example.)
+local function ships_lock(pkg)
+  for _, t in ipairs(pkg.targets or {}) do
+    for _, k in ipairs(t.kind or {}) do
+      if k == "bin" then
+        return true
+      end
+    end
+  end
+  return false
+end
+workspace.ships_lock = ships_lock
+
 -- What cargo package ships of a member besides its directory, and what it
 -- inherits: { files = {include, exclude, extra} | nil, inherits = {keys} }.
 -- PKG is its manifest's [package] table, WS_PKG the root's [workspace.package],
 -- DIR and ROOT_DIR the member's and the workspace's repository-relative paths.
 -- A readme or license-file (its own or inherited, which cargo reads from the
--- workspace root) ships whatever include says, so it goes in `extra`.
-local function shipped_files(pkg, ws_pkg, inherited_deps, dir, root_dir)
+-- workspace root) ships whatever include says, so it goes in `extra`; so does
+-- the workspace's Cargo.lock when LOCK (ships_lock).
+local function shipped_files(pkg, ws_pkg, inherited_deps, dir, root_dir, lock)
   local inherits = {}
   local function value(field)
     local v = pkg[field]
@@ -211,6 +238,9 @@ local function shipped_files(pkg, ws_pkg, inherited_deps, dir, root_dir)
     if path and path ~= "" then
       extra[#extra + 1] = path
     end
+  end
+  if lock then
+    extra[#extra + 1] = repo_path(root_dir, "Cargo.lock")
   end
   files.extra = #extra > 0 and extra or nil
   if not (files.include or files.exclude or files.extra) then
@@ -337,8 +367,9 @@ function workspace.from_metadata(meta, opts)
         -- Validate checks and Publish sends to the registry.
         package = pkg,
       }
+      m.lock = ships_lock(pkg) and repo_path(root_dir, "Cargo.lock") or nil
       m.files, m.inherits = shipped_files(toml_table(text, pkg.manifest_path, { "package" }), ws_pkg,
-        facts.inherited_deps, dir, root_dir)
+        facts.inherited_deps, dir, root_dir, m.lock ~= nil)
       for _, d in ipairs(pkg.dependencies or {}) do
         local kind, key, target = opt(d.kind) or "normal", opt(d.rename) or d.name, opt(d.target)
         local written = facts.deps[kind .. "\0" .. key .. "\0" .. (target or "")]
@@ -603,7 +634,7 @@ function workspace.guess(dir, opts)
   local packages, ids = {}, {}
   for i, x in ipairs(members) do
     local path = manifest_of(x.dir)
-    local pkg = toml_table(fs.read(path), path, { "package" })
+    local pkg, bins = toml_tables(fs.read(path), path, { { "package" }, { "bin" } })
     local function field(name)
       local v = pkg[name]
       if type(v) == "table" and v.workspace == true then
@@ -626,8 +657,13 @@ function workspace.guess(dir, opts)
       return nil
     end
     ids[i] = x.name
+    -- bin targets as cargo finds them (src/main.rs, src/bin/, [[bin]]), so the
+    -- guess's file sets carry the lock where cargo metadata's will (ships_lock)
+    local crate_dir = path:sub(1, -#"/Cargo.toml" - 1)
+    local has_bin = #bins > 0 or (pkg.autobins ~= false and
+      (fs.exists(crate_dir .. "/src/main.rs") or fs.exists(crate_dir .. "/src/bin")))
     packages[i] = { id = x.name, name = x.name, version = version, manifest_path = path, publish = publish,
-      dependencies = {} }
+      dependencies = {}, targets = has_bin and { { kind = { "bin" } } } or {} }
   end
   return workspace.from_metadata({ workspace_root = found.root, packages = packages, workspace_members = ids },
     opts)
@@ -814,6 +850,63 @@ function Workspace:walk_files()
     inherits[i] = (m.inherits and #m.inherits > 0) and m.inherits or false
   end
   return files, inherits
+end
+
+-- The packages of Cargo.lock TEXT (at PATH, for messages) that crate NAME
+-- builds with: { ["name version source"] = true } for NAME's entry and every
+-- entry its `dependencies` reach (dev-dependencies included: the lock does not
+-- tell them apart), NAME's own entry left out. Nil, message when TEXT is not a
+-- lock cargo wrote, or has no entry for NAME. A lock change reaches a binary
+-- only when this set changes (release-plz's lock_compare does the same).
+function workspace.lock_closure(text, path, name)
+  local toml = require "cdp.toml"
+  local ok, doc = pcall(toml.parse, text, { name = path })
+  if not ok or not doc then
+    return nil, ("%s: not a Cargo.lock cdp can read: %s"):format(path, tostring(doc))
+  end
+  local list = doc:get { "package" }
+  doc:close()
+  if type(list) ~= "table" then
+    return nil, ("%s: no [[package]] entries"):format(path)
+  end
+  local by_name = {}
+  for _, p in ipairs(list) do
+    if type(p.name) == "string" then
+      by_name[p.name] = by_name[p.name] or {}
+      table.insert(by_name[p.name], p)
+    end
+  end
+  -- a dependency is written "name", "name version" or "name version (source)"
+  local function find(dep)
+    local n, v = dep:match("^(%S+)%s*(%S*)")
+    for _, p in ipairs(by_name[n] or {}) do
+      if v == "" or p.version == v then
+        return p
+      end
+    end
+  end
+  local start
+  for _, p in ipairs(by_name[name] or {}) do
+    start = start or (p.source == nil and p) or nil -- a member has no source
+  end
+  if not start then
+    return nil, ("%s: no entry for crate %s"):format(path, name)
+  end
+  local out, queue, seen = {}, { start }, { [start] = true }
+  while #queue > 0 do
+    local p = table.remove(queue)
+    if p ~= start then
+      out[("%s %s %s"):format(p.name, tostring(p.version), tostring(p.source or ""))] = true
+    end
+    for _, dep in ipairs(type(p.dependencies) == "table" and p.dependencies or {}) do
+      local q = type(dep) == "string" and find(dep)
+      if q and not seen[q] then
+        seen[q] = true
+        queue[#queue + 1] = q
+      end
+    end
+  end
+  return out
 end
 
 -- Members that depend on NAME (any kind), with the requirement they state

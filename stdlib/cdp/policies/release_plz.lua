@@ -23,6 +23,12 @@
 --   is released as it stands (version_already_bumped).
 -- - Tags: "{crate}-v{version}", "v{version}" for a one-crate workspace (found
 --   from the tags that exist here, as for every policy).
+-- - A package with a bin target whose locked dependency versions differ from
+--   its published Cargo.lock is released ("chore: update Cargo.lock
+--   dependencies", updater.rs add_dependencies_update_if_any). Here the
+--   workspace's lock is a binary crate's file (cdp.workspace ships_lock), and a
+--   commit whose only change is the lock counts when it changes what the binary
+--   builds with; its reason says "changed only Cargo.lock".
 -- Differs:
 -- - release-plz compares each package with its last published copy from the
 --   registry (downloading it); cdp counts commits since the release tag (or

@@ -1558,41 +1558,33 @@ local function drop_release_copies(m)
   end
 end
 
-local function same_set(a, b)
-  for k in pairs(a) do
-    if not b[k] then return false end
-  end
-  for k in pairs(b) do
-    if not a[k] then return false end
-  end
-  return true
-end
-
 -- The workspace's Cargo.lock is a binary crate's file (workspace.ships_lock).
 -- A commit that changed nothing else of such a crate is marked lock_only for
--- it (its reason says so), and is dropped for it when the packages the crate
--- builds with are the same on both sides (workspace.lock_closure): a release
--- commit of a crate it does not use rewrites that crate's own lock entry, and
--- would otherwise release every binary after every release in the workspace.
--- release-plz does the same (lock_compare.rs); cargo-release counts any lock
--- change (steps/version.rs changed_since). A root crate's lock is inside its
--- directory, so what else changed there is not told apart: its lock commits
--- all count, unmarked.
+-- it (its reason says so), and is dropped for it when every lock entry it
+-- changed is a workspace member the crate does not depend on: a release
+-- commit rewrites the released crates' own entries, and would otherwise
+-- release every binary after every release in the workspace. Any other lock
+-- change counts, as for cargo-release (steps/version.rs changed_since);
+-- release-plz goes further and compares only the locked versions the binary
+-- builds with (lock_compare.rs), which needs the lock's whole graph at every
+-- such commit (on gitoxide, a thousand of them, that tripled a plan's time).
+-- A root crate's lock is inside its directory, so what else
+-- changed there is not told apart: its lock commits all count, unmarked.
 local function note_lock_changes(m)
-  local closures = {}
-  local function closure(rev, oid, x)
-    local key = oid .. "\0" .. x.name
-    if closures[key] == nil then
-      local text = m.repo:read_blob(rev, x.lock)
-      closures[key] = text and workspace.lock_closure(text, x.lock, x.name) or false
+  local locks, changes = {}, {} -- by blob, by pair of blobs: each read and compared once
+  local function entries(rev, oid, path)
+    if locks[oid] == nil then
+      local text = m.repo:read_blob(rev, path)
+      locks[oid] = text and workspace.lock_entries(text) or false
     end
-    return closures[key]
+    return locks[oid]
   end
   local function differs(a, b, path)
     return m.repo:tree_entry(a, path) ~= m.repo:tree_entry(b, path)
   end
   for _, x in ipairs(m.ws.members) do
     if x.lock and x.dir ~= "" and #m.changes[x.name] > 0 then
+      local uses = m.ws:member_closure(x.name)
       drop_changes(m, x, function(c)
         local parent = c.parents and c.parents[1]
         local only = parent and differs(c.id, parent, x.lock) and not differs(c.id, parent, x.dir)
@@ -1600,16 +1592,25 @@ local function note_lock_changes(m)
         for _, e in ipairs(only and x.files.extra or {}) do
           only = only and (e == x.lock or not differs(c.id, parent, e))
         end
-        local drop = false
-        if only then
-          local now, before = m.repo:tree_entry(c.id, x.lock), m.repo:tree_entry(parent, x.lock)
-          local a = now and closure(c.id, now, x)
-          local b = before and closure(parent, before, x)
-          drop = a and b and same_set(a, b) or false
-          if not drop then
-            c.lock_only = c.lock_only or {}
-            c.lock_only[x.name] = true
-          end
+        if not only then
+          return false
+        end
+        local now, before = m.repo:tree_entry(c.id, x.lock), m.repo:tree_entry(parent, x.lock)
+        local pair = tostring(now) .. ".." .. tostring(before)
+        local changed = changes[pair]
+        if not changed then
+          local a = now and entries(c.id, now, x.lock)
+          local b = before and entries(parent, before, x.lock)
+          changed = a and b and workspace.lock_changes(a, b) or { x.name }
+          changes[pair] = changed
+        end
+        local drop = true
+        for _, name in ipairs(changed) do
+          drop = drop and m.ws.by_name[name] ~= nil and not uses[name] and name ~= x.name
+        end
+        if not drop then
+          c.lock_only = c.lock_only or {}
+          c.lock_only[x.name] = true
         end
         return drop
       end)

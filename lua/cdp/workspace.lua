@@ -852,57 +852,60 @@ function Workspace:walk_files()
   return files, inherits
 end
 
--- The packages of Cargo.lock TEXT (at PATH, for messages) that crate NAME
--- builds with: { ["name version source"] = true } for NAME's entry and every
--- entry its `dependencies` reach (dev-dependencies included: the lock does not
--- tell them apart), NAME's own entry left out. Nil, message when TEXT is not a
--- lock cargo wrote, or has no entry for NAME. A lock change reaches a binary
--- only when this set changes (release-plz's lock_compare does the same).
-function workspace.lock_closure(text, path, name)
-  local toml = require "cdp.toml"
-  local ok, doc = pcall(toml.parse, text, { name = path })
-  if not ok or not doc then
-    return nil, ("%s: not a Cargo.lock cdp can read: %s"):format(path, tostring(doc))
+-- The [[package]] entries of Cargo.lock TEXT: { [entry text] = name }, each
+-- entry as cargo wrote it (cargo writes the lock in one fixed layout, an
+-- entry per blank-line-separated block). Nil when TEXT has none.
+function workspace.lock_entries(text)
+  local out, any, pos = {}, false, 1
+  while true do -- plain finds: a pattern scan cost a plan of gitoxide seconds
+    local _, e = text:find("[[package]]\n", pos, true)
+    if not e then
+      break
+    end
+    local stop = text:find("\n\n", e, true) or #text + 1
+    local block = text:sub(e + 1, stop - 1)
+    local name = block:match('^name = "([^"]*)"')
+    if name then
+      out[block] = name
+      any = true
+    end
+    pos = stop
   end
-  local list = doc:get { "package" }
-  doc:close()
-  if type(list) ~= "table" then
-    return nil, ("%s: no [[package]] entries"):format(path)
-  end
-  local by_name = {}
-  for _, p in ipairs(list) do
-    if type(p.name) == "string" then
-      by_name[p.name] = by_name[p.name] or {}
-      table.insert(by_name[p.name], p)
+  return any and out or nil
+end
+
+-- The names of the packages whose entries differ between lock entries A and B
+-- (lock_entries'), sorted: what a lock change changed.
+function workspace.lock_changes(a, b)
+  local names = {}
+  for block, name in pairs(a) do
+    if not b[block] then
+      names[name] = true
     end
   end
-  -- a dependency is written "name", "name version" or "name version (source)"
-  local function find(dep)
-    local n, v = dep:match("^(%S+)%s*(%S*)")
-    for _, p in ipairs(by_name[n] or {}) do
-      if v == "" or p.version == v then
-        return p
-      end
+  for block, name in pairs(b) do
+    if not a[block] then
+      names[name] = true
     end
   end
-  local start
-  for _, p in ipairs(by_name[name] or {}) do
-    start = start or (p.source == nil and p) or nil -- a member has no source
+  local out = {}
+  for name in pairs(names) do
+    out[#out + 1] = name
   end
-  if not start then
-    return nil, ("%s: no entry for crate %s"):format(path, name)
-  end
-  local out, queue, seen = {}, { start }, { [start] = true }
+  table.sort(out)
+  return out
+end
+
+-- The members NAME builds or tests with (any kind of dependency, through
+-- other members), NAME left out: { [member name] = true }.
+function Workspace:member_closure(name)
+  local out, queue = {}, { name }
   while #queue > 0 do
-    local p = table.remove(queue)
-    if p ~= start then
-      out[("%s %s %s"):format(p.name, tostring(p.version), tostring(p.source or ""))] = true
-    end
-    for _, dep in ipairs(type(p.dependencies) == "table" and p.dependencies or {}) do
-      local q = type(dep) == "string" and find(dep)
-      if q and not seen[q] then
-        seen[q] = true
-        queue[#queue + 1] = q
+    local m = self.by_name[table.remove(queue)]
+    for _, d in ipairs(m and m.deps or {}) do
+      if d.member and not out[d.name] and d.name ~= name then
+        out[d.name] = true
+        queue[#queue + 1] = d.name
       end
     end
   end

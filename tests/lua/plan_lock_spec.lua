@@ -6,12 +6,12 @@ local ps = require "tests.lua.plan_support"
 local make, expect, summaries, reason = ps.make, ps.expect, ps.summaries, ps.reason
 
 describe("plan attribution: Cargo.lock", function()
-  it("counts a lock change for a binary that builds with what changed, and says so", function()
+  it("counts a lock change for a binary that depends on what changed, and says so", function()
     local w = histories.lock_only()
     local release_plz = require "cdp.policies.release_plz"
     local p, c = make(w, { policy = release_plz {} })
     expect(c.tool, "1.4.0", "1.4.1", "patch")
-    -- other's release commit rewrote only other's entry: tool builds without it
+    -- other's release commit rewrote only other's entry: tool does not depend on it
     assert.are.same({ "chore: release lib 0.2.1" }, summaries(c.tool))
     local r = reason(c.tool, "commit")
     assert.truthy(r and r.text:find("changed only Cargo.lock", 1, true), p:explain("tool"))

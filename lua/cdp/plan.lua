@@ -1567,7 +1567,7 @@ end
 -- change counts, as for cargo-release (steps/version.rs changed_since);
 -- release-plz goes further and compares only the locked versions the binary
 -- builds with (lock_compare.rs), which needs the lock's whole graph at every
--- such commit (on gitoxide, a thousand of them, that tripled a plan's time).
+-- such commit (on gitoxide, a thousand of them, that made a plan 7 times slower).
 -- A root crate's lock is inside its directory, so what else
 -- changed there is not told apart: its lock commits all count, unmarked.
 local function note_lock_changes(m)

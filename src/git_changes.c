@@ -32,7 +32,10 @@
  * files[i].exclude leave out (gitignore-style patterns as cargo reads them,
  * src/core/glob.c: with include, only what it names; Cargo.toml is always
  * in). files[i].extra names files outside the directory the crate ships too
- * (a readme or licence file up the tree), repository-relative. Everything
+ * (a readme or licence file up the tree, and for a crate with a bin target
+ * the workspace's Cargo.lock: cdp.workspace ships_lock), repository-relative;
+ * an extra file counts even where the rules above leave it out (a root
+ * binary's Cargo.lock). Everything
  * at or below a crate directory of PATHS belongs to that crate alone, never
  * to an enclosing one (everything nests in a root crate "").
  *

@@ -29,7 +29,8 @@
 --   draft.crates[name] = { name, current, last (version of the last release or nil),
 --     last_tag, last_source ("tag" | "registry" | nil), new (never released),
 --     publish, dir, inherited_version, tag_template, commits (effective, newest first,
---     each {id, summary, message, parsed = cdp.commits.parse(...)}), cancelled, deps }
+--     each {id, summary, message, parsed = cdp.commits.parse(...), inherited, lock_only
+--     (true: the commit changed only the workspace's Cargo.lock of this binary crate)}), cancelled, deps }
 --   draft.names (sorted), draft.order (publish order), draft.prerelease (from the command line),
 --   draft.scope (set of names from `packages`, or nil)
 --   draft:check_crate(name, where)   raises naming a crate that is not in the workspace
@@ -828,7 +829,7 @@ function plan.draft(ws, releases, changes, opts)
       end
       list[i] = { id = c.id, summary = c.summary or p.header, message = c.message, parsed = p,
         merge = c.parents ~= nil and #c.parents > 1, author = c.author, time = c.time,
-        inherited = c.inherited and c.inherited[m.name] }
+        inherited = c.inherited and c.inherited[m.name], lock_only = c.lock_only and c.lock_only[m.name] }
     end
     local kept, cancelled = commits.effective(list)
     local conv = opts.conventions and opts.conventions[m.name]
@@ -1541,6 +1542,17 @@ local function choose_walk(m)
   end
 end
 
+-- Crate X's change set without the commits DROP(c) says are not its changes.
+local function drop_changes(m, x, drop)
+  local kept = {}
+  for _, c in ipairs(m.changes[x.name]) do
+    if not drop(c) then
+      kept[#kept + 1] = c
+    end
+  end
+  m.changes[x.name] = kept
+end
+
 -- After a squash- or rebase-merged release PR the release tag is on a commit
 -- that is not on the branch; the commit that brought its content over only
 -- repeats the release, so it is not a change since it.
@@ -1550,13 +1562,67 @@ local function drop_release_copies(m)
     local list = m.changes[x.name]
     if rel and rel.commit and not rel.reachable and not m.since_oid and #list > 0 and x.dir ~= "" then
       local released = m.repo:tree_entry(rel.commit, x.dir)
-      local kept = {}
-      for _, c in ipairs(list) do
-        if not (released and m.repo:tree_entry(c.id, x.dir) == released) then
-          kept[#kept + 1] = c
+      drop_changes(m, x, function(c) return released and m.repo:tree_entry(c.id, x.dir) == released end)
+    end
+  end
+end
+
+-- The workspace's Cargo.lock is a binary crate's file (workspace.ships_lock).
+-- A commit that changed nothing else of such a crate is marked lock_only for
+-- it (its reason says so), and is dropped for it when every lock entry it
+-- changed is a workspace member the crate does not depend on: a release
+-- commit rewrites the released crates' own entries, and would otherwise
+-- release every binary after every release in the workspace. Any other lock
+-- change counts, as for cargo-release (steps/version.rs changed_since);
+-- release-plz goes further and compares only the locked versions the binary
+-- builds with (lock_compare.rs), which needs the lock's whole graph at every
+-- such commit (on gitoxide, a thousand of them, that made a plan 7 times slower).
+-- A root crate's lock is inside its directory, so what else
+-- changed there is not told apart: its lock commits all count, unmarked.
+local function note_lock_changes(m)
+  local locks, changes = {}, {} -- by blob, by pair of blobs: each read and compared once
+  local function entries(rev, oid, path)
+    if locks[oid] == nil then
+      local text = m.repo:read_blob(rev, path)
+      locks[oid] = text and workspace.lock_entries(text) or false
+    end
+    return locks[oid]
+  end
+  local function differs(a, b, path)
+    return m.repo:tree_entry(a, path) ~= m.repo:tree_entry(b, path)
+  end
+  for _, x in ipairs(m.ws.members) do
+    if x.lock and x.dir ~= "" and #m.changes[x.name] > 0 then
+      local uses = m.ws:member_closure(x.name)
+      drop_changes(m, x, function(c)
+        local parent = c.parents and c.parents[1]
+        local only = parent and differs(c.id, parent, x.lock) and not differs(c.id, parent, x.dir)
+          and not (c.inherited and c.inherited[x.name])
+        for _, e in ipairs(only and x.files.extra or {}) do
+          only = only and (e == x.lock or not differs(c.id, parent, e))
         end
-      end
-      m.changes[x.name] = kept
+        if not only then
+          return false
+        end
+        local now, before = m.repo:tree_entry(c.id, x.lock), m.repo:tree_entry(parent, x.lock)
+        local pair = tostring(now) .. ".." .. tostring(before)
+        local changed = changes[pair]
+        if not changed then
+          local a = now and entries(c.id, now, x.lock)
+          local b = before and entries(parent, before, x.lock)
+          changed = a and b and workspace.lock_changes(a, b) or { x.name }
+          changes[pair] = changed
+        end
+        local drop = true
+        for _, name in ipairs(changed) do
+          drop = drop and m.ws.by_name[name] ~= nil and not uses[name] and name ~= x.name
+        end
+        if not drop then
+          c.lock_only = c.lock_only or {}
+          c.lock_only[x.name] = true
+        end
+        return drop
+      end)
     end
   end
 end
@@ -1601,6 +1667,7 @@ local function walk_changes(m)
     end
   end
   drop_release_copies(m)
+  note_lock_changes(m)
   -- The walk was the last use of the repository: closing it now hands libgit2's
   -- object cache and pack maps back before the plan is built on top of them.
   m.repo:close()

@@ -15,6 +15,8 @@
 --   member.files    what cargo package ships besides "every file of dir but
 --                   nested packages": { include = {...}, exclude = {...},
 --                   extra = {repository paths of files from elsewhere} } | nil
+--                   (a crate with a bin target ships the workspace's Cargo.lock:
+--                   member.lock is its repository path, in extra; see ships_lock)
 --   member.inherits the [workspace.*] entries it inherits, as keys under
 --                   [workspace] ("dependencies.serde", "package.edition"), sorted
 --   ws:walk_files() -> files, inherits: those two for every member, by index,
@@ -178,13 +180,38 @@ local function string_list(v)
   return #out > 0 and out or nil
 end
 
+-- The workspace's Cargo.lock is one of a binary crate's files (`ships_lock`).
+-- cargo package has shipped the lock of packages with a bin or example target
+-- since cargo 1.37 (rust-lang/cargo#7026), and of every package since 1.84
+-- (#14815); but a library's users never read its lock, and the tools teams
+-- come from count it only for binaries: cargo-release adds the workspace's
+-- Cargo.lock to the files of a package with a bin target and drops it from
+-- every other (steps/plan.rs PackageRelease::load), and release-plz releases
+-- a package with a bin target whose locked dependency versions differ from
+-- the published lock (updater.rs contains_executable, lock_compare.rs). So
+-- cdp counts the lock for crates with a bin target only: a lock update
+-- reaches the binary users install, never a library's dependents. (Examples
+-- are left out too: the tools ignore them, and nobody installs an example.)
+local function ships_lock(pkg)
+  for _, t in ipairs(pkg.targets or {}) do
+    for _, k in ipairs(t.kind or {}) do
+      if k == "bin" then
+        return true
+      end
+    end
+  end
+  return false
+end
+workspace.ships_lock = ships_lock
+
 -- What cargo package ships of a member besides its directory, and what it
 -- inherits: { files = {include, exclude, extra} | nil, inherits = {keys} }.
 -- PKG is its manifest's [package] table, WS_PKG the root's [workspace.package],
 -- DIR and ROOT_DIR the member's and the workspace's repository-relative paths.
 -- A readme or license-file (its own or inherited, which cargo reads from the
--- workspace root) ships whatever include says, so it goes in `extra`.
-local function shipped_files(pkg, ws_pkg, inherited_deps, dir, root_dir)
+-- workspace root) ships whatever include says, so it goes in `extra`; so does
+-- the workspace's Cargo.lock when LOCK (ships_lock).
+local function shipped_files(pkg, ws_pkg, inherited_deps, dir, root_dir, lock)
   local inherits = {}
   local function value(field)
     local v = pkg[field]
@@ -211,6 +238,9 @@ local function shipped_files(pkg, ws_pkg, inherited_deps, dir, root_dir)
     if path and path ~= "" then
       extra[#extra + 1] = path
     end
+  end
+  if lock then
+    extra[#extra + 1] = repo_path(root_dir, "Cargo.lock")
   end
   files.extra = #extra > 0 and extra or nil
   if not (files.include or files.exclude or files.extra) then
@@ -337,8 +367,9 @@ function workspace.from_metadata(meta, opts)
         -- Validate checks and Publish sends to the registry.
         package = pkg,
       }
+      m.lock = ships_lock(pkg) and repo_path(root_dir, "Cargo.lock") or nil
       m.files, m.inherits = shipped_files(toml_table(text, pkg.manifest_path, { "package" }), ws_pkg,
-        facts.inherited_deps, dir, root_dir)
+        facts.inherited_deps, dir, root_dir, m.lock ~= nil)
       for _, d in ipairs(pkg.dependencies or {}) do
         local kind, key, target = opt(d.kind) or "normal", opt(d.rename) or d.name, opt(d.target)
         local written = facts.deps[kind .. "\0" .. key .. "\0" .. (target or "")]
@@ -603,7 +634,7 @@ function workspace.guess(dir, opts)
   local packages, ids = {}, {}
   for i, x in ipairs(members) do
     local path = manifest_of(x.dir)
-    local pkg = toml_table(fs.read(path), path, { "package" })
+    local pkg, bins = toml_tables(fs.read(path), path, { { "package" }, { "bin" } })
     local function field(name)
       local v = pkg[name]
       if type(v) == "table" and v.workspace == true then
@@ -626,8 +657,13 @@ function workspace.guess(dir, opts)
       return nil
     end
     ids[i] = x.name
+    -- bin targets as cargo finds them (src/main.rs, src/bin/, [[bin]]), so the
+    -- guess's file sets carry the lock where cargo metadata's will (ships_lock)
+    local crate_dir = path:sub(1, -#"/Cargo.toml" - 1)
+    local has_bin = #bins > 0 or (pkg.autobins ~= false and
+      (fs.exists(crate_dir .. "/src/main.rs") or fs.exists(crate_dir .. "/src/bin")))
     packages[i] = { id = x.name, name = x.name, version = version, manifest_path = path, publish = publish,
-      dependencies = {} }
+      dependencies = {}, targets = has_bin and { { kind = { "bin" } } } or {} }
   end
   return workspace.from_metadata({ workspace_root = found.root, packages = packages, workspace_members = ids },
     opts)
@@ -814,6 +850,66 @@ function Workspace:walk_files()
     inherits[i] = (m.inherits and #m.inherits > 0) and m.inherits or false
   end
   return files, inherits
+end
+
+-- The [[package]] entries of Cargo.lock TEXT: { [entry text] = name }, each
+-- entry as cargo wrote it (cargo writes the lock in one fixed layout, an
+-- entry per blank-line-separated block). Nil when TEXT has none.
+function workspace.lock_entries(text)
+  local out, any, pos = {}, false, 1
+  while true do -- plain finds: a pattern scan cost a plan of gitoxide seconds
+    local _, e = text:find("[[package]]\n", pos, true)
+    if not e then
+      break
+    end
+    local stop = text:find("\n\n", e, true) or #text + 1
+    local block = text:sub(e + 1, stop - 1)
+    local name = block:match('^name = "([^"]*)"')
+    if name then
+      out[block] = name
+      any = true
+    end
+    pos = stop
+  end
+  return any and out or nil
+end
+
+-- The names of the packages whose entries differ between lock entries A and B
+-- (lock_entries'), sorted: what a lock change changed.
+function workspace.lock_changes(a, b)
+  local names = {}
+  for block, name in pairs(a) do
+    if not b[block] then
+      names[name] = true
+    end
+  end
+  for block, name in pairs(b) do
+    if not a[block] then
+      names[name] = true
+    end
+  end
+  local out = {}
+  for name in pairs(names) do
+    out[#out + 1] = name
+  end
+  table.sort(out)
+  return out
+end
+
+-- The members NAME builds or tests with (any kind of dependency, through
+-- other members), NAME left out: { [member name] = true }.
+function Workspace:member_closure(name)
+  local out, queue = {}, { name }
+  while #queue > 0 do
+    local m = self.by_name[table.remove(queue)]
+    for _, d in ipairs(m and m.deps or {}) do
+      if d.member and not out[d.name] and d.name ~= name then
+        out[d.name] = true
+        queue[#queue + 1] = d.name
+      end
+    end
+  end
+  return out
 end
 
 -- Members that depend on NAME (any kind), with the requirement they state

@@ -167,14 +167,39 @@ workspace = true
     it("reads include, exclude and a readme from outside the crate", function()
       local ws = load(attribution.root_include())
       assert.are.equal("Cargo.toml", ws.manifest)
-      assert.are.same({ include = { "src/**", "README.md" } }, ws.by_name.app.files)
+      -- app is a binary: the workspace's lock is one of its files (ships_lock)
+      local app = { include = { "src/**", "README.md" }, extra = { "Cargo.lock" } }
+      assert.are.same(app, ws.by_name.app.files)
       assert.are.same({ extra = { "README.md" } }, ws.by_name.x.files)
       assert.is_nil(ws.by_name.y.files)
       local files, inherits = ws:walk_files()
-      assert.are.same({ { include = { "src/**", "README.md" } }, { extra = { "README.md" } }, false }, files)
+      assert.are.same({ app, { extra = { "README.md" } }, false }, files)
       assert.are.same({ false, false, false }, inherits)
       ws = load(attribution.exclude_list())
       assert.are.same({ exclude = { "tests/fixtures/**", "*.snap", "!keep.snap", "/benches/" } }, ws.by_name.a.files)
+    end)
+
+    it("gives a crate with a bin target the workspace's Cargo.lock, and a library none", function()
+      local w = fixture.new { root_extra = "" }
+      w:crate("lib", "0.1.0")
+      w:crate("tool", "1.0.0", { extra = '\n[[bin]]\nname = "tool-cli"\npath = "src/cli.rs"\n' })
+      w:crate("auto", "1.0.0")
+      w:write("crates/tool/src/cli.rs", "fn main() {}\n")
+      w:write("crates/auto/src/main.rs", "fn main() {}\n") -- cargo finds it without [[bin]]
+      w:commit("chore: start")
+      local ws = assert(workspace.load(w.dir, { repo_root = w.dir }))
+      assert.is_nil(ws.by_name.lib.files)
+      assert.is_nil(ws.by_name.lib.lock)
+      assert.are.same({ extra = { "Cargo.lock" } }, ws.by_name.tool.files)
+      assert.are.equal("Cargo.lock", ws.by_name.auto.lock)
+      -- a workspace below the repository's top: the lock is its root's
+      local below = assert(workspace.load(w.dir, { repo_root = (support.sh("dirname " .. support.quote(w.dir)):gsub("%s+$", "")) }))
+      local top = w.dir:match("([^/]+)$")
+      assert.are.same({ extra = { top .. "/Cargo.lock" } }, below.by_name.tool.files)
+      -- the guess from the manifests alone finds the same bin targets
+      local guess = assert(workspace.guess(w.dir, { repo_root = w.dir }))
+      assert.are.same(names(ws.members), names(guess.members))
+      assert.are.same({ ws:walk_files() }, { guess:walk_files() })
     end)
 
     it("names the [workspace.*] entries each crate inherits", function()

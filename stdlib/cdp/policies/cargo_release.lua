@@ -36,8 +36,11 @@
 -- - What counts as a crate's change (steps/plan.rs PackageRelease::load): to
 --   cargo-release the workspace's Cargo.lock is one of a binary crate's files
 --   (a lock-only change, such as a dependency's release, makes typos-cli
---   "changed"), and files under tests/ are not; cdp's attribution, shared by
---   every policy, counts `cargo package`'s files without that adjustment.
+--   "changed"), and files under tests/ are not. cdp's attribution, shared by
+--   every policy, counts the lock for binaries too (cdp.workspace ships_lock),
+--   except a change that rewrote only entries of workspace members the binary
+--   does not depend on (another crate's release commit), where cargo-release
+--   would call the binary changed. Files under tests/ still count here.
 -- - A crate with no change since its tag is still released when named on the
 --   command line (with a warning, warn_changed): such re-releases (snapbox
 --   0.6.12, toml's 4ac61f76) are not in the history cdp reads.

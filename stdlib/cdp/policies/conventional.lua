@@ -156,6 +156,9 @@ local function why(c, cfg, shifted)
   if shifted then
     text = text .. ", on 0.x"
   end
+  if c.lock_only then -- a binary crate's only change was the workspace's Cargo.lock
+    text = text .. "; changed only Cargo.lock"
+  end
   return text
 end
 

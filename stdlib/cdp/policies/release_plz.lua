@@ -23,6 +23,15 @@
 --   is released as it stands (version_already_bumped).
 -- - Tags: "{crate}-v{version}", "v{version}" for a one-crate workspace (found
 --   from the tags that exist here, as for every policy).
+-- - A package with a bin target whose locked dependency versions differ from
+--   its published Cargo.lock is released ("chore: update Cargo.lock
+--   dependencies", updater.rs add_dependencies_update_if_any). Here the
+--   workspace's lock is a binary crate's file (cdp.workspace ships_lock), and a
+--   commit whose only change is the lock counts unless it rewrote only entries
+--   of workspace members the binary does not depend on (a release commit); its
+--   reason says "changed only Cargo.lock". release-plz looks only at the
+--   locked versions the binary builds with, so an update of a library's
+--   dev-dependency in the lock releases the binary here and not there.
 -- Differs:
 -- - release-plz compares each package with its last published copy from the
 --   registry (downloading it); cdp counts commits since the release tag (or

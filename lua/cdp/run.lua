@@ -21,6 +21,7 @@ local fs = require "cdp.fs"
 local json = require "cdp.json"
 local journal = require "cdp.journal"
 local pipeline = require "cdp.pipeline"
+local script = require "cdp.script"
 local settings = require "cdp.settings"
 
 local run = {}
@@ -38,27 +39,11 @@ end
 ---------------------------------------------------------------------------
 -- Where runs live
 
--- The root of the git repository the current directory is in, or nil, the current directory.
-function run.repository_root()
-  local cwd = errors.check(fs.cwd())
-  local dir = cwd
-  while true do
-    if fs.exists(dir .. "/.git") then
-      return dir
-    end
-    local parent = fs.dirname(dir)
-    if parent == dir then
-      return nil, cwd
-    end
-    dir = parent
-  end
-end
-
--- Where runs are read: the repository root, or the current directory outside one.
-function run.root()
-  local root, cwd = run.repository_root()
-  return root or cwd
-end
+-- The root of the git repository the current directory is in, or nil, the
+-- current directory; where runs are read (cdp.script has them: commands that
+-- only look for the project's pipeline need not load this module).
+run.repository_root = script.repository_root
+run.root = script.project_root
 
 -- Where a run may be written: the repository root. Outside a repository this is a
 -- usage error, raised before anything is written (no .cdp/ is left in a stray

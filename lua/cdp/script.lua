@@ -67,6 +67,30 @@ local function absolute(path)
   return cwd and (cwd .. "/" .. path:gsub("^%./", "")) or path
 end
 
+-- The root of the git repository the current directory is in, or nil, the current directory.
+function script.repository_root()
+  local fs = require "cdp.fs"
+  local cwd = require("cdp.errors").check(fs.cwd())
+  local dir = cwd
+  while true do
+    if fs.exists(dir .. "/.git") then
+      return dir
+    end
+    local parent = fs.dirname(dir)
+    if parent == dir then
+      return nil, cwd
+    end
+    dir = parent
+  end
+end
+
+-- The project's root, where its pipeline and its runs are found: the repository
+-- root, or the current directory outside one.
+function script.project_root()
+  local root, cwd = script.repository_root()
+  return root or cwd
+end
+
 -- Where the pipeline REF is:
 --   nil        the project's own: cdp.lua or .cdp/pipeline.lua, in the current directory
 --              or else in ROOT (the repository's root)

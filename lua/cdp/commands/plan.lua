@@ -119,7 +119,7 @@ end
 -- overrides the script), so `cdp plan --pipeline` shows the plan a run makes.
 function command.load_pipeline(path)
   local script = require "cdp.script"
-  local loc, lerr = script.locate(path, require("cdp.run").root())
+  local loc, lerr = script.locate(path, require("cdp.script").project_root())
   if not loc then
     return nil, lerr
   end
@@ -160,7 +160,7 @@ end
 -- Whether the project has a pipeline of its own (cdp.lua, .cdp/pipeline.lua) that a plan
 -- of the current directory (DIR nil) follows when no --pipeline is given.
 function command.project_pipeline(dir)
-  return dir == nil and require("cdp.script").locate(nil, require("cdp.run").root()) ~= nil
+  return dir == nil and require("cdp.script").locate(nil, require("cdp.script").project_root()) ~= nil
 end
 
 function command.run(args)

@@ -39,6 +39,22 @@ describe("plan attribution: Cargo.lock", function()
     assert.are.same({ "fix(deps): take lib 0.2.2", "chore: release lib 0.2.1" }, summaries(c.tool))
   end)
 
+  it("gives a binary a patch for a dependency's breaking change that reached it only through the lock", function()
+    local support = require "tests.lua.support"
+    local w = histories.lock_only()
+    w:write("crates/lib/src/lib.rs", "// lib, a new API\n")
+    -- as typos' "chore!: Upgrade phf": the commit's own crate and the lock, one commit
+    w:set_version("lib", "0.2.2")
+    support.sh("cd " .. support.quote(w.dir) .. " && cargo generate-lockfile --offline -q")
+    w:commit("feat(lib)!: a new API")
+    local p, c = make(w)
+    assert.are.equal("minor", c.lib.bump)
+    expect(c.tool, "1.4.0", "1.4.1", "patch")
+    local r = reason(c.tool, "commit")
+    assert.are.equal("patch", r.level)
+    assert.truthy(r.text:find("breaking; changed only Cargo.lock → patch", 1, true), p:explain("tool"))
+  end)
+
   it("counts the lock of a binary at the workspace's root, which sits in its own directory", function()
     local support = require "tests.lua.support"
     local fixture = require "tests.fixtures.plan_workspace"

@@ -162,13 +162,26 @@ local function why(c, cfg, shifted)
   return text
 end
 
+-- The level commit C asks of its crate. A commit that changed only a binary's
+-- Cargo.lock reaches the binary as a dependency update, whatever it did to
+-- the crate it was written for: a patch at most (a dependency's breaking
+-- change or feature is not the binary's; release-plz releases such a binary
+-- as a patch too).
+local function level_of(c, cfg, base)
+  local l, shifted = conventional.level_of(c.parsed, cfg.types, cfg.zero_major, base, cfg.rules)
+  if c.lock_only and l ~= "none" then
+    return "patch", false
+  end
+  return l, shifted
+end
+
 -- The decision for one crate: the highest level its commits ask for, each
 -- commit that asks for one as a reason, then the override.
 local function decide(crate, cfg)
   local base = semver.parse(crate.last or crate.current)
   local level, reasons = "none", {}
   for _, c in ipairs(crate.commits) do
-    local l, shifted = conventional.level_of(c.parsed, cfg.types, cfg.zero_major, base, cfg.rules)
+    local l, shifted = level_of(c, cfg, base)
     if l ~= "none" then
       level = semver.max_bump(level, l)
       reasons[#reasons + 1] = {

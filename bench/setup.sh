@@ -8,5 +8,8 @@ if [ ! -x /usr/bin/time ]; then
 	sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
 	$sudo apt-get install -y --no-install-recommends time
 fi
-[ -x "$HERE/node_modules/.bin/git-cliff" ] || npm ci --prefix "$HERE" --no-audit --no-fund
+# `npm install`, not `npm ci`: npm 11's ci refuses this lock because it lists git-cliff's
+# binary package for linux-x64 only, not its other optional platform packages; install
+# takes the same pinned versions from the lock and leaves the lock as it is.
+[ -x "$HERE/node_modules/.bin/git-cliff" ] || npm install --prefix "$HERE" --no-audit --no-fund
 echo "GNU time: $(/usr/bin/time --version 2>&1 | head -n 1); git-cliff: $("$HERE/node_modules/.bin/git-cliff" --version)"

@@ -34,6 +34,11 @@ local tags = require "cdp.tags"
 plan.tag_candidates = timed("  tag_candidates", plan.tag_candidates)
 plan.reachable = timed("  reachable", plan.reachable)
 tags.conventions = timed("  tags.conventions", tags.conventions)
+local workspace = require "cdp.workspace"
+workspace.guess = timed("  workspace.guess", workspace.guess)
+-- the walk, whoever calls it (the guess or walk_changes): a method of every repository
+local methods = getmetatable(require("cdp.git").open(".")).__index
+methods.changes = timed("  repo:changes", methods.changes)
 
 local w0, c0 = proc.clock(), os.clock()
 local result = assert(plan.make { dir = ".", all = os.getenv("ALL") == "1" })

@@ -175,9 +175,15 @@ local function last_releases(repo, members, set, single, from)
       .. "it is not counted"):format(pr.tag, pr.crate, pr.template, pr.version)
   end
 
-  -- The manifest's own version first; reachability is asked, in one batch,
-  -- only for what decides: the manifest tags' commits and the others' candidates.
-  local by_manifest, ask, asked = {}, {}, {}
+  -- The manifest's own version first: its tag is the release wherever it is,
+  -- and whether FROM reaches it is left to the walk (stats.reachable, read
+  -- by walk_changes), which reads down to it anyway. Reachability is asked
+  -- only for what decides, in at most two batches: for a crate without a
+  -- manifest tag, its highest tag not above the manifest (usually the
+  -- release, and recent, which keeps the walk short: tokio-macros' oldest tag
+  -- would send it through all of tokio's history), then the crate's other
+  -- tags only when that one is not merged into FROM.
+  local by_manifest, ask, asked, first = {}, {}, {}, {}
   local matched = 0
   local function want(oid)
     if oid and not asked[oid] then
@@ -197,15 +203,31 @@ local function last_releases(repo, members, set, single, from)
         break
       end
     end
-    if by_manifest[m.name] then
-      want(by_manifest[m.name].commit)
-    else
+    if not by_manifest[m.name] then
       for _, r in ipairs(list) do
-        want(r.commit)
+        if r.commit and not (current and r.version > current) then
+          first[m.name] = r
+          want(r.commit)
+          break
+        end
       end
     end
   end
   local reachable = #ask > 0 and plan.reachable(repo, from, ask) or {}
+  ask = {}
+  for _, m in ipairs(members) do
+    local r = first[m.name]
+    if not by_manifest[m.name] and not (r and reachable[r.commit]) then
+      for _, t in ipairs(conventions[m.name].tags) do
+        want(t.commit)
+      end
+    end
+  end
+  if #ask > 0 then
+    for oid in pairs(plan.reachable(repo, from, ask)) do
+      reachable[oid] = true
+    end
+  end
   local releases = {}
   for _, m in ipairs(members) do
     local pick = by_manifest[m.name]
@@ -230,8 +252,13 @@ local function last_releases(repo, members, set, single, from)
       pick = nil -- a shared tag older than the crate itself is not its release
     end
     if pick then
+      -- reachable: nil for the manifest's tag until the walk has said
+      local reach = pick.commit ~= nil and reachable[pick.commit] == true
+      if pick == by_manifest[m.name] and pick.commit ~= nil then
+        reach = nil
+      end
       releases[m.name] = { tag = pick.tag, version = tostring(pick.version), commit = pick.commit,
-        reachable = pick.commit ~= nil and reachable[pick.commit] == true, source = "tag" }
+        reachable = reach, source = "tag" }
     end
   end
   return releases, conventions, warnings, matched, existing
@@ -1641,13 +1668,18 @@ local function walk_changes(m)
   local args = walk_args(m)
   local list, err, code
   if m.guess and m.guess.walk and same(m.guess.walk_args, args) then
-    list = m.guess.walk
+    list, err = m.guess.walk, m.guess.walk_stats
   else
     list, err, code = m.repo:changes(args)
   end
   m.guess = nil
   if not list then
     return nil, ("cannot walk the history from %s: %s"):format(m.from_name, tostring(err)), code
+  end
+  for _, rel in pairs(m.releases) do
+    if rel.reachable == nil and rel.commit then -- the manifest's tag: the walk read down to it
+      rel.reachable = err.reachable[rel.commit] == true
+    end
   end
   m.changes = {}
   for _, x in ipairs(m.ws.members) do
@@ -1708,7 +1740,7 @@ local function guess_ahead(m)
     -- choose_walk reads the releases where find_releases leaves them
     g.releases_found, g.releases = r, r[1]
     g.walk_args = walk_args(g)
-    g.walk = g.repo:changes(g.walk_args)
+    g.walk, g.walk_stats = g.repo:changes(g.walk_args)
   end)
   if not ok and interruption(e) then
     error(e, 0)

@@ -115,7 +115,8 @@ static int searcher(lua_State *L)
 	const struct cdp_embedded *e = embedded_find(module);
 	if (e) {
 		lua_pushfstring(L, "@%s", e->path);
-		if (luaL_loadbufferx(L, e->source, e->size, lua_tostring(L, -1), "t") != LUA_OK)
+		/* The bytecode compiled from e->source at build time, with its debug information. */
+		if (luaL_loadbufferx(L, (const char *)e->bytecode, e->bytecode_size, lua_tostring(L, -1), "b") != LUA_OK)
 			return luaL_error(L, "error loading embedded module '%s':\n\t%s", module,
 			                  lua_tostring(L, -1));
 		lua_pushfstring(L, "embedded:%s", e->path);

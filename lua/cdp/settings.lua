@@ -133,14 +133,7 @@ function settings.nearest(name, candidates)
   return nil
 end
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do
-    keys[#keys + 1] = k
-  end
-  table.sort(keys)
-  return keys
-end
+local sorted_keys = require("cdp.tables").sorted_keys
 
 local function unknown(name, decls, where)
   local near = settings.nearest(name, sorted_keys(decls))

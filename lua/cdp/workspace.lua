@@ -29,6 +29,7 @@
 -- a dependency cycle that publishing cannot order, EOUTSIDE for a member whose
 -- real path is outside the repository, ELOOP for a manifest that is a link.
 local json = require "cdp.json"
+local tables = require "cdp.tables"
 
 local workspace = {}
 
@@ -753,12 +754,7 @@ local function ordering_edges(members)
         set[d.name] = true
       end
     end
-    local list = {}
-    for name in pairs(set) do
-      list[#list + 1] = name
-    end
-    table.sort(list)
-    needs[m.name] = list
+    needs[m.name] = tables.sorted_keys(set)
   end
   return needs
 end
@@ -888,12 +884,7 @@ function workspace.lock_changes(a, b)
       names[name] = true
     end
   end
-  local out = {}
-  for name in pairs(names) do
-    out[#out + 1] = name
-  end
-  table.sort(out)
-  return out
+  return tables.sorted_keys(names)
 end
 
 -- The members NAME builds or tests with (any kind of dependency, through

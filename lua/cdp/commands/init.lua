@@ -8,6 +8,7 @@
 -- could not carry over is listed, in its output and in the file's header. It never
 -- writes over a file without --force, and checks that what it wrote loads.
 local cli = require "cdp.cli"
+local tables = require "cdp.tables"
 
 local command = {
   summary = "write cdp.lua, the project's pipeline, from its tags and its release tools' files",
@@ -65,10 +66,7 @@ local function is_identifier(k)
 end
 
 local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  return keys
+  return tables.sorted_keys(t, function(a, b) return tostring(a) < tostring(b) end)
 end
 
 -- VALUE as Lua source on one line, keys sorted.

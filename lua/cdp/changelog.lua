@@ -679,9 +679,11 @@ function changelog.history(repo, crates, opts)
         order[#order + 1] = tg
       end
     end
-    local rank = {}
+    -- by mark, the rank of its release in ORDER (lower: older), so that the
+    -- loop below, over every mark of every commit, compares integers
+    local rank_of = {}
     for k, tg in ipairs(order) do
-      rank[tg] = k
+      rank_of[tg.mark] = k
       tg.commits = {}
     end
     local unreleased = {}
@@ -693,12 +695,12 @@ function changelog.history(repo, crates, opts)
       if mine then
         local best
         for _, m in ipairs(r.marks or {}) do
-          local tg = release_of[m]
-          if tg and (not best or rank[tg] < rank[best]) then
-            best = tg
+          local k = rank_of[m]
+          if k and (not best or k < best) then
+            best = k
           end
         end
-        table.insert(best and best.commits or unreleased, r)
+        table.insert(best and order[best].commits or unreleased, r)
       end
     end
     local sections = {}

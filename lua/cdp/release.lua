@@ -176,8 +176,44 @@ function release.preview_plan(ctx)
   return shared.plan, shared.table_plan, shared.fork
 end
 
--- The Release Fork recorded by Activate, opened. Raises when it is gone.
-function release.open_fork(fork)
+-- The lock files git and libgit2 write beside a file they are about to replace
+-- (index.lock, HEAD.lock, packed-refs.lock, refs/…/NAME.lock), left in the fork's
+-- .git by a kill between the lock and the rename. Nothing else writes there: the
+-- fork is this run's own, the stages that write it run under the run lock (run,
+-- resume, stage), which keeps a second cdp out of it, and they alone ask for this.
+-- Removed (regular files only, links never followed), or every later attempt of
+-- the stage fails on "failed to lock file … for writing" and the run never resumes.
+local function remove_stale_locks(fs, gitdir)
+  local function stale(path)
+    local st = fs.lstat(path)
+    if st and st.type == "file" then
+      assert(fs.remove(path))
+    end
+  end
+  for _, name in ipairs { "index.lock", "HEAD.lock", "ORIG_HEAD.lock", "packed-refs.lock", "config.lock" } do
+    stale(gitdir .. "/" .. name)
+  end
+  local function walk(dir)
+    for _, name in ipairs(fs.list(dir) or {}) do
+      local path = dir .. "/" .. name
+      local st = fs.lstat(path)
+      if st and st.type == "directory" then
+        walk(path)
+      elseif st and st.type == "file" and name:sub(-5) == ".lock" then
+        assert(fs.remove(path))
+      end
+    end
+  end
+  walk(gitdir .. "/refs")
+end
+
+-- The Release Fork recorded by Activate, opened. Raises when it is gone. OPTS.write:
+-- the caller is a stage about to write it (fork_at, Tag, Merge): git's stale lock
+-- files go first. Never for the repository a dry run previews, which is the user's.
+function release.open_fork(fork, opts)
+  if opts and opts.write then
+    remove_stale_locks(require "cdp.fs", fork.path .. "/.git")
+  end
   local repo, err = git.open(fork.path)
   if not repo then
     error(("the release fork %s is gone (%s); start a new run"):format(fork.path, err), 0)
@@ -193,12 +229,13 @@ local ATOMIC_TEMP = "^%..+%.cdp%-%w%w%w%w%w%w$"
 -- byte of an earlier attempt resumes: the attempt's edits are reset, and the files it
 -- made are removed — untracked files (a CHANGELOG.md written before its commit, the
 -- Cargo.lock cargo makes for a workspace that commits none) and the temporary files of
--- cdp's own atomic writes (.Cargo.toml.cdp-XXXXXX), even where .gitignore hides them.
+-- cdp's own atomic writes (.Cargo.toml.cdp-XXXXXX), even where .gitignore hides them,
+-- and git's own stale lock files (remove_stale_locks).
 -- What the repository ignores otherwise (a target/) stays. The stage names its commit
 -- itself; the engine could only guess which of its inputs is the one it builds on.
 function release.fork_at(fork, commit)
   local fs = require "cdp.fs"
-  local repo = release.open_fork(fork)
+  local repo = release.open_fork(fork, { write = true })
   local function must(ok, err)
     if not ok then
       error(("cannot return the release fork %s to commit %s: %s"):format(fork.path, commit, err), 0)

@@ -140,6 +140,31 @@ base = { path = "base", version = "1.4.0" } # exact on purpose
     assert.are.equal("binary", support.read(dir .. "/target/debug/solo"))
   end)
 
+  it("resumes past the lock files git leaves when a kill lands between lock and rename", function()
+    -- e2e/kill_resume's random loop (seed 17558) killed Version inside
+    -- reference_set: refs/cdp/RUN/version.lock stayed, and every resume failed
+    -- with "failed to lock file ... for writing"
+    local dir = support.git_init()
+    support.commit(dir, "chore: start", {
+      ["Cargo.toml"] = '[package]\nname = "solo"\nversion = "0.1.0"\nedition = "2021"\n',
+      ["src/lib.rs"] = "",
+    })
+    support.git(dir, "tag", "v0.1.0")
+    support.commit(dir, "fix: a fix", { ["src/lib.rs"] = "pub fn f() {}\n" })
+    local fork = fork_of(dir)
+    local locks = { ".git/refs/cdp/spec/version.lock", ".git/refs/heads/cdp/release/spec.lock", ".git/index.lock",
+      ".git/HEAD.lock", ".git/packed-refs.lock" }
+    for _, path in ipairs(locks) do
+      support.write(dir .. "/" .. path, "")
+    end
+    local out = version.run(ctx_for(dir), { fork = fork })
+    assert.are.equal(fork.commit, support.git(dir, "rev-parse", out.versioned.commit .. "~1"))
+    assert.are.equal(out.versioned.commit, support.git(dir, "rev-parse", "refs/cdp/spec/version"))
+    for _, path in ipairs(locks) do
+      assert.is_nil(io.open(dir .. "/" .. path), path)
+    end
+  end)
+
   it("makes no commit when nothing changed since the last releases", function()
     local dir = support.git_init()
     support.commit(dir, "chore: start", {

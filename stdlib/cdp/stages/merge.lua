@@ -282,7 +282,7 @@ function merge.run(ctx, inputs)
   -- Ask for the forge first: a forge we cannot name fails before anything is pushed.
   local gh = release.forge(ctx, fork)
 
-  local repo <close> = release.open_fork(fork)
+  local repo <close> = release.open_fork(fork, { write = true })
   if repo:resolve(packaged.commit) ~= packaged.commit then
     error(("the release fork %s does not have the packaged commit %s"):format(fork.path, packaged.commit), 0)
   end

@@ -66,7 +66,7 @@ function tag.run(ctx, inputs)
   local commit = packaged.commit
   local url = release.push_url(fork, "cannot push the release tags")
   local credentials = release.git_credentials(ctx, url)
-  local repo <close> = release.open_fork(fork)
+  local repo <close> = release.open_fork(fork, { write = true })
   if repo:resolve(commit) ~= commit then
     error(("the release fork %s does not have the packaged commit %s"):format(fork.path, commit), 0)
   end

@@ -176,7 +176,7 @@ contender_clifffull() {
 # Nothing: what a pass costs the harness itself (a subshell, GNU time, bash -c),
 # which every contender's wall time includes. Not a contender of its own
 # unless named; the ratios are of the raw figures, this tells how much of a
-# small one is the harness (a few ms: a third of `cdp changelog --full` on
+# small one is the harness (8-10 ms: a quarter of `cdp changelog --full` on
 # a small crate).
 contender_noop() {
 	:

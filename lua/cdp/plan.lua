@@ -1666,19 +1666,20 @@ end
 -- guess's walk is taken when it was asked exactly the same.
 local function walk_changes(m)
   local args = walk_args(m)
-  local list, err, code
+  -- repo:changes gives list, stats on success and nil, message, code on failure
+  local list, stats, code
   if m.guess and m.guess.walk and same(m.guess.walk_args, args) then
-    list, err = m.guess.walk, m.guess.walk_stats
+    list, stats = m.guess.walk, m.guess.walk_stats
   else
-    list, err, code = m.repo:changes(args)
+    list, stats, code = m.repo:changes(args)
   end
   m.guess = nil
   if not list then
-    return nil, ("cannot walk the history from %s: %s"):format(m.from_name, tostring(err)), code
+    return nil, ("cannot walk the history from %s: %s"):format(m.from_name, tostring(stats)), code
   end
   for _, rel in pairs(m.releases) do
     if rel.reachable == nil and rel.commit then -- the manifest's tag: the walk read down to it
-      rel.reachable = err.reachable[rel.commit] == true
+      rel.reachable = stats.reachable[rel.commit] == true
     end
   end
   m.changes = {}

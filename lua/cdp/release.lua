@@ -184,27 +184,21 @@ end
 -- Removed (regular files only, links never followed), or every later attempt of
 -- the stage fails on "failed to lock file … for writing" and the run never resumes.
 local function remove_stale_locks(fs, gitdir)
-  local function stale(path)
+  -- PATH removed when it is a lock file; below refs/, every directory searched
+  local function visit(path, name, below_refs)
     local st = fs.lstat(path)
-    if st and st.type == "file" then
+    if st and st.type == "file" and name:sub(-5) == ".lock" then
       assert(fs.remove(path))
-    end
-  end
-  for _, name in ipairs { "index.lock", "HEAD.lock", "ORIG_HEAD.lock", "packed-refs.lock", "config.lock" } do
-    stale(gitdir .. "/" .. name)
-  end
-  local function walk(dir)
-    for _, name in ipairs(fs.list(dir) or {}) do
-      local path = dir .. "/" .. name
-      local st = fs.lstat(path)
-      if st and st.type == "directory" then
-        walk(path)
-      elseif st and st.type == "file" and name:sub(-5) == ".lock" then
-        assert(fs.remove(path))
+    elseif st and st.type == "directory" and below_refs then
+      for _, entry in ipairs(fs.list(path) or {}) do
+        visit(path .. "/" .. entry, entry, true)
       end
     end
   end
-  walk(gitdir .. "/refs")
+  for _, name in ipairs { "index.lock", "HEAD.lock", "ORIG_HEAD.lock", "packed-refs.lock", "config.lock" } do
+    visit(gitdir .. "/" .. name, name, false)
+  end
+  visit(gitdir .. "/refs", "refs", true)
 end
 
 -- The Release Fork recorded by Activate, opened. Raises when it is gone. OPTS.write:
